@@ -1,0 +1,1 @@
+"""Motion representation: skeletons, rotations, forward kinematics, the canonical clip record, readers."""

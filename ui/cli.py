@@ -1,0 +1,63 @@
+"""The `dancesearch` command: one entry point whose sub-commands come from every layer.
+
+Each layer owns its sub-commands in a ``cli`` module with ``register(subparsers)``; this
+module only assembles them and turns errors into messages and exit codes.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+from encoders.cliutil import EXIT_FAILED, EXIT_USAGE
+from encoders.errors import DanceSearchError
+
+# Modules that contribute sub-commands, in the order their commands appear in --help.
+COMMAND_MODULES: tuple[str, ...] = (
+    "indexer.cli",
+    "generation.cli",
+    "encoders.training.cli",
+    "eval.cli",
+    "search_api.cli",
+    "ui.commands",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dancesearch",
+        description="DanceSearch: search 3D dance clips (with their music) by text description or genre.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name or (exc.name and name.startswith(exc.name + ".")):
+                continue  # that layer has no commands (yet)
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(handler(args) or 0)
+    except DanceSearchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
