@@ -17,6 +17,7 @@ from encoders.errors import DanceSearchError
 COMMAND_MODULES: tuple[str, ...] = (
     "indexer.cli",
     "generation.cli",
+    "indexer.index_cli",
     "indexer.train_cli",
     "eval.cli",
     "search_api.cli",

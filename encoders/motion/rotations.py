@@ -21,6 +21,8 @@ def _to_torch(x: ArrayT) -> tuple[torch.Tensor, bool]:
     if isinstance(x, torch.Tensor):
         return x, False
     arr = np.asarray(x)
+    if not arr.flags.writeable:
+        arr = arr.copy()  # torch.as_tensor warns on read-only views (e.g. np.broadcast_to)
     dtype = torch.float64 if arr.dtype == np.float64 else torch.float32
     return torch.as_tensor(arr, dtype=dtype), True
 

@@ -1,0 +1,102 @@
+"""The one embedding API the indexer, the search service and evaluation use.
+
+>>> emb = DanceEmbedder.from_run("models/demo")
+>>> q = emb.encode_text(["a fast salsa with quick turns"])      # (1, D) float32, L2-normalised
+>>> g = emb.encode_dances([DanceInput(record, music)])          # (N, D) float32, L2-normalised
+
+Batched, deterministic (eval mode, no dropout, centred input windows), CPU or GPU. ``model_id``
+is a stable hash of the checkpoint and its configuration: an index records it and refuses to be
+queried with another model (``ModelMismatchError``).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .model.customdancer import CustomDancer
+from .model.features import NormStats, collate_dances, prepare_dance
+from .motion.record import MotionRecord
+from .training.run_dir import RunConfig, load_run, resolve_device
+
+DEFAULT_RUN_DIR = Path(__file__).resolve().parents[1] / "models" / "demo"
+"""The shipped demo model (``models/demo`` in the repository): the default ``--run`` everywhere."""
+
+
+@dataclass
+class DanceInput:
+    """One candidate dance: its motion record and (T, 35) music features at 30 fps (None: no music)."""
+
+    motion: MotionRecord
+    music: np.ndarray | None = None
+
+
+PreparedDance = tuple[np.ndarray, np.ndarray, bool]
+
+
+class DanceEmbedder:
+    """Text and dance embeddings of one trained CustomDancer model."""
+
+    def __init__(self, model: CustomDancer, stats: NormStats, config: RunConfig, model_id: str,
+                 batch_size: int = 64) -> None:
+        self.model = model.eval()
+        self.stats = stats
+        self.config = config
+        self.model_id = model_id
+        self.batch_size = batch_size
+        self.device = next(model.parameters()).device
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path | None = None, device: str | torch.device | None = None,
+                 batch_size: int = 64) -> "DanceEmbedder":
+        run = load_run(run_dir or DEFAULT_RUN_DIR, resolve_device(device or "auto"))
+        return cls(run.model, run.stats, run.config, compute_model_id(run.checkpoint_sha256, run.config, run.model.backbone_identity),
+                   batch_size)
+
+    @property
+    def dim(self) -> int:
+        return int(self.config.model.embed_dim)
+
+    @torch.no_grad()
+    def encode_text(self, texts: Sequence[str]) -> np.ndarray:
+        """(N, D) float32 unit vectors; frozen-backbone features are memoised in memory."""
+        texts = [str(t) for t in texts]
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i in range(0, len(texts), self.batch_size):
+            out[i:i + self.batch_size] = self.model.encode_text(texts[i:i + self.batch_size]).float().cpu().numpy()
+        return out
+
+    def prepare(self, dance: DanceInput) -> PreparedDance:
+        """Normalised features of one dance (exposed so callers can cache them)."""
+        return prepare_dance(dance.motion, dance.music, self.stats)
+
+    def encode_dances(self, dances: Sequence[DanceInput]) -> np.ndarray:
+        """(N, D) float32 unit vectors of the dances (centred window of ``seq_len`` model frames)."""
+        out = np.zeros((len(dances), self.dim), dtype=np.float32)
+        for i in range(0, len(dances), self.batch_size):
+            chunk = [self.prepare(d) for d in dances[i:i + self.batch_size]]
+            out[i:i + len(chunk)] = self.encode_prepared(chunk)
+        return out
+
+    @torch.no_grad()
+    def encode_prepared(self, items: Sequence[PreparedDance]) -> np.ndarray:
+        """Embeddings of already prepared (normalised) dances, batched."""
+        c = self.config.model
+        out = np.zeros((len(items), self.dim), dtype=np.float32)
+        for i in range(0, len(items), self.batch_size):
+            batch = collate_dances(list(items[i:i + self.batch_size]), c.seq_len, c.frame_stride)
+            batch = {k: v.to(self.device) for k, v in batch.items()}
+            emb = self.model.encode_dance(batch["motion"], batch["music"], batch["mask"], batch["music_present"])
+            out[i:i + len(emb)] = emb.float().cpu().numpy()
+        return out
+
+
+def compute_model_id(checkpoint_sha256: str, config: RunConfig, backbone_identity: str = "") -> str:
+    """``cd-`` + 16 hex of sha256(checkpoint, canonical config JSON, frozen backbone identity): same files, same id."""
+    blob = checkpoint_sha256 + json.dumps(config.to_dict(), sort_keys=True) + backbone_identity
+    return "cd-" + hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -1,0 +1,1 @@
+"""Contrastive training of the CustomDancer encoders on a list of ``ClipExample`` (never the catalog)."""

@@ -1,0 +1,203 @@
+"""``dancesearch eval ablations``: train and evaluate the encoder variants, write the paper-style tables.
+
+Why subprocesses: each variant is trained with the exact ``dancesearch train`` command a user would run,
+and that command line is recorded in ``ablations.json`` / ``ablations.md`` so every number can be
+reproduced by hand; a variant that fails (e.g. out of memory) is reported without losing the others.
+
+Variants follow CustomDancer's ablations: Table 2 compares the temporal backbone (Transformer, LSTM,
+RNN, all with the learnt blend fusion); Table 3 compares the music-motion fusion (blend, add, mul,
+motion only, music only, all with the Transformer). The shared baseline (transformer + blend) is
+trained once. Evaluation: the full test gallery protocol (plus the batch-of-32 figures in the JSON),
+with bootstrap 95% intervals.
+"""
+from __future__ import annotations
+
+import io
+import json
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from encoders.atomic_io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from encoders.cliutil import info
+from encoders.errors import DanceSearchError
+
+METRICS: tuple[str, ...] = ("R@1", "R@5", "R@10", "MedR", "MnR")
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    temporal: str
+    fusion: str
+    label: str
+    tables: tuple[str, ...]   # "temporal" (Table 2) and/or "fusion" (Table 3)
+
+
+VARIANTS: tuple[Variant, ...] = (
+    Variant("transformer-blend", "transformer", "blend", "Transformer + blend (ours)", ("temporal", "fusion")),
+    Variant("lstm-blend", "lstm", "blend", "LSTM + blend", ("temporal",)),
+    Variant("rnn-blend", "rnn", "blend", "RNN + blend", ("temporal",)),
+    Variant("transformer-add", "transformer", "add", "add (M + A)", ("fusion",)),
+    Variant("transformer-mul", "transformer", "mul", "mul (M * A)", ("fusion",)),
+    Variant("transformer-motion", "transformer", "motion", "motion only", ("fusion",)),
+    Variant("transformer-music", "transformer", "music", "music only", ("fusion",)),
+)
+TABLE_TITLES = {"temporal": "Table 2 (temporal backbone, fusion = blend)",
+                "fusion": "Table 3 (music-motion fusion, temporal = Transformer)"}
+
+
+def train_command(variant: Variant, home: Path, run_dir: Path, epochs: int | None, seed: int,
+                  device: str | None, db: str | None) -> list[str]:
+    """The ``dancesearch train`` arguments of one variant (without the program name)."""
+    cmd = ["train", "--home", str(home), "--temporal", variant.temporal, "--fusion", variant.fusion,
+           "--seed", str(seed), "--out", str(run_dir), "--json"]
+    if db:
+        cmd += ["--db", db]
+    if epochs is not None:
+        cmd += ["--epochs", str(epochs)]
+    if device:
+        cmd += ["--device", device]
+    return cmd
+
+
+def _train(args: list[str]) -> dict[str, Any]:
+    """Run ``dancesearch <args>`` in a subprocess; its stderr (progress) passes through."""
+    proc = subprocess.run([sys.executable, "-m", "ui.cli", *args], stdout=subprocess.PIPE, text=True,
+                          cwd=Path(__file__).resolve().parents[1])
+    if proc.returncode != 0:
+        raise DanceSearchError(f"`dancesearch {shlex.join(args)}` exited with {proc.returncode}")
+    lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
+    try:
+        return json.loads(lines[-1])
+    except (IndexError, ValueError) as exc:
+        raise DanceSearchError(f"`dancesearch {shlex.join(args)}` printed no JSON result") from exc
+
+
+def run_ablations(workspace: Any, out_dir: str | Path, runs_dir: str | Path | None = None, epochs: int | None = None,
+                  seed: int = 0, names: Sequence[str] | None = None, n_boot: int = 1000, device: str | None = None,
+                  reuse: bool = False, progress: bool = True, command: str = "") -> dict[str, Any]:
+    """Train (or reuse) and evaluate each variant; write ablations.{md,json,png} in ``out_dir``."""
+    from encoders.api import DanceEmbedder
+
+    from .suite_cli import collect_suite_data, evaluate_protocol
+
+    out_dir = Path(out_dir)
+    runs = Path(runs_dir) if runs_dir is not None else workspace.home / "runs" / "ablations"
+    chosen = [v for v in VARIANTS if names is None or v.name in names]
+    db = workspace.db_url if workspace.db_url != f"sqlite:///{workspace.catalog_path}" else None
+    rows: list[dict[str, Any]] = []
+    failed: list[dict[str, str]] = []
+    for v in chosen:
+        run_dir = runs / v.name
+        args = train_command(v, workspace.home, run_dir, epochs, seed, device, db)
+        row: dict[str, Any] = {"name": v.name, "label": v.label, "temporal": v.temporal, "fusion": v.fusion,
+                               "tables": list(v.tables), "run_dir": str(run_dir),
+                               "train_command": "dancesearch " + shlex.join(args)}
+        try:
+            if reuse and (run_dir / "best.pt").is_file():
+                info(f"[{v.name}] reusing {run_dir}")
+                row["train"] = {"reused": True}
+            else:
+                info(f"[{v.name}] training: dancesearch {shlex.join(args)}")
+                t0 = time.perf_counter()
+                res = _train(args)
+                row["train"] = {"best_epoch": res.get("best_epoch"), "epochs_run": res.get("epochs_run"),
+                                "seconds_per_epoch": res.get("seconds_per_epoch"), "val": res.get("val"),
+                                "wall_s": round(time.perf_counter() - t0, 1)}
+            embedder = DanceEmbedder.from_run(run_dir, device=device)
+            data = collect_suite_data(embedder, workspace, "test", progress)
+            row["test"], _ = evaluate_protocol(data, "full", seed=seed, n_boot=n_boot)
+            batch, _ = evaluate_protocol(data, "batch32", seed=seed, n_boot=n_boot)
+            row["test_batch32"] = {k: batch[k] for k in (*METRICS, "gallery_size", "ci95")}
+        except DanceSearchError as exc:
+            failed.append({"variant": v.name, "reason": str(exc)})
+            row["error"] = str(exc)
+        rows.append(row)
+    result = {"command": command, "epochs": epochs, "seed": seed, "catalog": workspace.db_url,
+              "variants": rows, "failed": failed}
+    atomic_write_json(out_dir / "ablations.json", result)
+    atomic_write_text(out_dir / "ablations.md", ablations_markdown(result))
+    png = ablations_png(rows)
+    if png is not None:
+        atomic_write_bytes(out_dir / "ablations.png", png)
+    return result
+
+
+def _cell(test: dict[str, Any], key: str) -> str:
+    v = test[key]
+    ci = (test.get("ci95") or {}).get(key)
+    if key.startswith("R@"):
+        return f"{v:.2f}" + (f" [{ci[0]:.1f}, {ci[1]:.1f}]" if ci else "")
+    return f"{v:.1f}" + (f" [{ci[0]:.1f}, {ci[1]:.1f}]" if ci else "")
+
+
+def ablations_markdown(result: dict[str, Any]) -> str:
+    """Tables 2 and 3 in the paper's shape: one row per variant, R@1/5/10 (%), MedR, MnR, [95% CI]."""
+    lines = ["# Ablations: temporal backbone and music-motion fusion", ""]
+    if result.get("command"):
+        lines += ["Produced by:", "", "```", result["command"], "```", ""]
+    lines += [f"Epochs per variant: {result['epochs'] if result['epochs'] is not None else 'trainer default'}; "
+              f"seed {result['seed']}; catalog `{result['catalog']}`. Test split, full-gallery protocol, "
+              "pessimistic ties, bootstrap 95% intervals over queries in brackets.", ""]
+    for table in ("temporal", "fusion"):
+        lines += [f"## {TABLE_TITLES[table]}", "", "| variant | gallery | " + " | ".join(METRICS) + " |",
+                  "|---|---:|" + "---|" * len(METRICS)]
+        for row in result["variants"]:
+            if table not in row["tables"]:
+                continue
+            if "test" not in row:
+                lines.append(f"| {row['label']} | - | " + " | ".join(["failed"] * len(METRICS)) + " |")
+                continue
+            t = row["test"]
+            lines.append(f"| {row['label']} | {t['gallery_size']} | " + " | ".join(_cell(t, k) for k in METRICS) + " |")
+        lines.append("")
+    lines += ["## Exact training commands", ""]
+    for row in result["variants"]:
+        tr = row.get("train") or {}
+        extra = (f" (best epoch {tr.get('best_epoch')} of {tr.get('epochs_run')}, "
+                 f"{tr.get('seconds_per_epoch') or 0:.1f} s/epoch)") if tr.get("epochs_run") else ""
+        lines.append(f"- `{row['name']}`{extra}: `{row['train_command']}`")
+    if result.get("failed"):
+        lines += ["", "## Failed variants", ""] + [f"- `{f['variant']}`: {f['reason']}" for f in result["failed"]]
+    return "\n".join(lines) + "\n"
+
+
+def ablations_png(rows: Sequence[dict[str, Any]]) -> bytes | None:
+    """Grouped bars of R@1/5/10 per variant with 95% intervals, one panel per table (PNG bytes)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    done = [r for r in rows if "test" in r]
+    if not done:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
+    for ax, table in zip(axes, ("temporal", "fusion")):
+        sel = [r for r in done if table in r["tables"]]
+        x = np.arange(len(sel))
+        width = 0.26
+        for j, key in enumerate(("R@1", "R@5", "R@10")):
+            vals = np.array([r["test"][key] for r in sel])
+            cis = [r["test"].get("ci95", {}).get(key) for r in sel]
+            err = None
+            if all(cis):
+                err = np.array([[v - c[0] for v, c in zip(vals, cis)], [c[1] - v for v, c in zip(vals, cis)]])
+            ax.bar(x + (j - 1) * width, vals, width, yerr=err, capsize=2, label=key)
+        ax.set_xticks(x, [r["label"] for r in sel], rotation=20, ha="right", fontsize=8)
+        gal = sel[0]["test"]["gallery_size"] if sel else 0
+        ax.set_title(f"{TABLE_TITLES[table]}\ntest gallery of {gal}", fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("recall (%)")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()

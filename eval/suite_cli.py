@@ -1,0 +1,373 @@
+"""The research evaluation suite behind ``dancesearch eval ...``: protocols, intervals, breakdowns, reports.
+
+``eval/cli.py`` owns ``eval retrieval``; it adds :func:`add_protocol_options` to that parser and calls
+:func:`run_retrieval_suite`, and calls :func:`register_extra` for the other actions (``ablations``,
+``breakdown``, ``qualitative``, ``real-data``). Embedding happens once per command
+(:func:`collect_suite_data`, built on ``eval.retrieval.embed_gallery`` and ``caption_queries``), then every
+protocol works on the same similarity matrix.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from encoders.atomic_io import atomic_write_json, atomic_write_text
+from encoders.cliutil import EXIT_FAILED, EXIT_OK, add_common_options, emit, info, progress_enabled
+from encoders.errors import DanceSearchError
+
+from .bootstrap import DEFAULT_REPLICATES, bootstrap_ci
+from .metrics import chance_metrics
+from .protocols import (DEFAULT_TIES, PROTOCOLS, THRESHOLD, THRESHOLD_TEXT_MODEL, TIE_MODES, ProtocolResult,
+                        caption_similarity, dance_to_text, run_protocol, summarize_ranks)
+
+METRICS: tuple[str, ...] = ("R@1", "R@5", "R@10", "MedR", "MnR")
+MIN_BOOTSTRAP_GROUPS = 10  # fewer batches than this: resample queries (pooled) instead of batches
+PROTOCOL_DOC = {
+    "full": "full test gallery (CustomDancer): every caption ranks every clip of the split; its own clip is correct",
+    "batch32": "shuffled batches of 32 (Guo et al.): one caption per clip, each batch ranks its 32 clips, "
+               "metrics averaged over batches; incomplete last batch dropped; seeded",
+    "threshold": f"TMR threshold: full gallery, and every clip with a caption of text cosine >= {THRESHOLD} "
+                 f"to the query also counts as correct; text model {THRESHOLD_TEXT_MODEL}",
+}
+TIES_DOC = ("ties pessimistic: rank = 1 + wrong items scored >= the best correct item (a constant scorer "
+            "gets the worst rank); R@K in percent; K >= gallery size gives 100")
+
+
+# --- data -----------------------------------------------------------------------------------------------
+@dataclass
+class SuiteData:
+    """One split embedded by one model: what every protocol, breakdown and report reads."""
+
+    split: str
+    model_id: str
+    sim: np.ndarray                    # (Q, G) caption x clip cosine
+    query_clip: np.ndarray             # (Q,) gallery index of each caption's clip
+    query_texts: list[str]
+    clips: list[dict[str, Any]]        # per gallery clip: id, key, genre, captions, tags, bpm
+    gallery_emb: np.ndarray            # (G, D)
+    _text_sim: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def gallery_size(self) -> int:
+        return int(self.sim.shape[1])
+
+    @property
+    def query_genres(self) -> list[str]:
+        return [self.clips[int(c)]["genre"] for c in self.query_clip]
+
+    def text_sim(self) -> np.ndarray:
+        """Caption-caption MiniLM similarity (threshold protocol), computed once."""
+        if self._text_sim is None:
+            self._text_sim = caption_similarity(self.query_texts)
+        return self._text_sim
+
+
+def collect_suite_data(embedder: Any, workspace: Any, split: str, progress: bool = True) -> SuiteData:
+    """Embed every clip and caption of ``split`` (clips without captions stay in the gallery)."""
+    from encoders.training.data import caption_queries
+    from indexer.datasets import examples_for_split
+
+    from .retrieval import embed_gallery
+
+    examples = examples_for_split(workspace, split)
+    if not examples:
+        raise DanceSearchError(f"the {split} split has no clips: ingest data (dancesearch ingest ...) first")
+    texts, positives = caption_queries(examples)
+    if not texts:
+        raise DanceSearchError(f"no clip of the {split} split has a caption: nothing to query with")
+    catalog = workspace.catalog(create=False)
+    try:
+        tags = {c.id: dict(c.tags or {}) for c in catalog.clips(split=split)}
+    finally:
+        catalog.close()
+    gallery = embed_gallery(embedder, examples, progress)
+    queries = embedder.encode_text(texts)
+    clips = [{"id": e.clip_id, "key": e.meta.get("key", str(e.clip_id)), "genre": e.genre, "captions": list(e.captions),
+              "tags": tags.get(e.clip_id, {}), "bpm": e.meta.get("bpm")} for e in examples]
+    return SuiteData(split, embedder.model_id, np.asarray(queries, np.float64) @ np.asarray(gallery, np.float64).T,
+                     np.asarray(positives, dtype=np.int64), list(texts), clips, np.asarray(gallery))
+
+
+def load_suite_data(args: argparse.Namespace) -> SuiteData:
+    """Model + workspace from the command line (``--run``, ``--home``/``--db``, ``--split``, ``--device``)."""
+    from encoders.api import DEFAULT_RUN_DIR, DanceEmbedder
+    from indexer.workspace import Workspace
+
+    embedder = DanceEmbedder.from_run(getattr(args, "run", None) or DEFAULT_RUN_DIR, device=getattr(args, "device", None))
+    return collect_suite_data(embedder, Workspace.from_args(args), getattr(args, "split", "test"),
+                              progress_enabled(args))
+
+
+# --- evaluation ---------------------------------------------------------------------------------------
+def evaluate_protocol(data: SuiteData, protocol: str, seed: int = 0, n_boot: int = DEFAULT_REPLICATES,
+                      ties: str = DEFAULT_TIES, threshold: float = THRESHOLD) -> tuple[dict[str, Any], ProtocolResult]:
+    """The JSON payload of one protocol (figures, gallery size, CIs, dance-to-text diagnostic) and its ranks."""
+    text_sim = data.text_sim() if protocol == "threshold" else None
+    res = run_protocol(protocol, data.sim, data.query_clip, data.query_texts, seed=seed, ties=ties,
+                       threshold=threshold, text_sim=text_sim)
+    # batches are the resampling unit only when there are enough of them for a percentile interval
+    by_batch = res.groups is not None and np.unique(res.groups).size >= MIN_BOOTSTRAP_GROUPS
+    ci = bootstrap_ci(res.ranks, summarize_ranks, n_boot=n_boot, seed=seed, groups=res.groups if by_batch else None)
+    d2t = dance_to_text(data.sim, data.query_clip, ties)
+    d2t_ci = bootstrap_ci(d2t.ranks, summarize_ranks, n_boot=n_boot, seed=seed)
+    payload: dict[str, Any] = {k: res.metrics[k] for k in METRICS}
+    payload.update({
+        "protocol": protocol, "protocol_description": PROTOCOL_DOC[protocol], "gallery_size": res.gallery_size,
+        "queries": res.n_queries, "ci95": ci, "bootstrap": {"replicates": n_boot, "seed": seed,
+                                                            "unit": "batch" if by_batch else "query"},
+        "ties": ties, "tie_handling": TIES_DOC if ties == "pessimistic" else f"ties {ties} (see eval/protocols.py)",
+        "details": res.details, "split": data.split, "model": data.model_id,
+        "chance": {k: v for k, v in chance_metrics(res.gallery_size).items() if k in METRICS},
+        "dance_to_text": {**{k: d2t.metrics[k] for k in METRICS}, "gallery_size": d2t.gallery_size,
+                          "queries": d2t.n_queries, "ci95": d2t_ci,
+                          "note": "diagnostic: each captioned clip ranks all captions of the split (full gallery)"},
+    })
+    return payload, res
+
+
+def add_protocol_options(parser: argparse.ArgumentParser) -> None:
+    """Options of ``eval retrieval`` beyond ``--run/--split/--json/--home`` (which eval/cli.py adds)."""
+    parser.add_argument("--protocol", choices=(*PROTOCOLS, "all"), default="full",
+                        help="full: whole test gallery (CustomDancer); batch32: shuffled batches of 32 (Guo et al.); "
+                             f"threshold: TMR, captions with MiniLM cosine >= {THRESHOLD} also correct; all: the three")
+    parser.add_argument("--out", type=Path, default=None, metavar="FILE",
+                        help="also write the results to FILE (.md: a markdown report, otherwise JSON)")
+    parser.add_argument("--bootstrap", type=int, default=DEFAULT_REPLICATES, metavar="N",
+                        help=f"bootstrap replicates for the 95%% intervals (default {DEFAULT_REPLICATES}; 0: none)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the batch shuffles and the bootstrap (default 0)")
+    parser.add_argument("--ties", choices=TIE_MODES, default=DEFAULT_TIES, help=argparse.SUPPRESS)
+    parser.add_argument("--threshold", type=float, default=THRESHOLD,
+                        help=f"caption similarity threshold of the threshold protocol (default {THRESHOLD})")
+
+
+def _fmt(m: dict[str, Any], key: str) -> str:
+    v = m[key]
+    ci = m.get("ci95", {}).get(key)
+    txt = f"{v:.2f}" if key.startswith("R@") else f"{v:.1f}"
+    return txt + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci and key.startswith("R@") else
+                  f" [{ci[0]:.1f}, {ci[1]:.1f}]" if ci else "")
+
+
+def protocols_markdown(payloads: Sequence[dict[str, Any]], title: str, command: str | None = None) -> str:
+    """Markdown table of protocol payloads (value [95% CI]), the gallery size on every row."""
+    lines = [f"# {title}", ""]
+    if command:
+        lines += ["Produced by:", "", "```", command, "```", ""]
+    if payloads:
+        p0 = payloads[0]
+        lines += [f"Split `{p0['split']}`, model `{p0['model']}`. {TIES_DOC}. Brackets: bootstrap 95% interval "
+                  f"({p0['bootstrap']['replicates']} replicates over queries; over batches for batch32 when it has "
+                  f"at least {MIN_BOOTSTRAP_GROUPS} batches; seed {p0['bootstrap']['seed']}).", ""]
+    lines += ["| protocol | direction | gallery | queries | " + " | ".join(METRICS) + " |",
+              "|---|---|---:|---:|" + "---|" * len(METRICS)]
+    for p in payloads:
+        lines.append(f"| {p['protocol']} | text->dance | {p['gallery_size']} | {p['queries']} | "
+                     + " | ".join(_fmt(p, k) for k in METRICS) + " |")
+    if payloads:
+        d = payloads[0]["dance_to_text"]
+        lines.append(f"| full (diagnostic) | dance->text | {d['gallery_size']} captions | {d['queries']} | "
+                     + " | ".join(_fmt(d, k) for k in METRICS) + " |")
+    lines += ["", "Protocols:", ""] + [f"- `{p['protocol']}`: {p['protocol_description']}" for p in payloads]
+    for p in payloads:
+        if p["protocol"] == "threshold":
+            det = p["details"]
+            lines.append(f"- threshold protocol: {det['queries_with_extra_correct']} of {p['queries']} queries gained "
+                         f"extra correct clips; mean correct clips per query {det['mean_correct_per_query']:.2f}")
+        if p["protocol"] == "batch32":
+            det = p["details"]
+            lines.append(f"- batch32: {det['batches']} batches of {det['batch_size']}, {det['pairs_dropped']} pairs "
+                         f"dropped (incomplete last batch)")
+    return "\n".join(lines) + "\n"
+
+
+def _write_out(path: Path | None, payload: dict[str, Any], markdown: str) -> None:
+    if path is None:
+        return
+    if path.suffix.lower() == ".md":
+        atomic_write_text(path, markdown)
+    else:
+        atomic_write_json(path, payload)
+    info(f"wrote {path}")
+
+
+def run_retrieval_suite(args: argparse.Namespace) -> dict[str, Any]:
+    """``eval retrieval`` with protocols: returns the JSON payload (and writes ``--out``).
+
+    One protocol: ``{R@1, R@5, R@10, MedR, MnR, gallery_size, protocol, ci95, dance_to_text, queries, ...}``;
+    ``--protocol all``: ``{"protocols": {name: payload}, ...}``.
+    """
+    data = load_suite_data(args)
+    names = list(PROTOCOLS) if args.protocol == "all" else [args.protocol]
+    payloads = [evaluate_protocol(data, n, seed=args.seed, n_boot=args.bootstrap, ties=args.ties,
+                                  threshold=args.threshold)[0] for n in names]
+    run = str(getattr(args, "run", None) or "models/demo")
+    for p in payloads:
+        p["run"] = run
+    out: dict[str, Any] = payloads[0] if len(payloads) == 1 else {
+        "protocols": {p["protocol"]: p for p in payloads}, "split": data.split, "model": data.model_id, "run": run}
+    _write_out(getattr(args, "out", None), out,
+               protocols_markdown(payloads, f"Retrieval on the {data.split} split", _command_line(args)))
+    return out
+
+
+def print_suite(payload: dict[str, Any]) -> None:
+    """Human output of :func:`run_retrieval_suite`: every figure with its interval and gallery size."""
+    items = list(payload["protocols"].values()) if "protocols" in payload else [payload]
+    for p in items:
+        print(f"[{p['protocol']}] {p['split']}: {p['queries']} queries, gallery of {p['gallery_size']}")
+        print("  text->dance  " + "  ".join(f"{k} {_fmt(p, k)}" for k in METRICS))
+    d = items[0]["dance_to_text"]
+    print(f"  dance->text (diagnostic, gallery of {d['gallery_size']} captions)  "
+          + "  ".join(f"{k} {_fmt(d, k)}" for k in METRICS))
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    import shlex
+    import sys
+
+    argv = getattr(args, "_argv", None) or sys.argv[1:]
+    return "dancesearch " + " ".join(shlex.quote(a) for a in argv)
+
+
+# --- extra sub-commands --------------------------------------------------------------------------------
+def _model_options(p: argparse.ArgumentParser) -> None:
+    add_common_options(p)
+    p.add_argument("--db", metavar="URL", default=None, help="SQLAlchemy catalog URL (default: HOME/catalog.sqlite)")
+    p.add_argument("--run", type=Path, default=None, metavar="DIR", help="run directory (default: models/demo)")
+    p.add_argument("--split", choices=("train", "val", "test"), default="test")
+    p.add_argument("--device", default=None, help="auto (default) | cpu | cuda")
+
+
+def register_extra(eval_subparsers: argparse._SubParsersAction) -> None:
+    """Add ``ablations``, ``breakdown``, ``qualitative`` and ``real-data`` to ``dancesearch eval``."""
+    a = eval_subparsers.add_parser(
+        "ablations", help="train and evaluate the temporal-backbone and fusion variants (paper Tables 2, 3)",
+        description="Trains every variant with `dancesearch train` (one subprocess each, the exact commands are "
+                    "recorded), evaluates it on the test split (full protocol), and writes ablations.md, "
+                    "ablations.json and ablations.png to --out.")
+    add_common_options(a)
+    a.add_argument("--db", metavar="URL", default=None, help="SQLAlchemy catalog URL (default: HOME/catalog.sqlite)")
+    a.add_argument("--epochs", type=int, default=None, help="epochs per variant (default: the trainer's)")
+    a.add_argument("--out", type=Path, default=Path("docs/results"), metavar="DIR")
+    a.add_argument("--runs", type=Path, default=None, metavar="DIR",
+                   help="where variant run directories go (default: HOME/runs/ablations)")
+    a.add_argument("--variants", default=None, metavar="LIST",
+                   help="comma-separated subset of variant names (default: all; see eval/ablations.py)")
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--bootstrap", type=int, default=DEFAULT_REPLICATES, metavar="N")
+    a.add_argument("--device", default=None, help="auto (default) | cpu | cuda")
+    a.add_argument("--reuse", action="store_true", help="skip training a variant whose run directory exists")
+    a.set_defaults(handler=cmd_ablations)
+
+    b = eval_subparsers.add_parser("breakdown", help="metrics per genre and per caption attribute",
+                                   description="Per-genre and per-attribute (genre words, body part, tempo, energy, "
+                                               "spatial pattern; keyword lexicon of eval/breakdown.py) metrics.")
+    _model_options(b)
+    b.add_argument("--protocol", choices=PROTOCOLS, default="full")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--out", type=Path, default=None, metavar="FILE", help="write the report (.md) or JSON")
+    b.set_defaults(handler=cmd_breakdown)
+
+    q = eval_subparsers.add_parser("qualitative", help="top 5 of sample queries with captions and tags",
+                                   description="The paper's failure-case analysis: the top results of sample queries.")
+    _model_options(q)
+    q.add_argument("--queries", type=Path, default=None, metavar="FILE", help="one query per line (default: built-in set "
+                   "plus one seeded test caption per genre)")
+    q.add_argument("--per-genre", type=int, default=1, help="test captions per genre in the default set")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--top", type=int, default=5)
+    q.add_argument("--out", type=Path, default=None, metavar="FILE", help="write the report (.md) or JSON")
+    q.set_defaults(handler=cmd_qualitative)
+
+    r = eval_subparsers.add_parser("real-data", help="ingest ../shared/data BVH + music into a separate workspace "
+                                   "and run genre-level sanity checks",
+                                   description="Skips (exit 0) when the shared data folder is absent.")
+    add_common_options(r)
+    r.add_argument("--shared", type=Path, default=None, metavar="DIR",
+                   help="the real data fixtures (default: $DANCESEARCH_SHARED_DATA or ../shared/data)")
+    r.add_argument("--work", type=Path, default=None, metavar="DIR",
+                   help="workspace to ingest into (default: a temporary folder, removed afterwards)")
+    r.add_argument("--run", type=Path, default=None, metavar="DIR", help="run directory (default: models/demo)")
+    r.add_argument("--device", default=None)
+    r.add_argument("--out", type=Path, default=None, metavar="FILE", help="write the report (.md) or JSON")
+    r.set_defaults(handler=cmd_real_data)
+
+
+def cmd_breakdown(args: argparse.Namespace) -> int:
+    from .breakdown import breakdown, breakdown_markdown
+
+    data = load_suite_data(args)
+    payload, res = evaluate_protocol(data, args.protocol, seed=args.seed, n_boot=0)
+    texts = [data.query_texts[int(i)] for i in res.query_index]
+    genres = [data.query_genres[int(i)] for i in res.query_index]
+    tables = breakdown(res.ranks, texts, genres)
+    md = breakdown_markdown(tables, res.gallery_size, args.protocol)
+    out = {"protocol": args.protocol, "gallery_size": res.gallery_size, "split": data.split, "model": data.model_id,
+           "overall": {k: payload[k] for k in METRICS}, "queries": res.n_queries,
+           "groups": {fam: [r.as_dict() for r in rows] for fam, rows in tables.items()}}
+    head = (f"# Breakdown on the {data.split} split\n\nProduced by:\n\n```\n{_command_line(args)}\n```\n\n"
+            f"Model `{data.model_id}`; overall ({args.protocol}, gallery of {res.gallery_size}, {res.n_queries} queries): "
+            + ", ".join(f"{k} {payload[k]:.2f}" for k in METRICS) + f". {TIES_DOC}.\n\n")
+    _write_out(args.out, out, head + md)
+    emit(args, out, lambda: print(head + md))
+    return EXIT_OK
+
+
+def cmd_qualitative(args: argparse.Namespace) -> int:
+    from encoders.api import DEFAULT_RUN_DIR, DanceEmbedder
+    from indexer.workspace import Workspace
+
+    from .qualitative import default_queries, qualitative_markdown, read_queries, results_as_dict, top_k
+
+    embedder = DanceEmbedder.from_run(args.run or DEFAULT_RUN_DIR, device=args.device)
+    data = collect_suite_data(embedder, Workspace.from_args(args), args.split, progress_enabled(args))
+    if args.queries is not None:
+        queries = read_queries(args.queries)
+    else:
+        queries = default_queries(data.query_texts, data.query_clip, data.query_genres, args.per_genre, args.seed)
+    q_emb = embedder.encode_text([q.text for q in queries])
+    results = top_k(q_emb, data.gallery_emb, data.clips, queries, k=args.top)
+    md = (f"# Qualitative results\n\nProduced by:\n\n```\n{_command_line(args)}\n```\n\n"
+          + qualitative_markdown(results, data.gallery_size, data.model_id, data.split))
+    out = {"split": data.split, "model": data.model_id, "gallery_size": data.gallery_size,
+           "queries": results_as_dict(results)}
+    _write_out(args.out, out, md)
+    emit(args, out, lambda: print(md))
+    return EXIT_OK
+
+
+def cmd_ablations(args: argparse.Namespace) -> int:
+    from indexer.workspace import Workspace
+
+    from .ablations import VARIANTS, run_ablations
+
+    ws = Workspace.from_args(args)
+    names = [v.strip() for v in args.variants.split(",")] if args.variants else None
+    unknown = sorted(set(names or []) - {v.name for v in VARIANTS})
+    if unknown:
+        raise DanceSearchError(f"unknown variants {unknown}; known: {', '.join(v.name for v in VARIANTS)}")
+    result = run_ablations(ws, args.out, runs_dir=args.runs, epochs=args.epochs, seed=args.seed, names=names,
+                           n_boot=args.bootstrap, device=args.device, reuse=args.reuse,
+                           progress=progress_enabled(args), command=_command_line(args))
+    emit(args, result, lambda: print((Path(args.out) / "ablations.md").read_text(encoding="utf-8")))
+    return EXIT_OK if not result.get("failed") else EXIT_FAILED
+
+
+def cmd_real_data(args: argparse.Namespace) -> int:
+    from .real_data import default_shared_dir, real_data_markdown, run_real_data
+
+    shared = args.shared or default_shared_dir()
+    if not shared.is_dir():
+        payload = {"skipped": True, "reason": f"real data fixtures not found at {shared}"}
+        emit(args, payload, lambda: info(f"skipped: {payload['reason']}"))
+        return EXIT_OK
+    result = run_real_data(shared, work=args.work, run_dir=args.run, device=args.device,
+                           progress=progress_enabled(args))
+    md = real_data_markdown(result, _command_line(args))
+    _write_out(args.out, result, md)
+    emit(args, result, lambda: print(md))
+    return EXIT_OK

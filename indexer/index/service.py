@@ -1,0 +1,257 @@
+"""Search logic shared by ``dancesearch search`` and the HTTP API: ranking, filters, pagination,
+genre typicality, similar clips, the no-match flag and the per-result explanation.
+
+The HTTP layer (search_api) only adds media URLs and error mapping on top of these plain dicts.
+
+Genre search (no query text): clips of the requested genre(s) are ranked by cosine to their
+genre's centroid (the normalised mean of that genre's clip embeddings, kept in the index folder
+and updated incrementally) - i.e. by how typical they are of the genre.  The text embedding of
+the genre name is not blended in: with the demo model the centroid alone ranks the clips that
+the genre's captions describe best, and it does not depend on how a genre happens to be spelled.
+"""
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from encoders.errors import InputError
+
+from .base import Hits
+from .embedder import Embedder
+from .filters import ClipFilter, tempo_word
+from .store import DEFAULT_INDEX_NAME, LoadedIndex, load_index
+
+MAX_K = 100
+MAX_OFFSET = 1_000
+MAX_QUERY_CHARS = 500
+
+
+class NotFoundError(InputError):
+    """An id (clip) that does not exist; the API maps it to 404."""
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """A validated search: text ``q`` (or None for genre search), page (``k``, ``offset``) and filter."""
+
+    q: str | None
+    k: int = 10
+    offset: int = 0
+    flt: ClipFilter = field(default_factory=ClipFilter)
+
+    def echo(self) -> dict[str, Any]:
+        return {"q": self.q, "k": self.k, "offset": self.offset, "genres": list(self.flt.genres),
+                "bpm_min": self.flt.bpm_min, "bpm_max": self.flt.bpm_max, "split": self.flt.split,
+                "source": self.flt.source}
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def explain(clip: dict[str, Any], req: SearchRequest) -> dict[str, Any]:
+    """Which requested attributes a result matches: filters given, and words of the query."""
+    matched: list[str] = []
+    parts: list[str] = []
+    words = _words(req.q or "")
+    genre = clip.get("genre")
+    if genre and (genre in req.flt.genres or (_words(genre) and _words(genre) <= words)):
+        matched.append("genre")
+        parts.append(f"genre '{genre}'")
+    bpm = clip.get("bpm")
+    tw = tempo_word(bpm)
+    in_range = ((req.flt.bpm_min is not None or req.flt.bpm_max is not None) and bpm is not None
+                and (req.flt.bpm_min is None or bpm >= req.flt.bpm_min) and (req.flt.bpm_max is None or bpm <= req.flt.bpm_max))
+    if in_range or (tw and tw in words):
+        matched.append("tempo")
+        parts.append(f"tempo {bpm:.0f} BPM ({tw})")
+    if req.flt.split and clip.get("split") == req.flt.split:
+        matched.append("split")
+        parts.append(f"split '{req.flt.split}'")
+    if req.flt.source and clip.get("source") == req.flt.source:
+        matched.append("source")
+        parts.append(f"source '{req.flt.source}'")
+    for key, value in sorted((clip.get("tags") or {}).items()):
+        values = value if isinstance(value, list) else [value]
+        hit = [str(v) for v in values if isinstance(v, (str, int, float)) and _words(str(v)) and _words(str(v)) <= words]
+        if hit:
+            matched.append(f"tag:{key}")
+            parts.append(f"{key} {', '.join(hit)}")
+    if not req.q and req.flt.genres:
+        text = f"typical of genre '{genre}'"
+        if len(parts) > 1:
+            text += "; matches " + " and ".join(parts[1:])
+    else:
+        text = ("matches " + " and ".join(parts)) if parts else "similar in meaning to the query"
+    return {"matched": matched, "text": text}
+
+
+def clip_payload(clip: Any, captions: list[str] | None = None) -> dict[str, Any]:
+    """The result object of a clip (without rank / score / media, which callers add)."""
+    caps = list(captions if captions is not None else clip.caption_texts)
+    return {
+        "id": int(clip.id), "key": clip.key, "genre": clip.genre,
+        "bpm": None if clip.bpm is None else float(clip.bpm), "duration_s": float(clip.duration_s),
+        "dancer": clip.dancer, "split": clip.split, "source": clip.source,
+        "caption": caps[0] if caps else None, "captions": caps, "tags": dict(clip.tags or {}),
+        "has_audio": bool(clip.audio_path),
+    }
+
+
+class SearchEngine:
+    """Model + index + catalog, loaded once; every method is safe to call from many threads."""
+
+    def __init__(self, workspace: Any, embedder: Embedder, loaded: LoadedIndex, catalog: Any) -> None:
+        self.workspace = workspace
+        self.embedder = embedder
+        self.loaded = loaded
+        self.index = loaded.index
+        self.catalog = catalog
+        self._encode_lock = threading.Lock() if getattr(embedder, "thread_safe", True) is False else None
+
+    @classmethod
+    def open(cls, workspace: Any, embedder: Embedder, name: str = DEFAULT_INDEX_NAME,
+             milvus_uri: str | None = None) -> "SearchEngine":
+        loaded = load_index(workspace.index_dir(name), embedder.model_id, milvus_uri=milvus_uri)
+        return cls(workspace, embedder, loaded, workspace.catalog(create=False))
+
+    @property
+    def threshold(self) -> float | None:
+        return self.loaded.threshold
+
+    @property
+    def model_id(self) -> str:
+        return self.embedder.model_id
+
+    def known_genres(self) -> set[str]:
+        return set(self.index.attributes().genre_vocab)
+
+    # --- validation ---------------------------------------------------------------------------------
+    def validate(self, q: str | None, k: int, offset: int, genres: Sequence[str] = (), bpm_min: float | None = None,
+                 bpm_max: float | None = None, split: str | None = None, source: str | None = None) -> SearchRequest:
+        """Turn raw parameters into a :class:`SearchRequest`, raising InputError naming the bad field."""
+        if q is not None:
+            q = q.strip()
+            if not q:
+                q = None
+                if not genres:
+                    raise InputError(None, "the query is empty", field="q", expected="1 to 500 characters", got="''")
+            elif len(q) > MAX_QUERY_CHARS:
+                raise InputError(None, "the query is too long", field="q", expected=f"at most {MAX_QUERY_CHARS} characters",
+                                 got=f"{len(q)}")
+        if q is None and not genres:
+            raise InputError(None, "give a query text, or a genre to rank clips by typicality", field="q",
+                             expected="q or genre", got="neither")
+        if not 1 <= int(k) <= MAX_K:
+            raise InputError(None, "k out of range", field="k", expected=f"1..{MAX_K}", got=str(k))
+        if not 0 <= int(offset) <= MAX_OFFSET:
+            raise InputError(None, "offset out of range", field="offset", expected=f"0..{MAX_OFFSET}", got=str(offset))
+        known = self.known_genres()
+        for g in genres:
+            if g not in known:
+                raise InputError(None, f"unknown genre '{g}'", field="genre",
+                                 expected="one of " + ", ".join(sorted(known)), got=g)
+        for name, v in (("bpm_min", bpm_min), ("bpm_max", bpm_max)):
+            if v is not None and not (0 <= v <= 400 and np.isfinite(v)):
+                raise InputError(None, "tempo out of range", field=name, expected="0..400 BPM", got=str(v))
+        flt = ClipFilter.build(genres, bpm_min, bpm_max, split, source)
+        return SearchRequest(q, int(k), int(offset), flt)
+
+    # --- search -------------------------------------------------------------------------------------
+    def encode(self, text: str) -> np.ndarray:
+        if self._encode_lock is not None:
+            with self._encode_lock:
+                return self.embedder.encode_text([text])
+        return self.embedder.encode_text([text])
+
+    def search(self, req: SearchRequest) -> dict[str, Any]:
+        """The search response body (without media URLs) as ARCHITECTURE.md specifies."""
+        t0 = time.perf_counter()
+        need = req.k + req.offset
+        if req.q:
+            mode = "text"
+            pairs = self.index.search(self.encode(req.q), need, req.flt).row(0)
+        else:
+            mode = "genre"
+            pairs = self._genre_ranking(req.flt, need)
+        best = pairs[0][1] if pairs else None
+        if mode == "text":
+            no_match = best is None or (self.threshold is not None and best < self.threshold)
+        else:
+            no_match = best is None
+        page = pairs[req.offset:req.offset + req.k]
+        results = self._results(page, req, start_rank=req.offset + 1)
+        return {"query": req.echo(), "mode": mode, "no_match": bool(no_match), "threshold": self.threshold,
+                "model": self.model_id, "took_ms": round((time.perf_counter() - t0) * 1000, 3),
+                "total": self.index.count(req.flt), "results": results}
+
+    def _genre_ranking(self, flt: ClipFilter, need: int) -> list[tuple[int, float]]:
+        merged: list[tuple[int, float]] = []
+        for g in flt.genres:
+            c = self.loaded.centroids.centroid(g)
+            if c is None:
+                continue
+            sub = ClipFilter((g,), flt.bpm_min, flt.bpm_max, flt.split, flt.source)
+            merged.extend(self.index.search(c[None, :], need, sub).row(0))
+        merged.sort(key=lambda p: -p[1])
+        return merged[:need]
+
+    def similar(self, clip_id: int, k: int, offset: int = 0, flt: ClipFilter | None = None) -> dict[str, Any]:
+        """Clips closest to clip ``clip_id`` (itself excluded), in the search response shape."""
+        t0 = time.perf_counter()
+        if not 1 <= int(k) <= MAX_K:
+            raise InputError(None, "k out of range", field="k", expected=f"1..{MAX_K}", got=str(k))
+        if not 0 <= int(offset) <= MAX_OFFSET:
+            raise InputError(None, "offset out of range", field="offset", expected=f"0..{MAX_OFFSET}", got=str(offset))
+        try:
+            vec = self.index.vectors_for(np.asarray([clip_id]))
+        except KeyError:
+            if self.catalog.clip(clip_id) is None:
+                raise NotFoundError(None, f"no clip with id {clip_id}", field="id", expected="a clip id", got=str(clip_id))
+            raise InputError(None, f"clip {clip_id} is not in the index yet; run `dancesearch index build`",
+                             field="id", expected="an indexed clip", got=str(clip_id))
+        flt = flt or ClipFilter()
+        hits: Hits = self.index.search(vec, k + offset + 1, flt)
+        pairs = [p for p in hits.row(0) if p[0] != clip_id][offset:offset + k]
+        req = SearchRequest(None, int(k), int(offset), flt)
+        results = self._results(pairs, req, start_rank=offset + 1)
+        echo = req.echo()
+        echo["similar_to"] = int(clip_id)
+        return {"query": echo, "mode": "similar", "no_match": not results, "threshold": self.threshold,
+                "model": self.model_id, "took_ms": round((time.perf_counter() - t0) * 1000, 3),
+                "total": max(self.index.count(flt) - 1, 0), "results": results}
+
+    def _results(self, pairs: list[tuple[int, float]], req: SearchRequest, start_rank: int) -> list[dict[str, Any]]:
+        if not pairs:
+            return []
+        ids = [cid for cid, _ in pairs]
+        clips = {c.id: c for c in self.catalog.clips(ids=ids)}
+        out = []
+        for rank, (cid, score) in enumerate(pairs, start=start_rank):
+            clip = clips.get(cid)
+            if clip is None:  # removed from the catalog since the index was built
+                continue
+            item = {"rank": rank, **clip_payload(clip), "score": round(float(score), 6)}
+            item["explanation"] = explain(item, req)
+            out.append(item)
+        return out
+
+    def clip(self, clip_id: int) -> dict[str, Any]:
+        clip = self.catalog.clip(clip_id)
+        if clip is None:
+            raise NotFoundError(None, f"no clip with id {clip_id}", field="id", expected="a clip id", got=str(clip_id))
+        return clip_payload(clip)
+
+    def clip_row(self, clip_id: int) -> Any:
+        clip = self.catalog.clip(clip_id)
+        if clip is None:
+            raise NotFoundError(None, f"no clip with id {clip_id}", field="id", expected="a clip id", got=str(clip_id))
+        return clip
+
+    def genres(self) -> list[dict[str, Any]]:
+        return [{"name": g, "count": n} for g, n in self.catalog.genre_counts().items()]

@@ -1,0 +1,126 @@
+"""``dancesearch index build`` and ``dancesearch search``: the vector index from the shell.
+
+``index build`` updates the live index incrementally (new clips only) when it was built with the
+same model, backend and kind, and builds a fresh one otherwise (or with ``--rebuild``).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from encoders.cliutil import EXIT_OK, add_common_options, emit, info, progress_enabled
+
+from .index.base import BACKENDS, KINDS
+from .index.store import DEFAULT_INDEX_NAME
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", metavar="URL", default=None, help="catalog SQLAlchemy URL (default: HOME/catalog.sqlite)")
+    p.add_argument("--run", metavar="DIR", default=None, help="trained model run folder (default: models/demo)")
+    p.add_argument("--name", default=DEFAULT_INDEX_NAME, help="index name under HOME/indexes/ (default: default)")
+
+
+def _bpm(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}")
+    if not 0 <= v <= 400:
+        raise argparse.ArgumentTypeError(f"tempo must be within 0..400 BPM, got {v}")
+    return v
+
+
+def _k(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}")
+    if not 1 <= v <= 100:
+        raise argparse.ArgumentTypeError(f"k must be within 1..100, got {v}")
+    return v
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    idx = subparsers.add_parser("index", help="build or update the vector index of the catalog's clips",
+                                description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    actions = idx.add_subparsers(dest="index_action", metavar="ACTION")
+    actions.required = True
+    b = actions.add_parser("build", help="embed the catalog's clips and build / update the index")
+    add_common_options(b)
+    _add_model_options(b)
+    b.add_argument("--kind", choices=("auto", *KINDS), default="auto",
+                   help="flat (exact), hnsw (graph), ivfpq (compressed + exact re-rank); auto: flat below 100k clips")
+    b.add_argument("--backend", choices=BACKENDS, default="faiss", help="faiss (in-process) or milvus (pymilvus)")
+    b.add_argument("--uri", default=None,
+                   help="Milvus URI: http://host:19530, or a local file for Milvus Lite (default HOME/indexes/NAME/milvus.db)")
+    b.add_argument("--rebuild", action="store_true", help="build from scratch instead of adding new clips")
+    b.add_argument("--batch-size", type=int, default=64, help="clips embedded per batch (default 64)")
+    b.set_defaults(handler=cmd_index_build)
+
+    s = subparsers.add_parser("search", help="search the indexed clips by text (or rank a genre by typicality)")
+    add_common_options(s)
+    _add_model_options(s)
+    s.add_argument("query", nargs="?", default=None, metavar="TEXT", help="what the dance looks like")
+    s.add_argument("--genre", action="append", default=[], metavar="G", help="restrict to a genre (repeatable)")
+    s.add_argument("--bpm-min", type=_bpm, default=None, help="minimum tempo (BPM)")
+    s.add_argument("--bpm-max", type=_bpm, default=None, help="maximum tempo (BPM)")
+    s.add_argument("--split", choices=("train", "val", "test"), default=None, help="restrict to a split")
+    s.add_argument("--source", default=None, help="restrict to a source corpus")
+    s.add_argument("--k", type=_k, default=10, help="number of results (1..100, default 10)")
+    s.add_argument("--offset", type=int, default=0, help="skip this many results (paging)")
+    s.add_argument("--uri", default=None, help="Milvus URI override for a milvus index")
+    s.set_defaults(handler=cmd_search)
+
+
+def cmd_index_build(args: argparse.Namespace) -> int:
+    from .index.builder import build_or_update, stderr_progress
+    from .index.embedder import load_embedder
+    from .workspace import Workspace
+
+    ws = Workspace.from_args(args)
+    embedder = load_embedder(args.run)
+    uri = args.uri
+    if args.backend == "milvus" and not uri:
+        uri = str(ws.index_dir(args.name) / "milvus.db")
+    progress = stderr_progress("embedding") if progress_enabled(args) else None
+    report = build_or_update(ws, embedder, kind=args.kind, backend=args.backend, uri=uri, name=args.name,
+                             rebuild=args.rebuild, batch_size=args.batch_size, progress=progress)
+    payload = report.to_dict()
+
+    def human() -> None:
+        t = "none (no captioned clips)" if report.threshold is None else f"{report.threshold:.3f}"
+        print(f"{report.action}: {report.backend}/{report.kind} index of {report.count} clips "
+              f"({report.embedded} embedded, {report.reused} reused, {report.removed} removed) in {report.seconds:.1f} s; "
+              f"no-match threshold {t}; {report.directory}")
+
+    emit(args, payload, human)
+    return EXIT_OK
+
+
+def _print_results(body: dict[str, Any]) -> None:
+    if body["no_match"]:
+        info(f"no good match (best score below the calibrated threshold {body['threshold']})")
+    for r in body["results"]:
+        bpm = "-" if r["bpm"] is None else f"{r['bpm']:.0f}"
+        print(f"{r['rank']:>3}. {r['score']:.3f}  #{r['id']:<6} {r['genre']:<10} {bpm:>4} BPM  {r['key']}")
+        if r.get("caption"):
+            print(f"       {r['caption']}")
+        print(f"       ({r['explanation']['text']})")
+    if not body["results"]:
+        print("no clips match the filters", file=sys.stderr)
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from .index.embedder import load_embedder
+    from .index.service import SearchEngine
+    from .workspace import Workspace
+
+    ws = Workspace.from_args(args)
+    embedder = load_embedder(args.run)
+    engine = SearchEngine.open(ws, embedder, args.name, milvus_uri=args.uri)
+    req = engine.validate(args.query, args.k, args.offset, args.genre, args.bpm_min, args.bpm_max, args.split,
+                          args.source)
+    body = engine.search(req)
+    emit(args, body, lambda: _print_results(body))
+    return EXIT_OK

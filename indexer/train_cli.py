@@ -1,0 +1,80 @@
+"""``dancesearch train``: train the CustomDancer encoders on the catalog's train split, select on val."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from encoders.cliutil import EXIT_OK, add_common_options, emit, info, progress_enabled
+from encoders.model.blender import FUSIONS
+from encoders.model.temporal import TEMPORAL_KINDS
+from encoders.training.run_dir import RunConfig
+
+from .datasets import describe, examples_for_split
+from .workspace import Workspace
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train", help="train the CustomDancer text / music / motion encoders",
+        description="Train on the train split of the catalog, validate each epoch on val (R@K), keep the best "
+                    "epoch, and write a run directory (config, history, best checkpoint, normalisation stats).")
+    add_common_options(p)
+    p.add_argument("--db", metavar="URL", default=None, help="SQLAlchemy catalog URL (default: HOME/catalog.sqlite)")
+    p.add_argument("--config", type=Path, default=None, metavar="FILE",
+                   help="JSON or TOML file with 'model' and 'train' sections (flags below override it)")
+    p.add_argument("--out", type=Path, default=None, metavar="DIR",
+                   help="run directory (default: HOME/runs/<temporal>-<fusion>-seed<seed>)")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--device", default=None, help="auto (default: GPU when present) | cpu | cuda")
+    p.add_argument("--backbone", choices=("minilm", "clip", "bow"), default=None,
+                   help="text backbone (default minilm; clip needs open_clip and --clip-weights)")
+    p.add_argument("--clip-weights", default=None, metavar="PATH_OR_TAG",
+                   help="open_clip checkpoint file or pretrained tag for --backbone clip")
+    p.add_argument("--clip-model", default=None, help="open_clip model name (default ViT-B-32)")
+    p.add_argument("--finetune-backbone", action="store_true",
+                   help="fine-tune the text backbone with the smaller backbone_lr instead of freezing it")
+    p.add_argument("--temporal", choices=TEMPORAL_KINDS, default=None, help="temporal backbone (default transformer)")
+    p.add_argument("--fusion", choices=FUSIONS, default=None, help="music-motion fusion (default blend)")
+    p.set_defaults(handler=cmd_train)
+
+
+def build_config(args: argparse.Namespace) -> RunConfig:
+    cfg = RunConfig.from_file(args.config) if args.config else RunConfig()
+    m, t = cfg.model, cfg.train
+    for attr, value in (("epochs", args.epochs), ("seed", args.seed), ("batch_size", args.batch_size),
+                        ("device", args.device)):
+        if value is not None:
+            setattr(t, attr, value)
+    for attr, value in (("backbone", args.backbone), ("clip_weights", args.clip_weights),
+                        ("clip_model", args.clip_model), ("temporal", args.temporal), ("fusion", args.fusion)):
+        if value is not None:
+            setattr(m, attr, value)
+    if args.finetune_backbone or m.backbone == "bow":
+        m.freeze_backbone = False
+    return RunConfig.from_dict(cfg.to_dict())  # re-validate after the overrides
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from encoders.training.trainer import train  # torch import only when the command runs
+
+    ws = Workspace.from_args(args)
+    cfg = build_config(args)
+    out = args.out or ws.home / "runs" / f"{cfg.model.temporal}-{cfg.model.fusion}-seed{cfg.train.seed}"
+    train_ex = examples_for_split(ws, "train")
+    val_ex = examples_for_split(ws, "val")
+    info(f"training on {len(train_ex)} clips, validating on {len(val_ex)} -> {out}")
+    result = train(cfg, train_ex, val_ex, out, progress=progress_enabled(args), data_description=describe(ws))
+    payload = {"run_dir": str(result.run_dir), "best_epoch": result.best_epoch, "val": result.best_val,
+               "epochs_run": len(result.history), "seconds_per_epoch": result.seconds_per_epoch,
+               "config": cfg.to_dict()}
+
+    def human() -> None:
+        v = result.best_val
+        val_txt = (f"R@1 {v['R@1']:.2f}  R@5 {v['R@5']:.2f}  R@10 {v['R@10']:.2f}  MedR {v['MedR']:.1f}  "
+                   f"MnR {v['MnR']:.2f}") if v else "no validation split"
+        print(f"run directory: {result.run_dir}\nbest epoch {result.best_epoch} of {len(result.history)}: {val_txt}")
+
+    emit(args, payload, human)
+    return EXIT_OK

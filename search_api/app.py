@@ -1,0 +1,218 @@
+"""The FastAPI application: ``create_app(settings)`` loads the model and the index once, then serves v1.
+
+Handlers are plain ``def`` functions: FastAPI runs them in its thread pool, and text encoding
+(torch) and FAISS search release the GIL, so concurrent requests proceed in parallel.  Shared state
+is read-only while serving (the engine); ``POST /v1/admin/reload`` (API key required) swaps in a
+freshly loaded engine with a single reference assignment.
+"""
+from __future__ import annotations
+
+import hmac
+from typing import Annotated, Any, Callable
+
+from fastapi import FastAPI, Header, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from encoders.errors import DanceSearchError, InputError, ModelMismatchError
+from indexer.index.service import NotFoundError, SearchEngine
+
+from .media import MediaError
+from .metrics import Metrics, MetricsMiddleware
+from .schemas import (ERRORS, MAX_K, MAX_OFFSET, MAX_QUERY, ClipInfo, ErrorResponse, GenresResponse, Health,
+                      MotionJson, SearchBody, SearchResponse, Split)
+from .service import ApiService
+from .settings import ApiSettings
+
+API_VERSION = "1.0.0"
+MAX_CLIP_ID = 2**62  # keeps ids inside SQLite's 64-bit integers
+ClipId = Annotated[int, Path(ge=0, le=MAX_CLIP_ID, description="catalog clip id")]
+
+
+def error(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": {"code": code, "field": field, "message": message}})
+
+
+def _field_of(loc: tuple[Any, ...]) -> str:
+    """The request field an error is about: the top-level name after the location ("query", "body", ...)."""
+    rest = loc[1:] if loc and loc[0] in ("query", "body", "path", "header", "cookie") else loc
+    names = [str(p) for p in rest if isinstance(p, str)]
+    return names[0] if names else (str(loc[0]) if loc else "request")
+
+
+def load_engine(settings: ApiSettings) -> SearchEngine:
+    """Model + index + catalog from the settings (raises DanceSearchError with a user-facing message)."""
+    from encoders.cliutil import resolve_home
+    from indexer.index.embedder import load_embedder
+    from indexer.workspace import Workspace
+
+    if settings.torch_threads:
+        import torch
+
+        torch.set_num_threads(settings.torch_threads)
+    ws = Workspace(resolve_home(settings.home), settings.db)
+    embedder = load_embedder(str(settings.run) if settings.run else None)
+    return SearchEngine.open(ws, embedder, settings.index_name, milvus_uri=settings.milvus_uri)
+
+
+def create_app(settings: ApiSettings | None = None, engine: SearchEngine | None = None,
+               loader: Callable[[], SearchEngine] | None = None) -> FastAPI:
+    """The app; ``engine`` (already loaded) or else ``loader`` / the settings provide model and index."""
+    settings = settings or ApiSettings()
+    loader = loader or (lambda: load_engine(settings))
+    service = ApiService(engine if engine is not None else loader(), loader)
+    metrics = Metrics()
+    metrics.index_size.set(len(service.engine.index))
+
+    app = FastAPI(title="DanceSearch API", version=API_VERSION,
+                  description="Search 3D dance clips by text description or genre. Errors are "
+                              "`{\"error\": {\"code\", \"field\", \"message\"}}`.")
+    app.state.service = service
+    app.state.metrics = metrics
+    app.state.settings = settings
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["*"])
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+
+    # --- errors --------------------------------------------------------------------------------------
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errs = exc.errors()
+        first = errs[0] if errs else {"loc": ("request",), "msg": "invalid request", "type": ""}
+        if first.get("type") == "json_invalid":
+            return error(400, "malformed_json", f"the request body is not valid JSON: {first.get('msg')}", "body")
+        field = _field_of(tuple(first.get("loc", ())))
+        return error(422, "invalid_parameter", f"{field}: {first.get('msg')}", field)
+
+    @app.exception_handler(NotFoundError)
+    async def _not_found(_: Request, exc: NotFoundError) -> JSONResponse:
+        return error(404, "not_found", exc.reason, exc.field)
+
+    @app.exception_handler(InputError)
+    async def _input(_: Request, exc: InputError) -> JSONResponse:
+        msg = exc.reason + (f" (expected {exc.expected}, got {exc.got})" if exc.expected or exc.got else "")
+        return error(422, "invalid_parameter", msg, exc.field)
+
+    @app.exception_handler(MediaError)
+    async def _media(_: Request, exc: MediaError) -> JSONResponse:
+        return error(404, "media_unavailable", str(exc), "id")
+
+    @app.exception_handler(ModelMismatchError)
+    async def _mismatch(_: Request, exc: ModelMismatchError) -> JSONResponse:
+        return error(503, "model_mismatch", str(exc))
+
+    @app.exception_handler(DanceSearchError)
+    async def _ds(_: Request, exc: DanceSearchError) -> JSONResponse:
+        return error(503, "unavailable", str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}.get(
+            exc.status_code, "http_error")
+        return error(exc.status_code, code, str(exc.detail))
+
+    # --- search ------------------------------------------------------------------------------------
+    @app.get("/v1/search", response_model=SearchResponse, responses=ERRORS, tags=["search"],
+             summary="Search clips by text, or rank a genre's clips by typicality")
+    def search_get(
+        q: Annotated[str | None, Query(max_length=MAX_QUERY, description="what the dance looks like")] = None,
+        k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+        genre: Annotated[list[str], Query(description="genre filter (repeatable, OR-ed); alone: genre search")] = [],  # noqa: B006
+        bpm_min: Annotated[float | None, Query(ge=0, le=400)] = None,
+        bpm_max: Annotated[float | None, Query(ge=0, le=400)] = None,
+        split: Annotated[Split | None, Query()] = None,
+        source: Annotated[str | None, Query(max_length=64)] = None,
+    ) -> dict[str, Any]:
+        body = service.search(q, k, offset, list(genre), bpm_min, bpm_max, split, source)
+        metrics.observe_search(body)
+        return body
+
+    @app.post("/v1/search", response_model=SearchResponse, responses=ERRORS, tags=["search"],
+              summary="Search clips (JSON body with the same fields as GET)")
+    def search_post(body: SearchBody) -> dict[str, Any]:
+        out = service.search(body.q, body.k, body.offset, body.genre or [], body.bpm_min, body.bpm_max, body.split,
+                             body.source)
+        metrics.observe_search(out)
+        return out
+
+    # --- clips ---------------------------------------------------------------------------------------
+    @app.get("/v1/clips/{clip_id}", response_model=ClipInfo, responses=ERRORS, tags=["clips"])
+    def get_clip(clip_id: ClipId) -> dict[str, Any]:
+        return service.clip(clip_id)
+
+    @app.get("/v1/clips/{clip_id}/similar", response_model=SearchResponse, responses=ERRORS, tags=["clips"],
+             summary="Clips closest to this one")
+    def similar(clip_id: ClipId, k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
+                offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> dict[str, Any]:
+        body = service.similar(clip_id, k, offset)
+        metrics.observe_search(body)
+        return body
+
+    motion_responses: dict[int | str, dict[str, Any]] = {
+        **ERRORS,
+        200: {"description": "npz: the MotionRecord file; json: player format; bvh: BVH text (metres, y up)",
+              "content": {"application/octet-stream": {}, "application/json": {"schema": MotionJson.model_json_schema()},
+                          "text/plain": {}}},
+    }
+
+    @app.get("/v1/clips/{clip_id}/motion", response_class=Response, responses=motion_responses, tags=["clips"],
+             summary="The clip's motion as npz, JSON (for players) or BVH (Blender, Unity)")
+    def motion(clip_id: ClipId, format: Annotated[str, Query(pattern="^(npz|json|bvh)$")] = "json") -> Response:  # noqa: A002
+        payload, media_type, filename = service.motion(clip_id, format)
+        headers = {"Content-Disposition": f'attachment; filename="{filename}"'} if format != "json" else None
+        if isinstance(payload, bytes):
+            return Response(payload, media_type=media_type, headers=headers)
+        return FileResponse(payload, media_type=media_type, filename=filename)
+
+    @app.get("/v1/clips/{clip_id}/audio", response_class=Response, tags=["clips"],
+             responses={**ERRORS, 200: {"description": "the clip's audio segment",
+                                        "content": {t: {} for t in ("audio/ogg", "audio/wav", "audio/mpeg", "audio/flac",
+                                                                    "audio/mp4", "application/octet-stream")}}})
+    def audio(clip_id: ClipId) -> FileResponse:
+        path, media_type = service.audio(clip_id)
+        return FileResponse(path, media_type=media_type)
+
+    @app.get("/v1/genres", response_model=GenresResponse, tags=["clips"], summary="Genres with clip counts")
+    def genres() -> dict[str, Any]:
+        return {"genres": service.genres()}
+
+    # --- operations ----------------------------------------------------------------------------------
+    @app.get("/healthz", response_model=Health, tags=["ops"], summary="Liveness")
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", response_model=Health, tags=["ops"], summary="Readiness: model and index loaded",
+             responses={503: {"model": ErrorResponse, "description": "the index is empty"}})
+    def readyz() -> Any:
+        if len(service.engine.index) == 0:
+            return error(503, "not_ready", "the index is empty: ingest clips and run `dancesearch index build`")
+        return {"status": "ready", "model": service.engine.model_id, "index": service.index_info()}
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus() -> Response:
+        data, content_type = metrics.render()
+        return Response(data, media_type=content_type)
+
+    @app.post("/v1/admin/reload", response_model=Health, tags=["ops"],
+              summary="Reload model and index after `dancesearch index build` (needs X-API-Key)",
+              responses={401: {"model": ErrorResponse, "description": "missing or wrong API key"},
+                         403: {"model": ErrorResponse, "description": "no API key configured on this server"},
+                         503: {"model": ErrorResponse, "description": "the new index could not be loaded"}})
+    def reload(x_api_key: Annotated[str | None, Header()] = None) -> Any:
+        if settings.api_key is None:
+            return error(403, "forbidden", "routes that change server state are disabled: start the server with an API key")
+        if x_api_key is None or not hmac.compare_digest(x_api_key.encode(), settings.api_key.get_secret_value().encode()):
+            return error(401, "unauthorized", "missing or wrong X-API-Key", "x-api-key")
+        info = service.reload()
+        metrics.index_size.set(len(service.engine.index))
+        return {"status": "reloaded", "model": service.engine.model_id, "index": info}
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    return app

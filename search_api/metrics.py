@@ -1,0 +1,63 @@
+"""Prometheus metrics: request latency histograms per route, search latency per stage and mode.
+
+Each app gets its own ``CollectorRegistry`` so several apps (tests) can live in one process.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Histogram("dancesearch_http_request_duration_seconds", "HTTP request latency",
+                                  ["method", "route", "status"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.search = Histogram("dancesearch_search_duration_seconds", "search latency inside the engine",
+                                ["mode"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.no_match = Counter("dancesearch_search_no_match_total", "searches answered with no_match=true",
+                                registry=self.registry)
+        self.index_size = Gauge("dancesearch_index_vectors", "vectors in the loaded index", registry=self.registry)
+        self.in_flight = Gauge("dancesearch_http_requests_in_flight", "requests being served", registry=self.registry)
+
+    def observe_search(self, body: dict[str, Any]) -> None:
+        self.search.labels(body.get("mode", "text")).observe(float(body.get("took_ms", 0.0)) / 1000.0)
+        if body.get("no_match"):
+            self.no_match.inc()
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware (cheaper than BaseHTTPMiddleware): times every HTTP request by route template."""
+
+    def __init__(self, app: Any, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = {"code": 500}
+
+        async def send_wrapper(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        self.metrics.in_flight.inc()
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            self.metrics.in_flight.dec()
+            route = scope.get("route")
+            path = getattr(route, "path", None) or "unmatched"
+            self.metrics.requests.labels(scope.get("method", "GET"), path, str(status["code"])).observe(
+                time.perf_counter() - start)

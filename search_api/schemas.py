@@ -1,0 +1,133 @@
+"""Request and response models of the v1 API (the OpenAPI schema at /openapi.json is generated from these).
+
+The response shape is the contract in docs/ARCHITECTURE.md ("Search API response"), shared with the UI.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_K = 100
+MAX_OFFSET = 1000
+MAX_QUERY = 500
+Split = Literal["train", "val", "test"]
+
+
+class SearchBody(BaseModel):
+    """``POST /v1/search``: the same fields as the GET query string; ``genre`` may be a string or a list."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    q: str | None = Field(None, max_length=MAX_QUERY, description="what the dance looks like; omit to rank a genre")
+    k: int = Field(10, ge=1, le=MAX_K)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
+    genre: list[str] | str | None = Field(None, description="one genre or a list (OR-ed)")
+    bpm_min: float | None = Field(None, ge=0, le=400)
+    bpm_max: float | None = Field(None, ge=0, le=400)
+    split: Split | None = None
+    source: str | None = Field(None, max_length=64)
+
+    @field_validator("genre")
+    @classmethod
+    def _as_list(cls, v: list[str] | str | None) -> list[str]:
+        if v is None:
+            return []
+        return [v] if isinstance(v, str) else list(v)
+
+
+class Media(BaseModel):
+    motion_npz: str
+    motion_json: str
+    motion_bvh: str
+    audio: str | None
+
+
+class Explanation(BaseModel):
+    matched: list[str]
+    text: str
+
+
+class ClipInfo(BaseModel):
+    """A clip as ``GET /v1/clips/{id}`` returns it."""
+
+    id: int
+    key: str
+    genre: str | None
+    bpm: float | None
+    duration_s: float
+    dancer: str | None
+    split: str | None
+    source: str | None
+    caption: str | None
+    captions: list[str]
+    tags: dict[str, Any]
+    media: Media
+
+
+class SearchResult(ClipInfo):
+    rank: int
+    score: float
+    explanation: Explanation
+
+
+class QueryEcho(BaseModel):
+    q: str | None
+    k: int
+    offset: int
+    genres: list[str]
+    bpm_min: float | None
+    bpm_max: float | None
+    split: str | None = None
+    source: str | None = None
+    similar_to: int | None = None
+
+
+class SearchResponse(BaseModel):
+    query: QueryEcho
+    mode: Literal["text", "genre", "similar"]
+    no_match: bool = Field(description="true when the best score is below the threshold calibrated on the val split")
+    threshold: float | None
+    model: str
+    took_ms: float
+    total: int = Field(description="clips that satisfy the filters")
+    results: list[SearchResult]
+
+
+class Genre(BaseModel):
+    name: str
+    count: int
+
+
+class GenresResponse(BaseModel):
+    genres: list[Genre]
+
+
+class MotionJson(BaseModel):
+    fps: float
+    joint_names: list[str]
+    parents: list[int]
+    positions: list[list[list[float]]] = Field(description="T x J x 3, metres, +y up")
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    field: str | None = None
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class Health(BaseModel):
+    status: str
+    model: str | None = None
+    index: dict[str, Any] | None = None
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "malformed request (e.g. invalid JSON)"},
+    404: {"model": ErrorResponse, "description": "unknown clip id or missing media"},
+    422: {"model": ErrorResponse, "description": "a parameter is out of range or unknown; `field` names it"},
+}

@@ -1,0 +1,233 @@
+"""Protocols on hand-built similarity matrices: full, batch32, threshold, dance-to-text, bootstrap."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from eval.bootstrap import bootstrap_ci
+from eval.protocols import (ProtocolError, batch_protocol, dance_to_text, full_protocol, ranks_with_positives,
+                            run_protocol, summarize_grouped, summarize_ranks, threshold_positives,
+                            threshold_protocol)
+
+
+def test_full_protocol_hand_computed():
+    # 3 queries, 4 clips; query 0 -> clip 0 (rank 1), query 1 -> clip 1 (beaten by clips 0 and 3: rank 3),
+    # query 2 -> clip 3 (beaten by clip 2 only: rank 2)
+    sim = np.array([[0.9, 0.1, 0.2, 0.3],
+                    [0.8, 0.5, 0.1, 0.6],
+                    [0.1, 0.2, 0.9, 0.4]])
+    res = full_protocol(sim, np.array([0, 1, 3]))
+    assert res.ranks.tolist() == [1, 3, 2]
+    assert res.gallery_size == 4
+    assert res.metrics["R@1"] == pytest.approx(100 / 3)
+    assert res.metrics["R@5"] == 100.0 and res.metrics["R@10"] == 100.0  # k beyond the gallery
+    assert res.metrics["MedR"] == 2.0 and res.metrics["MnR"] == 2.0
+
+
+def test_tie_modes():
+    # the own clip (0) ties with two wrong clips, one wrong clip is above
+    sim = np.array([[0.5, 0.5, 0.5, 0.7]])
+    assert ranks_with_positives(sim, [[0]], "pessimistic").tolist() == [4]
+    assert ranks_with_positives(sim, [[0]], "optimistic").tolist() == [2]
+    assert ranks_with_positives(sim, [[0]], "expected").tolist() == [3]  # 1 + 1 + 2/2
+    # two correct items tied with two wrong ones: expected wrong-before-first-correct = 2/3
+    sim2 = np.array([[0.5, 0.5, 0.5, 0.5]])
+    assert ranks_with_positives(sim2, [[0, 1]], "expected")[0] == pytest.approx(1 + 2 / 3)
+    assert ranks_with_positives(sim2, [[0, 1]], "pessimistic")[0] == 3  # correct items do not push each other
+
+
+def test_constant_scorer_is_not_rewarded():
+    sim = np.zeros((5, 5))
+    res = full_protocol(sim, np.arange(5))
+    assert res.metrics["R@1"] == 0.0 and res.metrics["MedR"] == 5.0
+
+
+def test_gallery_of_one():
+    res = full_protocol(np.array([[0.2], [-0.3]]), np.array([0, 0]))
+    assert res.ranks.tolist() == [1, 1] and res.gallery_size == 1
+    assert res.metrics["R@1"] == 100.0 and res.metrics["MnR"] == 1.0
+
+
+def test_duplicate_captions_cap_full_but_not_threshold():
+    # two clips with the same caption give two identical query rows; only one can be rank 1 in `full`
+    sim = np.array([[0.9, 0.8, 0.1],
+                    [0.9, 0.8, 0.1],
+                    [0.0, 0.1, 0.7]])
+    qc = np.array([0, 1, 2])
+    full = full_protocol(sim, qc)
+    assert full.ranks.tolist() == [1, 2, 1]
+    text_sim = np.array([[1.0, 1.0, 0.2], [1.0, 1.0, 0.2], [0.2, 0.2, 1.0]])
+    thr = threshold_protocol(sim, qc, text_sim, threshold=0.95)
+    assert thr.ranks.tolist() == [1, 1, 1]
+    assert thr.details["queries_with_extra_correct"] == 2
+
+
+def test_threshold_positives_use_best_caption_of_a_clip():
+    # clip 0 has captions 0 and 1; clip 1 has caption 2. Caption 2 is near caption 1 only.
+    text_sim = np.array([[1.0, 0.3, 0.1],
+                         [0.3, 1.0, 0.96],
+                         [0.1, 0.96, 1.0]])
+    pos = threshold_positives(text_sim, np.array([0, 0, 1]), n_gallery=3, threshold=0.95)
+    assert [p.tolist() for p in pos] == [[0], [0, 1], [0, 1]]
+    with pytest.raises(ProtocolError):
+        threshold_positives(np.eye(2), np.array([0, 0, 1]), 3)
+
+
+def test_dance_to_text_any_own_caption_counts():
+    # queries (captions) 0,1 belong to clip 0, caption 2 to clip 1; gallery clip 2 has no caption
+    sim = np.array([[0.1, 0.9, 0.0],
+                    [0.8, 0.2, 0.0],
+                    [0.5, 0.3, 0.0]])
+    res = dance_to_text(sim, np.array([0, 0, 1]))
+    # clip 0 scores captions (0.1, 0.8, 0.5): best own caption is 1 (0.8) -> rank 1
+    # clip 1 scores captions (0.9, 0.2, 0.3): own caption 2 (0.3) beaten by caption 0 -> rank 2
+    assert res.ranks.tolist() == [1, 2]
+    assert res.gallery_size == 3 and res.query_index.tolist() == [0, 1]
+
+
+def test_batch_protocol_batches_of_32_and_averages():
+    rng = np.random.default_rng(0)
+    n = 70
+    sim = rng.normal(size=(n, n))
+    qc = np.arange(n)
+    res = batch_protocol(sim, qc, seed=3)
+    assert res.gallery_size == 32
+    assert res.details["batches"] == 2 and res.details["pairs_dropped"] == 6
+    assert res.n_queries == 64 and set(res.groups.tolist()) == {0, 1}
+    # per-batch ranks equal a direct recomputation on the sub-matrix
+    for g in (0, 1):
+        q = res.query_index[res.groups == g]
+        direct = full_protocol(sim[np.ix_(q, qc[q])], np.arange(32)).ranks
+        np.testing.assert_array_equal(direct, res.ranks[res.groups == g])
+    # averaged over batches
+    per = [summarize_ranks(res.ranks[res.groups == g]) for g in (0, 1)]
+    assert res.metrics["MedR"] == pytest.approx((per[0]["MedR"] + per[1]["MedR"]) / 2)
+    # seeded: same seed same batches, other seed other batches
+    again = batch_protocol(sim, qc, seed=3)
+    np.testing.assert_array_equal(again.query_index, res.query_index)
+    other = batch_protocol(sim, qc, seed=4)
+    assert not np.array_equal(other.query_index, res.query_index)
+
+
+def test_batch_protocol_perfect_model_and_small_gallery():
+    sim = np.eye(10) + 0.01
+    res = batch_protocol(sim, np.arange(10))
+    assert res.gallery_size == 10 and res.details["pairs_dropped"] == 0  # fewer pairs than a batch
+    assert res.metrics["R@1"] == 100.0
+
+
+def test_batch_protocol_one_caption_per_clip():
+    # clip 0 has 3 captions, clip 1 one: each round uses one caption per clip
+    sim = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    res = batch_protocol(sim, np.array([0, 0, 0, 1]), rounds=5, seed=1)
+    assert res.n_queries == 10 and res.details["batches"] == 5
+    assert res.metrics["R@1"] == 100.0
+
+
+def test_run_protocol_dispatch_and_errors():
+    sim = np.eye(3)
+    assert run_protocol("full", sim, np.arange(3)).metrics["R@1"] == 100.0
+    assert run_protocol("threshold", sim, np.arange(3), text_sim=np.eye(3)).metrics["R@1"] == 100.0
+    with pytest.raises(ProtocolError):
+        run_protocol("nope", sim, np.arange(3))
+    with pytest.raises(ProtocolError):
+        full_protocol(np.array([[np.nan]]), np.array([0]))
+    with pytest.raises(ProtocolError):
+        full_protocol(np.zeros((2, 0)), np.array([0, 0]))
+    with pytest.raises(ProtocolError):
+        full_protocol(np.zeros((2, 2)), np.array([0, 5]))
+
+
+def test_bootstrap_ci_brackets_estimate_and_is_seeded():
+    ranks = np.array([1, 1, 2, 3, 5, 8, 13, 1, 2, 40], dtype=float)
+    ci = bootstrap_ci(ranks, summarize_ranks, n_boot=300, seed=7)
+    point = summarize_ranks(ranks)
+    for key, (lo, hi) in ci.items():
+        assert lo <= point[key] <= hi, key
+    assert ci["R@1"][0] < ci["R@1"][1]
+    assert bootstrap_ci(ranks, summarize_ranks, n_boot=300, seed=7) == ci
+    assert bootstrap_ci(ranks, summarize_ranks, n_boot=0) == {}
+    # constant ranks: a zero-width interval
+    assert bootstrap_ci(np.ones(5), summarize_ranks, n_boot=50)["MedR"] == [1.0, 1.0]
+
+
+def test_bootstrap_grouped_resamples_batches():
+    ranks = np.array([1, 1, 1, 1, 9, 9, 9, 9], dtype=float)
+    groups = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    point = summarize_grouped(ranks, groups)
+    assert point["R@1"] == 50.0
+    ci = bootstrap_ci(ranks, summarize_ranks, n_boot=400, seed=0, groups=groups)
+    # with 2 batches a replicate's R@1 is 0, 50 or 100
+    assert ci["R@1"][0] == 0.0 and ci["R@1"][1] == 100.0
+
+
+# --- the suite on a hand-built SuiteData (no model, no catalog) ---------------------------------------
+def _suite_data():
+    from eval.suite_cli import SuiteData
+
+    # 4 clips, 5 captions; caption 1 and 2 are the same text on clips 0 and 1
+    sim = np.array([[0.9, 0.5, 0.1, 0.0],
+                    [0.8, 0.7, 0.2, 0.1],
+                    [0.8, 0.7, 0.2, 0.1],
+                    [0.1, 0.2, 0.3, 0.9],
+                    [0.3, 0.1, 0.6, 0.2]])
+    texts = ["a slow waltz", "fast salsa turns", "fast salsa turns", "gentle ballet arms", "krump stomps"]
+    clips = [{"id": i, "key": f"demo/s{i}#0", "genre": g, "captions": [], "tags": {"energy": "low"}}
+             for i, g in enumerate(["waltz", "salsa", "krump", "ballet"])]
+    text_sim = np.array([[1.0 if texts[i] == texts[j] else 0.2 for j in range(5)] for i in range(5)])
+    return SuiteData("test", "cd-test", sim, np.array([0, 0, 1, 3, 2]), texts, clips, np.eye(4), text_sim)
+
+
+def test_evaluate_protocol_payload():
+    from eval.suite_cli import evaluate_protocol, protocols_markdown
+
+    data = _suite_data()
+    full, res = evaluate_protocol(data, "full", n_boot=200, seed=1)
+    # ranks: q0 -> 1, q1 -> 1, q2 (clip 1, 0.7 < 0.8) -> 2, q3 -> 1, q4 (clip 2, 0.6 best) -> 1
+    assert res.ranks.tolist() == [1, 1, 2, 1, 1]
+    assert full["R@1"] == 80.0 and full["gallery_size"] == 4 and full["queries"] == 5
+    assert set(full["ci95"]) == {"R@1", "R@5", "R@10", "MedR", "MnR"}
+    assert full["dance_to_text"]["gallery_size"] == 5 and full["dance_to_text"]["queries"] == 4
+    thr, res_t = evaluate_protocol(data, "threshold", n_boot=0)
+    assert res_t.ranks.tolist() == [1, 1, 1, 1, 1] and thr["ci95"] == {}
+    b32, _ = evaluate_protocol(data, "batch32", n_boot=0)
+    assert b32["gallery_size"] == 4 and b32["queries"] == 4  # one caption per clip, one batch of all 4
+    md = protocols_markdown([full, thr, b32], "t", "dancesearch eval retrieval")
+    assert "| full | text->dance | 4 | 5 | 80.00 [" in md and "| threshold | text->dance | 4 | 5 | 100.00 |" in md
+
+
+def test_breakdown_from_suite_rows():
+    from eval.breakdown import breakdown
+    from eval.suite_cli import evaluate_protocol
+
+    data = _suite_data()
+    _, res = evaluate_protocol(data, "full", n_boot=0)
+    tables = breakdown(res.ranks, [data.query_texts[i] for i in res.query_index],
+                       [data.query_genres[i] for i in res.query_index])
+    genre = {r.value: r for r in tables["genre"]}
+    assert genre["waltz"].n_queries == 2 and genre["waltz"].metrics["R@1"] == 100.0
+    assert genre["salsa"].metrics["R@1"] == 0.0
+    tempo = {r.value: r for r in tables["tempo"]}
+    assert tempo["fast"].n_queries == 2 and tempo["fast"].metrics["MnR"] == 1.5
+
+
+def test_qualitative_top_k_marks_own_clip():
+    from eval.qualitative import SampleQuery, qualitative_markdown, top_k
+
+    g = np.eye(3)
+    q = np.array([[0.0, 1.0, 0.0], [0.6, 0.0, 0.8]])
+    clips = [{"key": f"k{i}", "genre": "g", "captions": [f"c{i}"], "tags": {"tempo": "slow"}} for i in range(3)]
+    res = top_k(q, g, clips, [SampleQuery("free"), SampleQuery("cap", 0, "test caption (g)")], k=2)
+    assert [h["key"] for h in res[0].hits] == ["k1", "k0"] and res[0].own_rank is None
+    assert [h["key"] for h in res[1].hits] == ["k2", "k0"] and res[1].own_rank == 2 and res[1].hits[1]["own"]
+    md = qualitative_markdown(res, 3, "cd-x", "test")
+    assert "**k0**" in md and "own rank 2 / 3" in md and "tempo=slow" in md
+
+
+@pytest.mark.slow
+def test_caption_similarity_minilm():
+    from eval.protocols import caption_similarity
+
+    s = caption_similarity(["a slow waltz turning in circles", "A slow waltz, turning in circles",
+                            "a fast hip hop routine", "a slow waltz turning in circles"])
+    assert s[0, 3] == 1.0 and s[0, 1] > 0.95 and s[0, 2] < 0.6

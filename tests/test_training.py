@@ -1,0 +1,139 @@
+"""End-to-end training on synthetic clips stored as real MotionRecord / .npy files."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from synthetic_clips import make_music, make_record, write_clips  # noqa: E402
+
+from encoders.api import DanceEmbedder, DanceInput
+from encoders.errors import DanceSearchError
+from encoders.model.customdancer import ModelConfig
+from encoders.motion.record import MotionRecord
+from encoders.training.data import ClipExample, balanced_batches, load_music
+from encoders.training.run_dir import FILES, RunConfig, TrainConfig, load_run
+from encoders.training.trainer import train
+
+
+def _config(epochs: int = 6, seed: int = 0, **model_kw) -> RunConfig:
+    m = dict(backbone="bow", freeze_backbone=False, d_model=24, layers=1, heads=2, embed_dim=16, seq_len=40, frame_stride=2,
+             text_hidden=32, bow_dim=32, dropout=0.1)
+    m.update(model_kw)
+    return RunConfig(ModelConfig(**m), TrainConfig(epochs=epochs, batch_size=8, lr=3e-3, seed=seed, num_threads=1,
+                                                   device="cpu"))
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[ClipExample], list[ClipExample]]:
+    root = tmp_path_factory.mktemp("clips")
+    train_ex = write_clips(root / "train", per_genre=6, seed=0, frames=90, music_missing_every=5)
+    val_ex = write_clips(root / "val", per_genre=2, seed=1, frames=90, split="val")
+    return train_ex, val_ex
+
+
+@pytest.fixture(scope="module")
+def trained_run(clips, tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("run") / "r1"
+    return train(_config(), clips[0], clips[1], out, progress=False)
+
+
+def test_loss_decreases_and_beats_chance(trained_run) -> None:
+    losses = [h["train_loss"] for h in trained_run.history]
+    assert losses[-1] < losses[0] * 0.8
+    # 8 val clips, 3 captions each; each genre has 2 clips, so a model that learned genres has MnR <= ~2.5,
+    # chance is 4.5
+    assert trained_run.best_val["MnR"] < 3.5
+
+
+def test_run_directory_round_trip(trained_run, clips) -> None:
+    run_dir = trained_run.run_dir
+    for name in FILES:
+        assert (run_dir / name).is_file(), name
+    cfg = json.loads((run_dir / "config.json").read_text())
+    assert cfg["model"]["temporal"] == "transformer" and cfg["train"]["seed"] == 0
+    history = json.loads((run_dir / "history.json").read_text())
+    assert len(history) == 6 and "R@1" in history[0]["val"]
+    loaded = load_run(run_dir, "cpu")
+    assert loaded.config.to_dict() == _config().to_dict()
+    emb = DanceEmbedder(loaded.model, loaded.stats, loaded.config, "x")
+    from encoders.training.trainer import evaluate_model
+    from encoders.training.data import FeatureBank
+    bank = FeatureBank(clips[1], progress=False)
+    again = evaluate_model(loaded.model, bank.normalise(loaded.stats), clips[1], torch.device("cpu"))
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert again == pytest.approx(metrics["val"])  # the saved checkpoint is the selected epoch
+    assert emb.dim == 16
+
+
+def test_same_seed_same_run(clips, tmp_path: Path) -> None:
+    a = train(_config(epochs=2, seed=3), clips[0], clips[1], tmp_path / "a", progress=False)
+    b = train(_config(epochs=2, seed=3), clips[0], clips[1], tmp_path / "b", progress=False)
+    assert [h["train_loss"] for h in a.history] == [h["train_loss"] for h in b.history]
+    assert a.best_val == b.best_val
+    assert (tmp_path / "a" / "best.pt").read_bytes() == (tmp_path / "b" / "best.pt").read_bytes()
+    c = train(_config(epochs=2, seed=4), clips[0], clips[1], tmp_path / "c", progress=False)
+    assert [h["train_loss"] for h in c.history] != [h["train_loss"] for h in a.history]
+
+
+def test_embedder_shapes_norms_and_determinism(trained_run, clips) -> None:
+    emb = DanceEmbedder.from_run(trained_run.run_dir, device="cpu", batch_size=3)
+    ex = clips[1]
+    dances = [DanceInput(MotionRecord.load(e.motion_path), load_music(e.music_path)) for e in ex]
+    d1 = emb.encode_dances(dances)
+    d2 = emb.encode_dances(list(reversed(dances)))[::-1]
+    assert d1.shape == (len(ex), emb.dim) and d1.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(d1, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(d1, d2, atol=1e-5)  # batch composition does not change an embedding
+    t = emb.encode_text(["a slow waltz dance", "fast right arm motion", "a slow waltz dance"])
+    assert t.shape == (3, emb.dim)
+    np.testing.assert_allclose(t[0], t[2], atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(t, axis=1), 1.0, atol=1e-5)
+    assert emb.encode_text([]).shape == (0, emb.dim)
+    again = DanceEmbedder.from_run(trained_run.run_dir, device="cpu")
+    assert again.model_id == emb.model_id and emb.model_id.startswith("cd-")
+    # a dance without music and a record at another frame rate still embed
+    rng = np.random.default_rng(5)
+    rec = make_record("waltz", rng, 120)
+    rec60 = MotionRecord(60.0, np.repeat(rec.trans, 2, 0), np.repeat(rec.positions, 2, 0), rec.joint_names)
+    out = emb.encode_dances([DanceInput(rec, None), DanceInput(rec60, make_music("waltz", rng, 120))])
+    assert np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("temporal,fusion", [("lstm", "blend"), ("rnn", "add"), ("transformer", "mul"),
+                                             ("transformer", "motion"), ("transformer", "music")])
+def test_variants_train(clips, tmp_path: Path, temporal: str, fusion: str) -> None:
+    small = clips[0][::2]
+    r = train(_config(epochs=1, temporal=temporal, fusion=fusion), small, clips[1], tmp_path / "v", progress=False)
+    assert r.best_val is not None and np.isfinite(r.history[0]["train_loss"])
+    assert json.loads((tmp_path / "v" / "config.json").read_text())["model"]["fusion"] == fusion
+
+
+def test_balanced_batches_mix_genres_and_dancers() -> None:
+    genres = ["a"] * 40 + ["b"] * 40 + ["c"] * 20
+    dancers = [f"d{i % 4}" for i in range(100)]
+    batches = balanced_batches(genres, dancers, 10, np.random.default_rng(0))
+    assert sorted(i for b in batches for i in b) == list(range(100))
+    for b in batches:
+        counts = {g: sum(genres[i] == g for i in b) for g in "abc"}
+        assert 3 <= counts["a"] <= 5 and 3 <= counts["b"] <= 5 and 1 <= counts["c"] <= 3
+        assert len({dancers[i] for i in b}) >= 3
+    again = balanced_batches(genres, dancers, 10, np.random.default_rng(0))
+    assert again == batches
+    assert balanced_batches(["a"] * 11, [None] * 11, 5, np.random.default_rng(0))[-1] != [10]  # lone last dropped
+
+
+def test_training_needs_captions(tmp_path: Path, clips) -> None:
+    bare = [ClipExample(e.clip_id, e.motion_path, e.music_path, [], e.genre, e.dancer) for e in clips[0]]
+    with pytest.raises(DanceSearchError, match="captioned"):
+        train(_config(epochs=1), bare, clips[1], tmp_path / "x", progress=False)
+
+
+def test_missing_run_dir_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(DanceSearchError, match="not a trained run directory"):
+        DanceEmbedder.from_run(tmp_path)
