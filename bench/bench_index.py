@@ -108,7 +108,22 @@ def measure(idx: FaissIndex, q: np.ndarray, k: int, flt: ClipFilter | None = Non
     return ids, lat
 
 
+def markdown_table(path: Path) -> str:
+    """The README table of a results file."""
+    d = json.loads(path.read_text())
+    lines = [f"Data: {d['data']}. {d['queries']} queries, k = {d['k']}; {d['machine']['note']}; {d['date']}.", "",
+             "| vectors | kind | build s | p50 ms | p99 ms | recall@10 | filtered p50 ms | filtered recall@10 | index MB | bytes / vector |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in d["results"]:
+        lines.append(f"| {r['n']:,} | {r['kind']} | {r['build_s']} | {r['p50_ms']} | {r['p99_ms']} | {r['recall_at_10']} | "
+                     f"{r['filtered_p50_ms']} | {r['filtered_recall_at_10']} | {r['index_mb']} | {r['bytes_per_vector']} |")
+    return "\n".join(lines)
+
+
 def main() -> int:
+    if len(sys.argv) == 3 and sys.argv[1] == "--table":
+        print(markdown_table(Path(sys.argv[2])))
+        return 0
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     ap.add_argument("--kinds", nargs="+", default=["flat", "hnsw", "ivfpq"])
@@ -119,10 +134,12 @@ def main() -> int:
     ap.add_argument("--run", default=None, help="model run for text queries (--data model)")
     ap.add_argument("--ef-search", type=int, default=None)
     ap.add_argument("--nprobe", type=int, default=None)
+    ap.add_argument("--rerank", type=int, default=None, help="ivfpq: candidates re-ranked = rerank * k")
+    ap.add_argument("--threads", type=int, default=1, help="FAISS OpenMP threads per search (server default 1)")
     ap.add_argument("--out", type=Path, default=Path("bench/results/index.json"))
     args = ap.parse_args()
 
-    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    faiss.omp_set_num_threads(args.threads)  # the server's per-request setting (search_api ApiSettings.faiss_threads)
     k = 10
     data_note: str
     if args.data == "model":
@@ -173,6 +190,8 @@ def main() -> int:
                 params.ef_search = args.ef_search
             if args.nprobe:
                 params.nprobe = args.nprobe
+            if args.rerank:
+                params.rerank_factor = args.rerank
             rss0 = rss_bytes()
             t = time.perf_counter()
             idx = FaissIndex(kind, dim, params)
@@ -201,7 +220,7 @@ def main() -> int:
         del x
     out = {"benchmark": "index", "data": data_note, "queries": len(q), "k": k,
            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "faiss": faiss.__version__,
-                       "note": "shared with other jobs while measured; single-query latency, default FAISS threads"},
+                       "note": f"shared with other jobs while measured (load average {os.getloadavg()[0]:.1f}); single-query latency, {args.threads} FAISS thread(s)"},
            "date": time.strftime("%Y-%m-%d %H:%M:%S"), "results": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     prev = json.loads(args.out.read_text()) if args.out.exists() else None

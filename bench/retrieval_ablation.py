@@ -45,7 +45,8 @@ LABELS = {"full": "CustomDancer (transformer, blend)", "lstm": "LSTM backbone (b
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--home", type=Path, required=True)
+    ap.add_argument("--home", type=Path, nargs="+", required=True,
+                    help="workspace(s); several are merged (e.g. a corpus ingested in parallel parts)")
     ap.add_argument("--config", type=Path, default=None)
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
@@ -53,13 +54,27 @@ def main() -> int:
     ap.add_argument("--runs", type=Path, default=Path("/tmp/ds_runs"))
     ap.add_argument("--demo-out", type=Path, default=ROOT / "models" / "demo")
     ap.add_argument("--results", type=Path, default=ROOT / "docs" / "results" / "retrieval_demo.md")
+    ap.add_argument("--merge", type=Path, nargs="*", default=[],
+                    help="result JSON files of other runs of this script (e.g. run in parallel) to fold into the table")
     args = ap.parse_args()
 
-    ws = Workspace(args.home)
-    train_ex, val_ex, test_ex = (examples_for_split(ws, s) for s in ("train", "val", "test"))
+    workspaces = [Workspace(h) for h in args.home]
+
+    def split_examples(split: str) -> list:
+        out = []
+        for k, ws in enumerate(workspaces):
+            for ex in examples_for_split(ws, split):
+                ex.clip_id = f"{k}:{ex.clip_id}" if len(workspaces) > 1 else ex.clip_id
+                out.append(ex)
+        return out
+
+    train_ex, val_ex, test_ex = (split_examples(s) for s in ("train", "val", "test"))
+    homes = " ".join(str(h) for h in args.home)
     print(f"train {len(train_ex)}  val {len(val_ex)}  test {len(test_ex)} clips", file=sys.stderr)
     json_path = args.results.with_suffix(".json")
     rows: dict[str, dict] = json.loads(json_path.read_text())["rows"] if json_path.exists() else {}
+    for extra in args.merge:
+        rows.update(json.loads(extra.read_text())["rows"])
     base = RunConfig.from_file(args.config) if args.config else RunConfig()
     for name in args.variants:
         cfg = RunConfig.from_dict(base.to_dict())
@@ -69,7 +84,7 @@ def main() -> int:
             cfg.train.epochs = args.epochs
         out = args.runs / name
         t0 = time.perf_counter()
-        result = train(cfg, train_ex, val_ex, out, progress=True, data_description=f"demo corpus, workspace {args.home}")
+        result = train(cfg, train_ex, val_ex, out, progress=True, data_description=f"demo corpus, workspace(s) {homes}")
         seconds = time.perf_counter() - t0
         emb = DanceEmbedder.from_run(out, device="cpu")
         test = evaluate_retrieval(emb, test_ex, "test").metrics
@@ -89,9 +104,19 @@ def main() -> int:
             run = load_run(args.demo_out, "cpu")
             history = json.loads((args.demo_out / "history.json").read_text())
             data_info = json.loads((args.demo_out / "config.json").read_text())["data"]
-            atomic_write_text(args.demo_out / "README.md", model_card(run.config, run.model, history, metrics, data_info))
+            card = model_card(run.config, run.model, history, metrics, data_info)
+            card += ("\n## Reproduce\n\n```bash\n"
+                     "dancesearch corpus demo --out /tmp/train_corpus --clips 1440 --seed 1\n"
+                     "dancesearch ingest npz /tmp/train_corpus --home /tmp/train_home --source demo\n"
+                     f"python bench/retrieval_ablation.py --home /tmp/train_home --config models/demo/config.json --seed {args.seed}"
+                     + (f" --epochs {args.epochs}" if args.epochs else "") + "   # full model -> models/demo, plus the ablations\n"
+                     "dancesearch eval retrieval --home /tmp/train_home --run models/demo --split test\n```\n"
+                     "\nTable with the ablation variants and chance: `docs/results/retrieval_demo.md`.\n")
+            atomic_write_text(args.demo_out / "README.md", card)
         atomic_write_json(json_path, {"rows": rows, "protocol": FULL_GALLERY_PROTOCOL,
                                       "chance": chance_metrics(len(test_ex)), "threads": torch.get_num_threads()})
+    atomic_write_json(json_path, {"rows": rows, "protocol": FULL_GALLERY_PROTOCOL,
+                                  "chance": chance_metrics(len(test_ex)), "threads": torch.get_num_threads()})
     chance = chance_metrics(len(test_ex))
     n_q = next(iter(rows.values()))["test"]["num_queries"] if rows else 0
     lines = ["# Text-to-dance retrieval on the demo corpus (test split)", "",

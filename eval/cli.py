@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from encoders.cliutil import EXIT_OK, add_common_options, emit, progress_enabled
+from encoders.cliutil import EXIT_OK, add_common_options, emit
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,29 +23,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--run", type=Path, default=None, metavar="DIR", help="run directory (default: models/demo)")
     r.add_argument("--split", choices=("train", "val", "test"), default="test")
     r.add_argument("--device", default=None, help="auto (default) | cpu | cuda")
+    from .suite_cli import add_protocol_options, register_extra
+
+    add_protocol_options(r)
     r.set_defaults(handler=cmd_retrieval)
+    register_extra(actions)
 
 
 def cmd_retrieval(args: argparse.Namespace) -> int:
-    from encoders.api import DEFAULT_RUN_DIR, DanceEmbedder
-    from indexer.datasets import examples_for_split
-    from indexer.workspace import Workspace
+    from .suite_cli import print_suite, run_retrieval_suite
 
-    from .retrieval import evaluate_retrieval
-
-    ws = Workspace.from_args(args)
-    run_dir = args.run or DEFAULT_RUN_DIR
-    embedder = DanceEmbedder.from_run(run_dir, device=args.device)
-    examples = examples_for_split(ws, args.split)
-    result = evaluate_retrieval(embedder, examples, args.split, progress=progress_enabled(args))
-    m = result.metrics
-    payload = {**m, "run": str(run_dir)}
-
-    def human() -> None:
-        print(f"{args.split}: {m['num_queries']} queries, gallery of {m['gallery_size']} clips ({m['protocol']})")
-        print(f"R@1 {m['R@1']:.2f}  R@5 {m['R@5']:.2f}  R@10 {m['R@10']:.2f}  MedR {m['MedR']:.1f}  MnR {m['MnR']:.2f}")
-        c = m["chance"]
-        print(f"chance: R@1 {c['R@1']:.2f}  R@5 {c['R@5']:.2f}  R@10 {c['R@10']:.2f}  MedR {c['MedR']:.1f}  MnR {c['MnR']:.2f}")
-
-    emit(args, payload, human)
+    payload = run_retrieval_suite(args)
+    emit(args, payload, lambda: print_suite(payload))
     return EXIT_OK

@@ -14,7 +14,7 @@ from typing import Any, Iterable, Iterator, Sequence as Seq
 from sqlalchemy import (JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint,
                         create_engine, event, func, select)
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
 from encoders.errors import DanceSearchError
@@ -203,9 +203,6 @@ class Catalog:
         try:
             yield session
             session.commit()
-        except SQLAlchemyError:
-            session.rollback()
-            raise
         except BaseException:
             session.rollback()
             raise

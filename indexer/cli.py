@@ -54,10 +54,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("kind", metavar="KIND", choices=KINDS, help=f"source format: {', '.join(KINDS)}")
     p.add_argument("path", metavar="PATH", type=Path, help="dataset folder (or a single file for bvh / npz)")
     p.add_argument("--captions", type=Path, default=None, metavar="FILE", help="captions JSON Lines file")
-    p.add_argument("--clip-seconds", type=_positive_float, default=12.0, help="clip length in seconds (default 12)")
-    p.add_argument("--stride-seconds", type=_positive_float, default=None,
+    p.add_argument("--clip-seconds", type=_positive_float, default=12.0, metavar="S", help="clip length in seconds (default 12)")
+    p.add_argument("--stride-seconds", type=_positive_float, default=None, metavar="S",
                    help="seconds between clip starts (default: the clip length, no overlap)")
-    p.add_argument("--source", default=None, help="corpus name used in clip keys and media paths (default: KIND)")
+    p.add_argument("--source", default=None, metavar="NAME", help="corpus name used in clip keys and media paths (default: KIND)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="processes for music analysis (default: CPU count, at most 4; 1 = sequential)")
     add_db_option(p)
     add_common_options(p)
     p.set_defaults(handler=cmd_ingest)
@@ -84,9 +86,17 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if args.captions is not None and not args.captions.is_file():
         _err(f"--captions {args.captions} is not a file")
         return EXIT_USAGE
+    if args.workers is None:
+        from .ingest import default_workers
+
+        args.workers = default_workers()
+    if args.workers < 1:
+        _err(f"--workers must be at least 1, got {args.workers}")
+        return EXIT_USAGE
     ws = Workspace.from_args(args)
     report = ingest(ws, args.kind, args.path, captions_file=args.captions, clip_seconds=args.clip_seconds,
-                    stride_seconds=args.stride_seconds, progress=progress_enabled(args), source=args.source)
+                    stride_seconds=args.stride_seconds, progress=progress_enabled(args), source=args.source,
+                    workers=args.workers)
     for w in report.warnings:
         print(f"warning: {w}", file=sys.stderr)
 

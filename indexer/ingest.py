@@ -216,15 +216,61 @@ class _Ingester:
                     write_audio(paths["audio"], seg, sr, format="ogg")
 
 
+def _warm_one(kind: str, root: str, candidate: str, cache_dir: str) -> None:
+    """Worker: analyse one candidate's music into the feature cache (errors surface later, in order)."""
+    try:
+        item = get_adapter(kind, root).load(Path(candidate))
+        if item.audio is not None:
+            from encoders.music.features import analyse_file
+
+            analyse_file(item.audio, cache_dir=Path(cache_dir))
+    except Exception:  # the sequential pass reports this sequence's failure with its reason
+        pass
+
+
+class _FeaturePrefetcher:
+    """Analyse the music of upcoming sequences in worker processes while the main process ingests.
+
+    Music analysis (librosa CQT / chroma) is the slowest step of ingestion and each sequence is
+    independent, so workers compute it into the on-disk feature cache ahead of the sequential pass,
+    which then finds every analysis cached. Catalog writes stay in the main process, in order
+    (one transaction per sequence), so the work overlaps without any shared database writer.
+    """
+
+    def __init__(self, kind: str, root: str | Path, candidates: Sequence[Path], cache_dir: Path, workers: int) -> None:
+        from concurrent.futures import ProcessPoolExecutor
+        import multiprocessing as mp
+
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        # spawn: torch / numba state is not fork-safe
+        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
+        self.futures = {str(c): self.pool.submit(_warm_one, kind, str(root), str(c), str(cache_dir))
+                        for c in candidates}
+
+    def wait_for(self, candidate: Path) -> None:
+        fut = self.futures.get(str(candidate))
+        if fut is not None:
+            fut.result()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def default_workers() -> int:
+    import os
+
+    return max(1, min(4, os.cpu_count() or 1))
+
+
 def ingest(workspace: Workspace, kind: str, path: str | Path, captions_file: str | Path | None = None,
            clip_seconds: float = DEFAULT_CLIP_SECONDS, stride_seconds: float | None = None,
-           progress: bool = True, source: str | None = None) -> IngestReport:
+           progress: bool = True, source: str | None = None, workers: int = 1) -> IngestReport:
     """Ingest every sequence of ``path`` (a folder of ``kind``) into ``workspace``.
 
     ``source`` names the corpus in keys and media paths (default: ``kind``). Raises
     :class:`DanceSearchError` only for problems that stop the whole batch (bad arguments, an unreadable
     captions file, a folder that is not of ``kind``, an unusable catalog); bad sequences are reported in
-    ``IngestReport.failed``.
+    ``IngestReport.failed``. ``workers`` > 1 analyses the music of many sequences in parallel first.
     """
     if not (clip_seconds > 0 and math.isfinite(clip_seconds)):
         raise DanceSearchError(f"--clip-seconds must be a positive number, got {clip_seconds}")
@@ -243,13 +289,18 @@ def ingest(workspace: Workspace, kind: str, path: str | Path, captions_file: str
     catalog = workspace.ensure().catalog()
     report = IngestReport()
     report.failed += [f.as_dict() for f in adapter.failures]
+    prefetch: _FeaturePrefetcher | None = None
     ing = _Ingester(workspace, catalog, adapter, source, entries, float(clip_seconds),
                     None if stride_seconds is None else float(stride_seconds))
     try:
         candidates = adapter.candidates()
+        if workers > 1 and len(candidates) > 1 and adapter.has_audio_hint():
+            prefetch = _FeaturePrefetcher(kind, adapter.root, candidates, workspace.feature_cache_dir, workers)
         bar = tqdm(candidates, desc=f"ingest {kind}", unit="seq", file=sys.stderr, disable=not progress,
                    dynamic_ncols=True)
         for cand in bar:
+            if prefetch is not None:
+                prefetch.wait_for(cand)
             try:
                 n, unchanged = ing.run_one(cand)
             except InputError as exc:
@@ -271,5 +322,7 @@ def ingest(workspace: Workspace, kind: str, path: str | Path, captions_file: str
         if not candidates and not adapter.failures:
             report.warnings.append(f"{adapter.root}: no {kind} files found")
     finally:
+        if prefetch is not None:
+            prefetch.close()
         catalog.close()
     return report

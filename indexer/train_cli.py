@@ -5,11 +5,8 @@ import argparse
 from pathlib import Path
 
 from encoders.cliutil import EXIT_OK, add_common_options, emit, info, progress_enabled
-from encoders.model.blender import FUSIONS
-from encoders.model.temporal import TEMPORAL_KINDS
-from encoders.training.run_dir import RunConfig
+from encoders.model.variants import FUSIONS, TEMPORAL_KINDS
 
-from .datasets import describe, examples_for_split
 from .workspace import Workspace
 
 
@@ -40,7 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_train)
 
 
-def build_config(args: argparse.Namespace) -> RunConfig:
+def build_config(args: argparse.Namespace) -> "RunConfig":
+    from encoders.training.run_dir import RunConfig
+
     cfg = RunConfig.from_file(args.config) if args.config else RunConfig()
     m, t = cfg.model, cfg.train
     for attr, value in (("epochs", args.epochs), ("seed", args.seed), ("batch_size", args.batch_size),
@@ -58,6 +57,8 @@ def build_config(args: argparse.Namespace) -> RunConfig:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from encoders.training.trainer import train  # torch import only when the command runs
+
+    from .datasets import describe, examples_for_split
 
     ws = Workspace.from_args(args)
     cfg = build_config(args)

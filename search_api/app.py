@@ -52,6 +52,10 @@ def load_engine(settings: ApiSettings) -> SearchEngine:
         import torch
 
         torch.set_num_threads(settings.torch_threads)
+    if settings.faiss_threads:
+        import faiss
+
+        faiss.omp_set_num_threads(settings.faiss_threads)  # spinning OpenMP teams starve concurrent requests
     ws = Workspace(resolve_home(settings.home), settings.db)
     embedder = load_embedder(str(settings.run) if settings.run else None)
     return SearchEngine.open(ws, embedder, settings.index_name, milvus_uri=settings.milvus_uri)

@@ -21,5 +21,6 @@ class ApiSettings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
     api_key: SecretStr | None = Field(None, description="required by routes that change server state")
     torch_threads: int | None = Field(1, ge=1, description="intra-op threads per text encoding (1: best under load)")
+    faiss_threads: int | None = Field(1, ge=1, description="OpenMP threads per FAISS search (1: requests run in parallel)")
     cors_origins: list[str] = Field(default_factory=list, description="browser origins allowed to call the API")
     log_level: str = "info"

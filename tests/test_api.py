@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,7 +24,7 @@ from indexer.index.builder import build_index
 from indexer.index.service import SearchEngine
 from search_api.app import create_app
 from search_api.settings import ApiSettings
-from search_support import GENRES, ServerThread, WordEmbedder, make_workspace
+from search_support import GENRES, ServerThread, WordEmbedder, free_port, make_workspace
 
 RESULT_KEYS = {"rank", "id", "key", "score", "genre", "bpm", "duration_s", "dancer", "split", "source", "caption",
                "captions", "tags", "media", "explanation"}
@@ -254,3 +257,74 @@ def test_reload_requires_the_api_key(served):
     r = client.post("/v1/admin/reload", headers={"X-API-Key": "s3cret"})
     assert r.status_code == 200 and r.json()["status"] == "reloaded"
     assert client.get("/v1/search", params={"q": "waltz"}).status_code == 200
+
+
+# --- end to end with the shipped model: corpus demo -> ingest npz -> index build -> search / serve ------------
+DEMO_MODEL = Path(__file__).resolve().parents[1] / "models" / "demo"
+
+
+def _cli(*argv: str, home: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ui.cli", *argv, "--home", str(home)], cwd=DEMO_MODEL.parents[1],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def demo_home(tmp_path_factory):
+    if not DEMO_MODEL.is_dir() or not any(DEMO_MODEL.iterdir()):
+        pytest.skip(f"the shipped model is not at {DEMO_MODEL} yet")
+    home = tmp_path_factory.mktemp("e2e") / "ws"
+    corpus = home.parent / "corpus"
+    r = subprocess.run([sys.executable, "-m", "ui.cli", "corpus", "demo", "--out", str(corpus), "--clips", "32"],
+                       cwd=DEMO_MODEL.parents[1], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    r = _cli("ingest", "npz", str(corpus), home=home)
+    assert r.returncode == 0, r.stderr
+    return home
+
+
+@pytest.mark.slow
+def test_end_to_end_with_the_real_model(demo_home):
+    build = _cli("index", "build", "--json", home=demo_home)
+    assert build.returncode == 0, build.stderr
+    report = json.loads(build.stdout)
+    assert report["action"] == "build" and report["kind"] == "flat" and report["count"] >= 32
+    again = json.loads(_cli("index", "build", "--json", home=demo_home).stdout)
+    assert again["action"] == "unchanged" and again["count"] == report["count"]
+    found = _cli("search", "a fast energetic dance with jumps", "--k", "5", "--json", home=demo_home)
+    assert found.returncode == 0, found.stderr
+    body = json.loads(found.stdout)
+    assert body["mode"] == "text" and len(body["results"]) == 5 and body["model"].startswith("cd-")
+    genre = body["results"][0]["genre"]
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "ui.cli", "serve", "--home", str(demo_home), "--port", str(port)],
+                              cwd=DEMO_MODEL.parents[1], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 180
+        while True:
+            assert server.poll() is None, server.stderr.read()
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "server did not become ready"
+            time.sleep(0.3)
+        with httpx.Client(base_url=url, timeout=60) as c:
+            http = c.get("/v1/search", params={"q": "a fast energetic dance with jumps", "k": 5}).json()
+            assert [x["id"] for x in http["results"]] == [x["id"] for x in body["results"]]
+            assert all(set(x) == RESULT_KEYS for x in http["results"])
+            g = c.get("/v1/search", params={"genre": genre, "k": 3}).json()
+            assert g["mode"] == "genre" and all(x["genre"] == genre for x in g["results"])
+            clip_id = http["results"][0]["id"]
+            bvh = c.get(f"/v1/clips/{clip_id}/motion", params={"format": "bvh"})
+            js = c.get(f"/v1/clips/{clip_id}/motion", params={"format": "json"}).json()
+            parsed = parse_bvh(bvh.text)
+            idx = [parsed.names.index(n) for n in js["joint_names"]]
+            np.testing.assert_allclose(parsed.positions(1.0)[:, idx], np.asarray(js["positions"]), atol=5e-3)
+            if http["results"][0]["media"]["audio"]:
+                assert c.get(http["results"][0]["media"]["audio"]).status_code == 200
+            assert c.get(f"/v1/clips/{clip_id}/similar", params={"k": 3}).status_code == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -21,6 +21,8 @@ from ui.commands import DemoSettings, catalog_clip_count, dancesearch_cmd, missi
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_DIR = ROOT / "models" / "demo"
+# Optional: a model run folder to use instead of models/demo (e.g. a quick `dancesearch train --epochs 1`)
+TEST_RUN = os.environ.get("DANCESEARCH_TEST_RUN") or None
 
 
 def demo_prerequisites() -> str | None:
@@ -28,9 +30,13 @@ def demo_prerequisites() -> str | None:
     missing = missing_commands()
     if missing:
         return "demo needs layers not in this checkout yet: " + ", ".join(f"`{c}` ({w})" for c, w in missing.items())
-    if not MODEL_DIR.is_dir():
-        return f"no demo model at {MODEL_DIR}"
+    if TEST_RUN is None and not MODEL_DIR.is_dir():
+        return f"no demo model at {MODEL_DIR} (or set DANCESEARCH_TEST_RUN to a run folder)"
     return None
+
+
+def run_args() -> list[str]:
+    return ["--run", TEST_RUN] if TEST_RUN else []
 
 
 def test_ui_command_serves_and_stops_on_ctrl_c(tmp_path: Path) -> None:
@@ -82,7 +88,7 @@ def test_demo_once_on_a_tiny_corpus(tmp_path: Path) -> None:
     home = tmp_path / "home"
     port = ui_testserver.free_port()
     r = subprocess.run(dancesearch_cmd("demo", "--once", "--json", "--home", str(home), "--port", str(port),
-                                       "--clips", "32", "--query", "a slow waltz turning in circles"),
+                                       "--clips", "32", "--query", "a slow waltz turning in circles", *run_args()),
                        cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     payload = json.loads(r.stdout)
@@ -93,7 +99,7 @@ def test_demo_once_on_a_tiny_corpus(tmp_path: Path) -> None:
     assert (home / "indexes" / "default").is_dir()
     assert port_is_free("127.0.0.1", port)          # the API was shut down
     # a second run reuses the workspace: no corpus, ingest or index step
-    r2 = subprocess.run(dancesearch_cmd("demo", "--once", "--home", str(home), "--port", str(port)),
+    r2 = subprocess.run(dancesearch_cmd("demo", "--once", "--home", str(home), "--port", str(port), *run_args()),
                         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r2.returncode == 0, r2.stderr[-3000:]
     assert "demo: ingest" not in r2.stderr and "demo: index" not in r2.stderr

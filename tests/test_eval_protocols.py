@@ -1,6 +1,8 @@
 """Protocols on hand-built similarity matrices: full, batch32, threshold, dance-to-text, bootstrap."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -231,3 +233,78 @@ def test_caption_similarity_minilm():
     s = caption_similarity(["a slow waltz turning in circles", "A slow waltz, turning in circles",
                             "a fast hip hop routine", "a slow waltz turning in circles"])
     assert s[0, 3] == 1.0 and s[0, 1] > 0.95 and s[0, 2] < 0.6
+
+
+def test_ablation_tables_and_commands(tmp_path):
+    from eval.ablations import VARIANTS, ablations_markdown, ablations_png, train_command
+
+    v = next(v for v in VARIANTS if v.name == "lstm-blend")
+    cmd = train_command(v, tmp_path / "home", tmp_path / "run", epochs=2, seed=1, device=None, db=None)
+    assert cmd[:1] == ["train"] and cmd[cmd.index("--temporal") + 1] == "lstm" and cmd[cmd.index("--epochs") + 1] == "2"
+    # the variant set: 3 temporal backbones (Table 2), 5 fusions (Table 3), baseline shared
+    assert sorted(x.temporal for x in VARIANTS if "temporal" in x.tables) == ["lstm", "rnn", "transformer"]
+    assert sorted(x.fusion for x in VARIANTS if "fusion" in x.tables) == ["add", "blend", "motion", "mul", "music"]
+    test = {"R@1": 10.0, "R@5": 30.0, "R@10": 50.0, "MedR": 9.0, "MnR": 12.5, "gallery_size": 40,
+            "ci95": {"R@1": [5.0, 15.0]}}
+    rows = [{"name": "transformer-blend", "label": "T", "tables": ["temporal", "fusion"], "train_command": "dancesearch train x",
+             "test": test, "train": {"best_epoch": 2, "epochs_run": 2, "seconds_per_epoch": 1.5}},
+            {"name": "rnn-blend", "label": "R", "tables": ["temporal"], "train_command": "dancesearch train y",
+             "error": "boom"}]
+    md = ablations_markdown({"command": "dancesearch eval ablations", "epochs": 2, "seed": 0, "catalog": "sqlite://",
+                             "variants": rows, "failed": [{"variant": "rnn-blend", "reason": "boom"}]})
+    assert "| T | 40 | 10.00 [5.0, 15.0] | 30.00 | 50.00 | 9.0 | 12.5 |" in md
+    assert "| R | - | failed |" in md and "`dancesearch train y`" in md and "rnn-blend`: boom" in md
+    png = ablations_png(rows)
+    assert png is not None and png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_suite_end_to_end_on_a_tiny_trained_run(tmp_path):
+    """npz corpus -> ingest -> 1-epoch training -> retrieval (all protocols), breakdown, qualitative."""
+    import argparse
+    import json
+
+    from encoders.cliutil import add_common_options
+    from encoders.motion.skeleton import SMPL_BODY_22, smpl24
+    from eval.suite_cli import add_protocol_options, register_extra, run_retrieval_suite
+    from ui.cli import main
+
+    rest = smpl24().rest_positions()[:22] + np.array([0.0, 0.95, 0.0])
+    rng = np.random.default_rng(0)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for g, (freq, words) in {"waltz": (0.8, "a slow waltz turning"), "krump": (2.5, "fast krump jumping")}.items():
+        for k in range(10):
+            t = np.arange(360) / 30
+            pos = np.repeat(rest[None], 360, 0) + 0.01 * rng.normal(size=(360, 22, 3))
+            pos[:, :, 1] += 0.1 * np.sin(2 * np.pi * freq * t)[:, None]
+            split = "test" if k < 5 else ("val" if k < 6 else "train")
+            meta = {"genre": g, "split": split, "captions": [f"{words} {k}"], "tags": {"k": k}}
+            np.savez(corpus / f"{g}_{k}.npz", fps=np.float64(30), positions=pos.astype(np.float32),
+                     joint_names=np.array(SMPL_BODY_22), metadata=np.array(json.dumps(meta)))
+    home, run = tmp_path / "home", tmp_path / "run"
+    assert main(["ingest", "npz", str(corpus), "--home", str(home), "--json"]) == 0
+    assert main(["train", "--home", str(home), "--epochs", "1", "--out", str(run), "--json"]) == 0
+
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="a")
+    r = sub.add_parser("retrieval")
+    add_common_options(r)
+    for opt in ("--db", "--device"):
+        r.add_argument(opt)
+    r.add_argument("--run", type=Path)
+    r.add_argument("--split", default="test")
+    add_protocol_options(r)
+    register_extra(sub)
+    args = parser.parse_args(["retrieval", "--run", str(run), "--home", str(home), "--protocol", "all",
+                              "--bootstrap", "50", "--out", str(tmp_path / "p.json")])
+    out = run_retrieval_suite(args)
+    assert set(out["protocols"]) == {"full", "batch32", "threshold"}
+    assert out["protocols"]["full"]["gallery_size"] == 10 and out["protocols"]["full"]["queries"] == 10
+    assert json.loads((tmp_path / "p.json").read_text())["model"] == out["model"]
+    args = parser.parse_args(["breakdown", "--run", str(run), "--home", str(home), "--json",
+                              "--out", str(tmp_path / "b.md")])
+    assert args.handler(args) == 0 and "### genre" in (tmp_path / "b.md").read_text()
+    args = parser.parse_args(["qualitative", "--run", str(run), "--home", str(home), "--json",
+                              "--out", str(tmp_path / "q.md")])
+    assert args.handler(args) == 0 and "own rank" in (tmp_path / "q.md").read_text()

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import shutil
 from pathlib import Path
@@ -98,17 +100,14 @@ def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def ingested(corpus_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Workspace, dict, str]:
+    """The corpus ingested once through the real CLI (module scope: capsys is function-scoped)."""
     home = tmp_path_factory.mktemp("home")
-    capsys_free_out = {}
-    import contextlib
-    import io
-
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(["ingest", "npz", str(corpus_dir), "--home", str(home), "--json"])
-    capsys_free_out.update(json.loads(out.getvalue()))
-    capsys_free_out["_code"] = code
-    return Workspace(home), capsys_free_out, err.getvalue()
+    payload = json.loads(out.getvalue())
+    payload["_code"] = code
+    return Workspace(home), payload, err.getvalue()
 
 
 def test_npz_ingest_end_to_end(ingested: tuple[Workspace, dict, str]) -> None:

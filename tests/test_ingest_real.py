@@ -11,7 +11,7 @@ import pytest
 
 from encoders.motion.record import MotionRecord
 from indexer.catalog import Catalog
-from indexer.clipping import expected_clip_count
+from indexer.clipping import assign_split, expected_clip_count
 from indexer.ingest import ingest
 from indexer.sources.bvh import bvh_stem
 from indexer.workspace import Workspace
@@ -71,7 +71,7 @@ def check_workspace(ws: Workspace, files: list[Path], failed: list[dict]) -> Non
 
 def test_ingest_cmu_bvh_subset(shared_data: Path, tmp_path: Path) -> None:
     misc = shared_data / "bvh" / "cmu_misc"
-    salsa = [shared_data / "bvh" / "cmu_salsa" / f"{k}_01_scaled.bvh.gz" for k in (60, 61)]
+    salsa = [shared_data / "bvh" / "cmu_salsa" / "60_10_scaled.bvh.gz"]   # a single .bvh.gz file as PATH
     if not misc.is_dir() or not all(p.is_file() for p in salsa):
         pytest.skip("CMU BVH fixtures not found")
     ws = Workspace(tmp_path / "home")
@@ -98,3 +98,36 @@ def test_ingest_all_shared_bvh(shared_data: Path, tmp_path: Path) -> None:
     assert report.clips == sum(expected.values())
     assert report.sequences == sum(1 for v in expected.values() if v > 0)
     check_workspace(ws, files, report.failed)
+
+
+def test_bvh_sidecars(shared_data: Path, tmp_path: Path) -> None:
+    """Sidecar JSON labels and sidecar audio beside a real BVH (copied into a tmp folder, never the repo)."""
+    import json
+    import shutil
+
+    import soundfile as sf
+
+    src = shared_data / "bvh" / "cmu_misc" / "05_20-mb.bvh"
+    if not src.is_file():
+        pytest.skip("CMU BVH fixture 05_20-mb.bvh not found")
+    d = tmp_path / "bvh" / "modern"
+    d.mkdir(parents=True)
+    shutil.copy(src, d / "take.bvh")
+    (d / "take.json").write_text(json.dumps({"genre": "Modern", "dancer": "cmu05", "bpm": 96, "group": "t5",
+                                             "captions": ["a modern dance solo"], "tags": {"energy": "medium"}}))
+    n30 = header_frames_30fps(src)
+    sr = 22050
+    sf.write(d / "take.wav", (0.1 * np.sin(np.arange(int((n30 / 30 + 0.4) * sr)) / sr * 2 * np.pi * 440)).astype(np.float32), sr)
+    ws = Workspace(tmp_path / "home")
+    report = ingest(ws, "bvh", tmp_path / "bvh", progress=False)
+    assert (report.sequences, report.clips, report.failed) == (1, 1, [])
+    cat = Catalog(ws.db_url)
+    clip = cat.clip_by_key("bvh/take#0")
+    assert (clip.genre, clip.dancer, clip.bpm, clip.tags) == ("modern", "cmu05", 96.0, {"energy": "medium"})
+    assert clip.caption_texts == ["a modern dance solo"] and clip.captions[0].origin == "metadata"
+    assert clip.split == assign_split("bvh", "other_name", group="t5")              # the group decides the split
+    assert clip.audio_path and sf.info(str(ws.resolve(clip.audio_path))).duration == pytest.approx(n30 / 30, abs=0.05)
+    assert np.load(ws.resolve(clip.music_path)).shape == (n30, 35)
+    seq = cat.sequence("bvh", "take")
+    assert seq.meta["trimmed_frames"] == 0 and seq.meta["music_duration_s"] > seq.meta["motion_duration_s"]
+    cat.close()

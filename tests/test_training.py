@@ -21,7 +21,7 @@ from encoders.training.run_dir import FILES, RunConfig, TrainConfig, load_run
 from encoders.training.trainer import train
 
 
-def _config(epochs: int = 6, seed: int = 0, **model_kw) -> RunConfig:
+def _config(epochs: int = 12, seed: int = 0, **model_kw) -> RunConfig:
     m = dict(backbone="bow", freeze_backbone=False, d_model=24, layers=1, heads=2, embed_dim=16, seq_len=40, frame_stride=2,
              text_hidden=32, bow_dim=32, dropout=0.1)
     m.update(model_kw)
@@ -58,7 +58,7 @@ def test_run_directory_round_trip(trained_run, clips) -> None:
     cfg = json.loads((run_dir / "config.json").read_text())
     assert cfg["model"]["temporal"] == "transformer" and cfg["train"]["seed"] == 0
     history = json.loads((run_dir / "history.json").read_text())
-    assert len(history) == 6 and "R@1" in history[0]["val"]
+    assert len(history) == 12 and "R@1" in history[0]["val"]
     loaded = load_run(run_dir, "cpu")
     assert loaded.config.to_dict() == _config().to_dict()
     emb = DanceEmbedder(loaded.model, loaded.stats, loaded.config, "x")

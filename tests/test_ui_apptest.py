@@ -70,12 +70,28 @@ def test_search_renders_ranked_results_with_players(api: ui_testserver.RunningAp
     assert md[0].startswith("**4** results for “slow lyrical waltz”")
     assert "**#1** · score 1.000 · **waltz** · 88 BPM (slow) · 2.0 s" in md
     assert _captions_shown(at, api)[0] == "a slow lyrical waltz that travels in circles"
-    assert ":gray-badge[energy: low] :gray-badge[body_part: whole body]" in md
+    assert ":gray-badge[energy: low] :gray-badge[body_part: whole body]" in md   # curated tags as badges
     assert len(at.get("iframe")) == 4 and not at.warning and not at.error
     assert [b.key for b in at.button if b.label == "More like this"] == ["more_1", "more_2", "more_3", "more_4"]
     assert {d.label for d in at.get("download_button")} == {"Download motion (.npz)", "Download motion (.bvh)",
                                                            "Download audio"}
     assert api.searches()[-1]["k"] == ["4"]
+    page = _player_pages(at)[0]      # the player of the top result, audio embedded as a data: URL
+    assert 'id="clip1"' in page and 'src="data:audio/ogg;base64,' in page and "<canvas" in page
+
+
+def _player_pages(at: AppTest) -> list[str]:
+    return [el.proto.srcdoc for el in at.get("iframe")]
+
+
+def test_public_api_url_streams_audio_from_the_api(api: ui_testserver.RunningApi,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DANCESEARCH_PUBLIC_API_URL", "http://dance.example:8000")
+    at = _app(monkeypatch, api.url)
+    _search(at, "waltz")
+    pages = _player_pages(at)
+    assert pages and all("data:audio" not in p for p in pages)
+    assert 'src="http://dance.example:8000/v1/clips/1/audio"' in pages[0]
 
 
 def test_example_query_runs_a_search(api: ui_testserver.RunningApi, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -93,13 +109,13 @@ def test_refinement_rewrites_the_query_and_filters(api: ui_testserver.RunningApi
     at.button_group(key="ref_tempo").set_value("slow").run()
     at.button_group(key="ref_body").set_value("arms").run()
     sent = api.searches()[-1]
-    assert sent["q"] == ["dance with arms, with arm emphasis, at a slow tempo"] and sent["bpm_max"] == ["90"]
+    assert sent["q"] == ["dance with arms, focused on the arms, at a slow tempo"] and sent["bpm_max"] == ["90"]
     md = _markdown(at)
     assert "Refined by: :blue-badge[tempo: slow] :blue-badge[body part: arms]" in md
     shown = _captions_shown(at, api)
     assert shown and all(c.bpm <= 90 for c in api.clips if c.caption in shown)
     # a genre constraint from the refinement bar narrows further; Clear restores the plain query
-    at.button_group(key="ref_genres").set_value(["waltz"]).run()
+    at.multiselect(key="ref_genres").set_value(["waltz"]).run()
     assert api.searches()[-1]["genre"] == ["waltz"]
     assert {c.genre for c in api.clips if c.caption in _captions_shown(at, api)} == {"waltz"}
     at.button(key="ref_clear").click().run()   # (answered from the UI's search cache: same request as before)

@@ -27,7 +27,7 @@ import httpx
 import pytest
 
 import ui_testserver  # tests/ is on sys.path (rootdir-relative test modules)
-from test_demo_command import demo_prerequisites
+from test_demo_command import TEST_RUN, demo_prerequisites
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path(os.environ.get("DANCESEARCH_CHROMIUM", "/usr/bin/chromium"))
@@ -63,8 +63,11 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         pytest.skip(reason)
     from ui.commands import DemoSettings, ensure_demo_workspace, start_api
 
-    settings = DemoSettings(home=tmp_path_factory.mktemp("demo_home"), api_port=ui_testserver.free_port(), clips=32,
-                            startup_timeout_s=300)
+    # DANCESEARCH_TEST_HOME: reuse a workspace built earlier (the steps skip what exists)
+    home = Path(os.environ["DANCESEARCH_TEST_HOME"]) if os.environ.get("DANCESEARCH_TEST_HOME") \
+        else tmp_path_factory.mktemp("demo_home")
+    settings = DemoSettings(home=home, api_port=ui_testserver.free_port(), clips=32, startup_timeout_s=300,
+                            run=Path(TEST_RUN) if TEST_RUN else None)
     ensure_demo_workspace(settings)
     child = start_api(settings)
     try:

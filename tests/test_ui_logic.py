@@ -26,9 +26,9 @@ from ui.refine import (Refinement, apply_refinement, filter_results, intersect_b
 # --- refine ----------------------------------------------------------------------------------------
 def test_refined_text_appends_phrases_once() -> None:
     r = Refinement(tempo="fast", body_part="arms", energy="high")
-    assert refined_text("hip-hop", r) == "hip-hop, with arm emphasis, high energy, at a fast tempo"
+    assert refined_text("hip-hop", r) == "hip-hop, focused on the arms, with high energy, at a fast tempo"
     # phrases already in the text are not repeated
-    assert refined_text("hip-hop with arm emphasis", Refinement(body_part="arms")) == "hip-hop with arm emphasis"
+    assert refined_text("hip-hop focused on the arms", Refinement(body_part="arms")) == "hip-hop focused on the arms"
     assert refined_text("  waltz ", Refinement()) == "waltz"
     assert refined_text("   ", r) == ""          # a genre-only browse stays a genre browse
 
@@ -47,7 +47,7 @@ def test_refinement_validates_and_dedups() -> None:
 def test_apply_refinement_merges_filters_and_resets_offset() -> None:
     base = SearchRequest(q="waltz", k=7, offset=20, genres=("waltz",), bpm_min=80.0, bpm_max=None)
     out = apply_refinement(base, Refinement(tempo="slow", genres=("jazz", "waltz"), energy="low"))
-    assert out.q == "waltz, low energy, at a slow tempo"
+    assert out.q == "waltz, with low energy, at a slow tempo"
     assert out.genres == ("waltz", "jazz")
     assert (out.bpm_min, out.bpm_max) == (80.0, 90.0)
     assert out.k == 7 and out.offset == 0

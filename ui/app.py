@@ -15,7 +15,7 @@ import os
 import re
 import sys
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import streamlit as st
 
@@ -177,8 +177,10 @@ def refinement_bar(result_genres: Sequence[str], all_genres: Sequence[str]) -> N
         c2.segmented_control("Energy", list(ENERGY_PHRASES), key="ref_energy")
         c3, c4 = st.columns(2)
         c3.pills("Body part", list(BODY_PART_PHRASES), key="ref_body")
-        options = list(dict.fromkeys([*result_genres, *all_genres]))[:12]
-        c4.pills("Genre", options, selection_mode="multi", key="ref_genres")
+        # a stable option list (the API's genres, most frequent first): options that change between reruns would
+        # drop the user's selection; result genres the API does not list are appended
+        options = list(dict.fromkeys([*all_genres, *result_genres]))
+        c4.multiselect("Genre", options, key="ref_genres", placeholder="only these genres")
 
 
 def _bpm_label(rng: tuple[float | None, float | None]) -> str:
@@ -199,9 +201,9 @@ def result_card(clip: ClipResult, api_url: str, slot_cols: int) -> "st.delta_gen
             head.append(f"{clip.duration_s:.1f} s")
         st.markdown(" · ".join(head))
         st.markdown(clip.caption or "_no caption_")
-        tags = [f":gray-badge[{k}: {v}]" for k, v in clip.tags.items()]
+        tags = badge_tags(clip.tags)
         if tags:
-            st.markdown(" ".join(tags))
+            st.markdown(" ".join(f":gray-badge[{k}: {v}]" for k, v in tags))
         if clip.explanation.get("text"):
             st.caption(f"Why: {clip.explanation['text']}")
         slot = st.empty()
@@ -211,6 +213,22 @@ def result_card(clip: ClipResult, api_url: str, slot_cols: int) -> "st.delta_gen
         with b2.popover("Details & downloads", use_container_width=True):
             details(clip, api_url)
     return slot
+
+
+# Tags worth a badge on the card (the rest are in Details): what a dancer scans a result list for.
+BADGE_TAGS = ("tempo", "energy", "emphasis", "body_part", "fluidity", "spatial", "intensity")
+
+
+def badge_tags(tags: Mapping[str, object]) -> list[tuple[str, str]]:
+    """(name, value) of the card's badges; list values are joined, brackets would break badge markdown."""
+    out = []
+    for key in BADGE_TAGS:
+        value = tags.get(key)
+        if value in (None, "", [], ()):
+            continue
+        text = ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+        out.append((key, text.replace("[", "(").replace("]", ")")))
+    return out
 
 
 def details(clip: ClipResult, api_url: str) -> None:

@@ -5,7 +5,7 @@ body part carries the movement and on energy; its recommendation is to let the u
 constraints after seeing the first results. Constraints act in two ways:
 
 - hard filters the API understands (genre, a BPM range for the tempo class);
-- phrases appended to the text ("with arm emphasis", "high energy", "at a fast tempo") so the text
+- phrases appended to the text ("focused on the arms", "with high energy", "at a fast tempo") so the text
   encoder ranks by what the filters cannot express.
 
 Everything here is pure (no Streamlit, no HTTP) so it is unit-tested directly.
@@ -24,18 +24,17 @@ TEMPO_RANGES: dict[str, tuple[float | None, float | None]] = {
     "moderate": (90.0, 120.0),
     "fast": (120.0, None),
 }
+# Phrases come from the caption vocabulary the demo model is trained on (generation/procedural/captions.py), so
+# the text encoder knows them; body parts are the four "emphasis" values that vocabulary describes.
 TEMPO_PHRASES: dict[str, str] = {"slow": "at a slow tempo", "moderate": "at a moderate tempo",
                                  "fast": "at a fast tempo"}
-
 BODY_PART_PHRASES: dict[str, str] = {
-    "arms": "with arm emphasis",
-    "hands": "with expressive hand and finger movement",
-    "legs": "with leg and footwork emphasis",
-    "torso": "with torso and hip movement",
-    "head": "with head movement",
-    "whole body": "using the whole body",
+    "arms": "focused on the arms",
+    "hands": "with intricate hand gestures",
+    "legs": "focused on the legs",
+    "torso": "with lots of torso movement",
 }
-ENERGY_PHRASES: dict[str, str] = {"low": "low energy", "medium": "medium energy", "high": "high energy"}
+ENERGY_PHRASES: dict[str, str] = {"low": "with low energy", "medium": "with medium energy", "high": "with high energy"}
 
 EXAMPLE_QUERIES: tuple[str, ...] = (
     "a slow lyrical waltz that travels in circles",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-FUSIONS: tuple[str, ...] = ("blend", "add", "mul", "motion", "music")
+from .variants import FUSIONS  # noqa: E402  (re-exported)
 
 
 class MusicMotionBlender(nn.Module):

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 TemporalKind = Literal["transformer", "lstm", "rnn"]
-TEMPORAL_KINDS: tuple[str, ...] = ("transformer", "lstm", "rnn")
+from .variants import TEMPORAL_KINDS  # noqa: E402  (re-exported)
 
 
 class _RecurrentBlock(nn.Module):

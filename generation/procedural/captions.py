@@ -25,7 +25,7 @@ SYNONYMS: dict[str, dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
               "medium": (("mid-tempo", "medium-tempo", "moderate-tempo"), ("at a moderate tempo", "at a medium pace")),
               "fast": (("fast", "uptempo", "quick", "rapid"), ("at a fast tempo", "to fast music"))},
     "energy": {"low": (("low-energy", "relaxed", "laid-back", "calm"), ("with low energy", "done in a relaxed way")),
-               "medium": (("medium-energy", "moderately energetic", "steady"), ("with medium energy",)),
+               "medium": (("medium-energy", "mid-energy", "steady"), ("with medium energy", "with moderate energy")),
                "high": (("high-energy", "energetic", "explosive", "powerful"), ("with high energy", "full of energy"))},
     "valence": {"positive": (("joyful", "happy", "upbeat", "cheerful", "bright"), ("with a happy mood", "to cheerful music")),
                 "negative": (("dark", "melancholic", "moody", "somber", "brooding"), ("with a dark mood", "to melancholic music"))},
@@ -102,8 +102,8 @@ def _move_labels(tags: dict) -> list[str]:
     return [m for part in MOVE_PARTS for m in tags.get(part, [])]
 
 
-def caption(tags: dict, rng: np.random.Generator, held_out: bool) -> tuple[str, dict[str, str]]:
-    """One caption for a clip's ``tags`` and the attributes it states (attribute -> value)."""
+def caption(tags: dict, rng: np.random.Generator, held_out: bool) -> tuple[str, dict[str, str], str]:
+    """One caption for a clip's ``tags``: (text, the attributes it states, template id)."""
     g = next(x for x in GENRES if x.name == tags["genre"])
     k = int(rng.choice([1, 2, 2, 3, 3, 3, 4]))
     pool = [a for a in ATTRIBUTES if a != "genre" and (a != "move" or _move_labels(tags))]
@@ -135,20 +135,27 @@ def caption(tags: dict, rng: np.random.Generator, held_out: bool) -> tuple[str, 
     else:
         noun = str(rng.choice(NOUNS))
     templates = TEST_TEMPLATES if held_out else TRAIN_TEMPLATES
-    text = render(str(rng.choice(templates)), adjs, noun, clauses, rng)
-    return re.sub(r"\s+", " ", text).strip(), stated
+    template = str(rng.choice(templates))
+    text = render(template, adjs, noun, clauses, rng)
+    return re.sub(r"\s+", " ", text).strip(), stated, template
 
 
-def captions_for(tags: dict, rng: np.random.Generator, held_out: bool, count: int = 5) -> list[str]:
-    """``count`` distinct captions (distinct texts; a few retries when two draws coincide)."""
-    out: list[str] = []
+def caption_records(tags: dict, rng: np.random.Generator, held_out: bool, count: int = 5
+                    ) -> list[tuple[str, dict[str, str], str]]:
+    """``count`` captions with distinct texts as (text, stated attributes, template id)."""
+    out: list[tuple[str, dict[str, str], str]] = []
     for _ in range(count * 4):
-        text, _ = caption(tags, rng, held_out)
-        if text not in out:
-            out.append(text)
+        rec = caption(tags, rng, held_out)
+        if all(rec[0] != o[0] for o in out):
+            out.append(rec)
         if len(out) == count:
             break
     return out
+
+
+def captions_for(tags: dict, rng: np.random.Generator, held_out: bool, count: int = 5) -> list[str]:
+    """``count`` distinct caption texts (see :func:`caption_records`)."""
+    return [r[0] for r in caption_records(tags, rng, held_out, count)]
 
 
 # ---------------------------------------------------------------- reading captions back (for checks)

@@ -55,24 +55,40 @@ def _midi_hz(m: float) -> float:
     return 440.0 * 2 ** ((m - 69) / 12)
 
 
+_TABLE_N = 2048
+
+
+@lru_cache(maxsize=None)
+def _wavetable(timbre: str) -> np.ndarray:
+    """One period of a harmonic timbre (sum of its harmonics), normalised by the amplitude sum."""
+    amps = _TIMBRES[timbre][0]
+    ph = np.arange(_TABLE_N) / _TABLE_N
+    return sum(a * np.sin(2 * np.pi * (h + 1) * ph) for h, a in enumerate(amps)) / sum(amps)
+
+
 @lru_cache(maxsize=4096)
 def _note(timbre: str, midi: int, n: int) -> np.ndarray:
-    """One note of ``n`` samples (cached: clips reuse the same few pitches and lengths)."""
+    """One note of ``n`` samples (cached: clips reuse the same few pitches and lengths).
+
+    Harmonic timbres read a wavetable (one gather instead of a sine per harmonic); the bell's
+    inharmonic partials are summed directly.
+    """
     amps, attack, decay = _TIMBRES[timbre]
     t = np.arange(n) / SR
     f = _midi_hz(midi)
-    ratios = _BELL_RATIOS if timbre == "bell" else tuple(range(1, len(amps) + 1))
-    y = np.zeros(n)
-    for a, r in zip(amps, ratios):
-        if a and f * r < SR / 2:
-            y += a * np.sin(2 * np.pi * f * r * t)
+    if timbre == "bell":
+        y = sum(a * np.sin(2 * np.pi * f * r * t) for a, r in zip(amps, _BELL_RATIOS)) / sum(amps)
+    else:
+        idx = (np.arange(n) * (f * _TABLE_N / SR)).astype(np.int64) % _TABLE_N
+        y = _wavetable(timbre)[idx]
     if timbre == "flute":
-        y *= 1 + 0.05 * np.sin(2 * np.pi * 5.0 * t)
+        y = y * (1 + 0.05 * np.sin(2 * np.pi * 5.0 * t))
     env = np.minimum(1.0, t / attack)
-    env *= np.exp(-t / decay) if decay else np.ones(n)
+    if decay:
+        env = env * np.exp(-t / decay)
     rel = max(1, int(0.03 * SR))
     env[-rel:] *= np.linspace(1, 0, rel)
-    return (y * env / sum(amps)).astype(np.float32)
+    return (y * env).astype(np.float32)
 
 
 @lru_cache(maxsize=None)
@@ -92,9 +108,9 @@ def _drums() -> dict[str, np.ndarray]:
 
 
 def note(timbre: str, midi: int, seconds: float) -> np.ndarray:
-    """A cached note; lengths are rounded to 50 ms so clips at different tempi share the cache."""
-    q = max(1, int(round(seconds / 0.05)))
-    return _note(timbre, int(midi), q * int(0.05 * SR))
+    """A cached note; lengths are rounded to 100 ms so clips at different tempi share the cache."""
+    q = max(1, int(round(seconds / 0.1)))
+    return _note(timbre, int(midi), q * int(0.1 * SR))
 
 
 def _add(buf: np.ndarray, at: float, sample: np.ndarray, gain: float) -> None:

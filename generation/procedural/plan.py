@@ -90,7 +90,7 @@ def _split_map(n_by_genre: dict[str, int], seed: int) -> dict[tuple[str, int], s
     for gi, (name, n) in enumerate(n_by_genre.items()):
         rng = np.random.default_rng([seed, 9_000_000 + gi])
         order = rng.permutation(n)
-        n_test = max(1, int(round(n * SPLIT_FRACTIONS["test"]))) if n >= 3 else 0
+        n_test = max(1, int(round(n * SPLIT_FRACTIONS["test"]))) if n >= 2 else 0
         n_val = max(1, int(round(n * SPLIT_FRACTIONS["val"]))) if n >= 3 else 0
         for rank, k in enumerate(order):
             out[(name, int(k))] = "test" if rank < n_test else ("val" if rank < n_test + n_val else "train")

@@ -90,7 +90,7 @@ def arm_wave(rng, n, step):
     return cycle([jitter(rng, a), jitter(rng, swap(a))], n, min(step, 1.0))
 
 
-@move("popping_hits", "arms", "popping hits")
+@move("popping_hits", "arms", "hard hits")
 def popping_hits(rng, n, step):
     bank = [merge(L(arm_up=60, arm_fwd=80, elbow=90), C(chest_pop=12)),
             merge(L(arm_up=68, arm_twist=-90, elbow=90), R(arm_up=30, elbow=60), C(chest_pop=12)),

@@ -140,6 +140,10 @@ class SourceAdapter:
     def load(self, candidate: Path) -> SequenceItem:
         raise NotImplementedError
 
+    def has_audio_hint(self) -> bool:
+        """Whether this folder may hold audio (worth analysing in parallel before ingesting)."""
+        return True
+
     def extra_captions(self) -> list[CaptionEntry]:
         """Captions that come with the folder itself (the npz folder's ``captions.jsonl``)."""
         return []
