@@ -32,22 +32,13 @@ import soundfile as sf
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
+from bench.machine import cpu_model  # noqa: E402
 from encoders.atomic_io import atomic_write_json  # noqa: E402
 from indexer.ingest import ingest  # noqa: E402
 from indexer.workspace import Workspace  # noqa: E402
 
 SHARED_DATA = Path(os.environ.get("DANCESEARCH_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))
 RESULT_PATH = PROJECT_ROOT / "bench" / "results" / "ingest.json"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def make_npz_folder(folder: Path, sequences: int, seconds: float, with_audio: bool, seed: int = 0) -> None:

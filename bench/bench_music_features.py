@@ -30,22 +30,13 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 import librosa  # noqa: E402
 
+from bench.machine import cpu_model  # noqa: E402
 from encoders.atomic_io import atomic_write_json  # noqa: E402
 from encoders.music import features as F  # noqa: E402
 from encoders.music.audio import audio_segment, load_audio, resample  # noqa: E402
 
 SHARED_DATA = Path(os.environ.get("DANCESEARCH_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))
 RESULT_PATH = PROJECT_ROOT / "bench" / "results" / "music_features.json"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def real_clips(clip_s: float) -> tuple[list[tuple[str, np.ndarray, int]], str]:

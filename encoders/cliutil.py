@@ -51,3 +51,18 @@ def progress_enabled(args: argparse.Namespace) -> bool:
 
 def info(msg: str) -> None:
     print(msg, file=sys.stderr)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1, with a message naming what was wrong."""
+    try:
+        value = int(text)
+    except ValueError:
+        import argparse
+
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        import argparse
+
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value

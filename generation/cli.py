@@ -8,17 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from encoders.cliutil import EXIT_OK, EXIT_USAGE, add_common_options, emit, info, progress_enabled
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {v}")
-    return v
+from encoders.cliutil import positive_int, EXIT_OK, EXIT_USAGE, add_common_options, emit, info, progress_enabled
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,9 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Write a procedural dance corpus (SMPL-X 52 motion at 30 fps, synthesised music, TD-Data style "
                     "tags and captions, train/val/test splits, DATASHEET.md) to DIR, ready for `dancesearch ingest npz DIR`.")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
-    p.add_argument("--clips", type=_positive_int, default=DEFAULT_CLIPS, help=f"number of 12-s clips (default {DEFAULT_CLIPS})")
+    p.add_argument("--clips", type=positive_int, default=DEFAULT_CLIPS, help=f"number of 12-s clips (default {DEFAULT_CLIPS})")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
-    p.add_argument("--workers", type=_positive_int, default=2, help="worker processes (default 2)")
+    p.add_argument("--workers", type=positive_int, default=2, help="worker processes (default 2)")
     add_common_options(p)
     p.set_defaults(handler=run_demo)
 

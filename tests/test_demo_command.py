@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -45,19 +46,23 @@ def test_ui_command_serves_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     port = ui_testserver.free_port()
     proc = subprocess.Popen(dancesearch_cmd("ui", "--port", str(port), "--api-url", api.url), cwd=ROOT,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True)
+    reader.start()
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/_stcore/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
+        # ready = the command itself says so (it prints once streamlit answers its health check)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not any("DanceSearch UI on" in line for line in lines):
+            if proc.poll() is not None:
+                pytest.fail("`dancesearch ui` exited early:\n" + "".join(lines))
+            time.sleep(0.2)
+        if not any("DanceSearch UI on" in line for line in lines):
             pytest.fail("`dancesearch ui` did not come up")
-        assert not port_is_free("127.0.0.1", port)
+        assert httpx.get(f"http://127.0.0.1:{port}/_stcore/health", timeout=5).status_code == 200
         os.killpg(proc.pid, signal.SIGINT)          # what Ctrl-C in a terminal does: the whole group
-        _, err = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
+        reader.join(timeout=5)
+        err = "".join(lines)
         assert proc.returncode in (0, 130), err
         assert f"DanceSearch UI on http://127.0.0.1:{port}" in err and api.url in err
         assert port_is_free("127.0.0.1", port)       # streamlit is gone too

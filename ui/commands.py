@@ -22,7 +22,7 @@ from typing import Sequence
 
 import httpx
 
-from encoders.cliutil import EXIT_FAILED, EXIT_OK, add_common_options, emit, info, resolve_home
+from encoders.cliutil import positive_int, EXIT_FAILED, EXIT_OK, add_common_options, emit, info, resolve_home
 from encoders.errors import DanceSearchError
 
 from .api_client import ApiClient, ApiError, SearchRequest
@@ -40,16 +40,6 @@ def _port(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
     if not 1 <= v <= 65535:
         raise argparse.ArgumentTypeError(f"port must be within 1..65535, got {v}")
-    return v
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
     return v
 
 
@@ -76,7 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     d.add_argument("--once", action="store_true",
                    help="build everything, run one example search, print the results and exit (CI smoke test)")
     d.add_argument("--query", default=EXAMPLE_QUERIES[0], help="the example search of --once")
-    d.add_argument("--clips", type=_positive_int, default=None, help="demo corpus size (default: the generator's)")
+    d.add_argument("--clips", type=positive_int, default=None, help="demo corpus size (default: the generator's)")
     d.add_argument("--run", type=Path, default=None, metavar="DIR", help="model run folder (default: models/demo)")
     d.add_argument("--startup-timeout", type=float, default=300.0, help="seconds to wait for each server (default 300)")
     d.set_defaults(handler=cmd_demo)
