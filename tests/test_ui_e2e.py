@@ -197,7 +197,7 @@ def test_search_renders_results_and_players(backend: Backend, ui_url: str, brows
         page.get_by_text("Refined by:").wait_for(timeout=15_000)
         page.get_by_text("at a fast tempo", exact=False).first.wait_for()
         page.wait_for_function("!document.body.innerText.includes('BPM (slow)')", timeout=15_000)
-        bpms = [int(b) for b in re.findall(r"(\d+) BPM \((?:slow|moderate|fast)\)", page.inner_text("body"))]
+        bpms = [int(b) for b in re.findall(r"(\d+) BPM \((?:slow|medium|fast)\)", page.inner_text("body"))]
         assert all(b >= 120 for b in bpms), bpms
         if not bpms:
             assert page.get_by_text("No results.").count() == 1

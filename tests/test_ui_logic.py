@@ -11,6 +11,8 @@ from typing import Iterator
 
 import numpy as np
 import pytest
+
+from encoders.tempo import tempo_range
 import soundfile as sf
 
 from encoders.errors import InputError
@@ -49,7 +51,7 @@ def test_apply_refinement_merges_filters_and_resets_offset() -> None:
     out = apply_refinement(base, Refinement(tempo="slow", genres=("jazz", "waltz"), energy="low"))
     assert out.q == "waltz, with low energy, at a slow tempo"
     assert out.genres == ("waltz", "jazz")
-    assert (out.bpm_min, out.bpm_max) == (80.0, 90.0)
+    assert (out.bpm_min, out.bpm_max) == (80.0, tempo_range("slow")[1])   # filter and tempo class intersect
     assert out.k == 7 and out.offset == 0
     assert apply_refinement(base, Refinement()) == SearchRequest(q="waltz", k=7, offset=0, genres=("waltz",),
                                                                  bpm_min=80.0)
@@ -65,8 +67,8 @@ def test_conflicting_tempo_ranges_let_the_new_constraint_win() -> None:
 def test_slider_ends_mean_unbounded_and_tempo_classes() -> None:
     assert slider_to_bpm((40, 200), (40, 200)) == (None, None)
     assert slider_to_bpm((60, 200), (40, 200)) == (60.0, None)
-    assert [tempo_class(b) for b in (None, 60, 89.9, 90, 119.9, 120, 180)] == [
-        None, "slow", "slow", "moderate", "moderate", "fast", "fast"]
+    assert [tempo_class(b) for b in (None, 60, 99.9, 100, 123.9, 124, 180)] == [
+        None, "slow", "slow", "medium", "medium", "fast", "fast"]
 
 
 def test_filter_results_by_genre_and_bpm() -> None:

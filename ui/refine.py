@@ -15,18 +15,16 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Iterable, Sequence
 
+from encoders.tempo import TEMPO_CLASSES, tempo_class, tempo_range
+
 from .api_client import ClipResult, SearchRequest
 
-# Tempo classes in BPM, the words and bounds the API uses in its explanations (indexer.index.filters.tempo_word:
-# slow < 90 <= moderate < 120 <= fast). Sent as the API's bpm_min / bpm_max, which are inclusive.
-TEMPO_RANGES: dict[str, tuple[float | None, float | None]] = {
-    "slow": (None, 90.0),
-    "moderate": (90.0, 120.0),
-    "fast": (120.0, None),
-}
+# Tempo classes in BPM: the one vocabulary of the corpus tags and the API's explanations (encoders.tempo).
+# Sent as the API's bpm_min / bpm_max, which are inclusive.
+TEMPO_RANGES: dict[str, tuple[float | None, float | None]] = {name: tempo_range(name) for name in TEMPO_CLASSES}
 # Phrases come from the caption vocabulary the demo model is trained on (generation/procedural/captions.py), so
 # the text encoder knows them; body parts are the four "emphasis" values that vocabulary describes.
-TEMPO_PHRASES: dict[str, str] = {"slow": "at a slow tempo", "moderate": "at a moderate tempo",
+TEMPO_PHRASES: dict[str, str] = {"slow": "at a slow tempo", "medium": "at a medium tempo",
                                  "fast": "at a fast tempo"}
 BODY_PART_PHRASES: dict[str, str] = {
     "arms": "focused on the arms",
@@ -140,13 +138,6 @@ def filter_results(results: Iterable[ClipResult], genres: Sequence[str] = (),
             continue
         out.append(r)
     return out
-
-
-def tempo_class(bpm: float | None) -> str | None:
-    """The tempo word of a BPM value for labels (half-open classes, as the API's explanations)."""
-    if bpm is None:
-        return None
-    return "slow" if bpm < 90 else "moderate" if bpm < 120 else "fast"
 
 
 def _max_opt(a: float | None, b: float | None) -> float | None:

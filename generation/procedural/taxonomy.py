@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 # ---- tag values (closed vocabularies; captions only ever state these) --------------------------------
-TEMPO_CLASSES: tuple[str, ...] = ("slow", "medium", "fast")
-TEMPO_BOUNDS: tuple[float, float] = (100.0, 124.0)   # bpm < 100 slow, < 124 medium, else fast
+from encoders.tempo import TEMPO_BOUNDS, TEMPO_CLASSES, tempo_class  # noqa: E402  (one shared vocabulary)
 ENERGIES: tuple[str, ...] = ("low", "medium", "high")
 EMPHASES: tuple[str, ...] = ("arms", "legs", "torso", "hands")
 SPATIALS: tuple[str, ...] = ("in_place", "travelling", "turning", "level_changes")
@@ -20,12 +19,6 @@ FLUIDITIES: tuple[str, ...] = ("sharp", "fluid")
 VALENCES: tuple[str, ...] = ("positive", "negative")
 RHYTHMS: tuple[str, ...] = ("straight", "swung", "syncopated", "triple")
 INTENSITIES: tuple[str, ...] = ("gentle", "moderate", "intense")
-
-
-def tempo_class(bpm: float) -> str:
-    """Absolute tempo class, so 'a slow dance' means the same thing in every genre."""
-    lo, hi = TEMPO_BOUNDS
-    return "slow" if bpm < lo else ("medium" if bpm < hi else "fast")
 
 
 def intensity_of(energy: str, fluidity: str) -> str:

@@ -13,6 +13,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from encoders.tempo import tempo_class
+
 from encoders.errors import InputError
 
 _CATEGORICAL = ("genre", "split", "source")
@@ -194,7 +196,5 @@ class ClipFilter:
 
 
 def tempo_word(bpm: float | None) -> str | None:
-    """A coarse word for a tempo, as dancers use them (slow < 90 <= moderate < 120 <= fast)."""
-    if bpm is None or not np.isfinite(bpm):
-        return None
-    return "slow" if bpm < 90 else ("moderate" if bpm < 120 else "fast")
+    """The tempo class of a BPM value, in the vocabulary the corpus tags and captions use (encoders.tempo)."""
+    return tempo_class(bpm)
