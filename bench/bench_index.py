@@ -152,9 +152,13 @@ def main() -> int:
         from indexer.index.embedder import load_embedder
 
         emb = load_embedder(args.run)
-        caps = json.loads((args.from_index / "bench_captions.json").read_text()) if (args.from_index / "bench_captions.json").exists() else None
+        from indexer.catalog import Catalog
+
+        home = args.from_index.resolve().parents[1]   # HOME/indexes/<name> -> HOME
+        with Catalog(f"sqlite:///{home / 'catalog.sqlite'}", create=False) as cat:
+            caps = [t for texts in cat.captions_for(loaded.index.ids().tolist()).values() for t in texts]
         if not caps:
-            raise SystemExit("--data model needs bench_captions.json (a list of caption texts) in the index folder")
+            raise SystemExit(f"--data model needs the captions of the index's clips in {home / 'catalog.sqlite'}")
         q_all = emb.encode_text(caps)
         rng = np.random.default_rng(7)
         q = q_all[rng.choice(len(q_all), min(args.queries, len(q_all)), replace=len(q_all) < args.queries)]

@@ -54,6 +54,9 @@ def _words(text: str) -> set[str]:
     return set(re.findall(r"[a-z0-9]+", text.lower()))
 
 
+_EXPLAINED_ABOVE = frozenset({"genre", "tempo", "bpm"})   # tags the genre / tempo checks already report
+
+
 def explain(clip: dict[str, Any], req: SearchRequest) -> dict[str, Any]:
     """Which requested attributes a result matches: filters given, and words of the query."""
     matched: list[str] = []
@@ -77,6 +80,8 @@ def explain(clip: dict[str, Any], req: SearchRequest) -> dict[str, Any]:
         matched.append("source")
         parts.append(f"source '{req.flt.source}'")
     for key, value in sorted((clip.get("tags") or {}).items()):
+        if key in _EXPLAINED_ABOVE:
+            continue
         values = value if isinstance(value, list) else [value]
         hit = [str(v) for v in values if isinstance(v, (str, int, float)) and _words(str(v)) and _words(str(v)) <= words]
         if hit:
