@@ -34,6 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="fine-tune the text backbone with the smaller backbone_lr instead of freezing it")
     p.add_argument("--temporal", choices=TEMPORAL_KINDS, default=None, help="temporal backbone (default transformer)")
     p.add_argument("--fusion", choices=FUSIONS, default=None, help="music-motion fusion (default blend)")
+    p.add_argument("--rotation-dropout", type=float, default=None, metavar="P",
+                   help="share of training clips shown without their SMPL-X rotations, so position-only sources "
+                        "(BVH) embed well (default 0; the shipped demo model used 0.3)")
     p.set_defaults(handler=cmd_train)
 
 
@@ -43,7 +46,7 @@ def build_config(args: argparse.Namespace) -> "RunConfig":
     cfg = RunConfig.from_file(args.config) if args.config else RunConfig()
     m, t = cfg.model, cfg.train
     for attr, value in (("epochs", args.epochs), ("seed", args.seed), ("batch_size", args.batch_size),
-                        ("device", args.device)):
+                        ("device", args.device), ("rotation_dropout", args.rotation_dropout)):
         if value is not None:
             setattr(t, attr, value)
     for attr, value in (("backbone", args.backbone), ("clip_weights", args.clip_weights),

@@ -137,3 +137,19 @@ def test_training_needs_captions(tmp_path: Path, clips) -> None:
 def test_missing_run_dir_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(DanceSearchError, match="not a trained run directory"):
         DanceEmbedder.from_run(tmp_path)
+
+
+def test_rotation_dropout_hides_the_rotation_block_of_some_clips() -> None:
+    import numpy as np
+    import torch
+
+    from encoders.model.features import MOTION_FEATURE_DIM, block_slice
+    from encoders.training.trainer import hide_rotations
+
+    motion = torch.ones((200, 5, MOTION_FEATURE_DIM))
+    hide_rotations(motion, np.random.default_rng(0), 0.3)
+    rot, flag = block_slice("rotations_6d"), block_slice("rotation_flag")
+    hidden = (motion[:, :, flag] == 0).all(dim=(1, 2))
+    assert 30 <= int(hidden.sum()) <= 90                               # about 30 % of 200
+    assert (motion[hidden][:, :, rot] == 0).all()                      # rotations gone with the flag
+    assert (motion[~hidden][:, :, rot] == 1).all() and (motion[:, :, : rot.start] == 1).all()  # the rest untouched

@@ -42,6 +42,9 @@ class TrainConfig:
     weight_decay: float = 0.01
     warmup_frac: float = 0.05
     grad_clip: float = 1.0
+    # share of training clips whose rotation block is hidden (as for BVH / position-only sources), so the
+    # model also learns to embed clips without SMPL-X rotations; 0 disables it
+    rotation_dropout: float = 0.0
     seed: int = 0
     device: str = "auto"               # auto | cpu | cuda | cuda:N
     num_threads: int = 1               # CPU threads for torch; measured on 2 busy shared cores, 1 thread
@@ -58,6 +61,8 @@ class TrainConfig:
         cfg = cls(**data)
         if cfg.epochs < 1 or cfg.batch_size < 2:
             raise DanceSearchError("train config: epochs must be >= 1 and batch_size >= 2")
+        if not 0.0 <= cfg.rotation_dropout < 1.0:
+            raise DanceSearchError(f"train config: rotation_dropout must be in [0, 1), got {cfg.rotation_dropout}")
         return cfg
 
 

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from ..errors import DanceSearchError
 from ..model.customdancer import CustomDancer
-from ..model.features import collate_dances
+from ..model.features import block_slice, collate_dances
 from .data import ClipExample, FeatureBank, balanced_batches, caption_queries
 from .ranking import retrieval_metrics
 from .run_dir import RunConfig, resolve_device, save_run
@@ -39,6 +39,18 @@ class TrainResult:
 def selection_score(metrics: dict[str, float]) -> tuple[float, float]:
     """Model selection on validation: larger R@1 + R@5 + R@10, then smaller mean rank."""
     return (metrics["R@1"] + metrics["R@5"] + metrics["R@10"], -metrics["MnR"])
+
+
+def hide_rotations(motion: torch.Tensor, rng: np.random.Generator, share: float) -> None:
+    """Zero the rotation block and its presence flag of a random ``share`` of the clips, in place.
+
+    After normalisation a source without rotations feeds exactly these zeros (features.py), so the model
+    sees position-only clips during training instead of meeting them first at search time.
+    """
+    hide = torch.as_tensor(rng.random(motion.shape[0]) < share)
+    if hide.any():
+        motion[hide, :, block_slice("rotations_6d")] = 0.0
+        motion[hide, :, block_slice("rotation_flag")] = 0.0
 
 
 def _log(msg: str) -> None:
@@ -132,7 +144,10 @@ def train(config: RunConfig, train_examples: Sequence[ClipExample], val_examples
             caps = [train_examples[i].captions[int(rng.integers(len(train_examples[i].captions)))] for i in batch_idx]
             items = [train_items[i] for i in batch_idx]
             starts = [int(rng.integers(0, max(1, len(m) - span + 1))) for m, _, _ in items]
-            batch = {k: v.to(device) for k, v in collate_dances(items, mc.seq_len, mc.frame_stride, starts).items()}
+            batch = collate_dances(items, mc.seq_len, mc.frame_stride, starts)
+            if tc.rotation_dropout > 0:
+                hide_rotations(batch["motion"], rng, tc.rotation_dropout)
+            batch = {k: v.to(device) for k, v in batch.items()}
             text = model.encode_text(caps)
             dance = model.encode_dance(batch["motion"], batch["music"], batch["mask"], batch["music_present"])
             loss = model.loss(text, dance)
