@@ -253,12 +253,7 @@ def start_api(settings: DemoSettings) -> Child:
     child = Child("search API", dancesearch_cmd("serve", "--home", str(settings.home), "--host", settings.host,
                                                 "--port", str(settings.api_port), *run_opt),
                   f"{settings.api_url}/readyz")
-    try:
-        child.wait_ready(settings.startup_timeout_s)
-    except BaseException:
-        child.stop()
-        raise
-    return child
+    return _ready_or_stopped(child, settings.startup_timeout_s)
 
 
 def start_ui(settings: DemoSettings) -> Child:
@@ -266,8 +261,13 @@ def start_ui(settings: DemoSettings) -> Child:
         raise DanceSearchError(f"port {settings.ui_port} is in use: pass --ui-port to choose another for the UI")
     child = Child("web UI", streamlit_cmd(settings.host, settings.ui_port, settings.api_url),
                   f"{settings.ui_url}/_stcore/health")
+    return _ready_or_stopped(child, settings.startup_timeout_s)
+
+
+def _ready_or_stopped(child: Child, timeout_s: float) -> Child:
+    """Wait until ``child`` answers its health URL; stop it if it never does (or on Ctrl-C)."""
     try:
-        child.wait_ready(settings.startup_timeout_s)
+        child.wait_ready(timeout_s)
     except BaseException:
         child.stop()
         raise
