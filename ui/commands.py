@@ -145,7 +145,8 @@ class Child:
     def __init__(self, name: str, cmd: Sequence[str], ready_url: str) -> None:
         self.name = name
         self.ready_url = ready_url
-        self.proc = subprocess.Popen(list(cmd), cwd=_repo_root(), env=_child_env(), stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(list(cmd), cwd=_repo_root(), env=_child_env(), stdin=subprocess.DEVNULL,
+                                     stdout=sys.stderr)  # stdout is reserved for --json
 
     def wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -179,7 +180,9 @@ class Child:
 # --- demo steps ------------------------------------------------------------------------------------
 def _run_step(what: str, args: Sequence[str]) -> None:
     info(f"demo: {what}: dancesearch {' '.join(args)}")
-    rc = subprocess.run(dancesearch_cmd(*args), cwd=_repo_root(), env=_child_env(), stdin=subprocess.DEVNULL).returncode
+    # the steps' own output goes to stderr: stdout stays one JSON object under --json
+    rc = subprocess.run(dancesearch_cmd(*args), cwd=_repo_root(), env=_child_env(), stdin=subprocess.DEVNULL,
+                        stdout=sys.stderr).returncode
     if rc != 0:
         raise DanceSearchError(f"demo step '{what}' failed (exit code {rc}); its message is above")
 
