@@ -40,7 +40,8 @@ def run_args() -> list[str]:
     return ["--run", TEST_RUN] if TEST_RUN else []
 
 
-def test_ui_command_serves_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", ["ctrl-c", "sigterm"])
+def test_ui_command_serves_and_stops_on_ctrl_c(tmp_path: Path, stop: str) -> None:
     gen = ui_testserver.serve(seconds=1.0)
     api = next(gen)
     port = ui_testserver.free_port()
@@ -59,7 +60,10 @@ def test_ui_command_serves_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         if not any("DanceSearch UI on" in line for line in lines):
             pytest.fail("`dancesearch ui` did not come up")
         assert httpx.get(f"http://127.0.0.1:{port}/_stcore/health", timeout=5).status_code == 200
-        os.killpg(proc.pid, signal.SIGINT)          # what Ctrl-C in a terminal does: the whole group
+        if stop == "ctrl-c":
+            os.killpg(proc.pid, signal.SIGINT)      # what Ctrl-C in a terminal does: the whole group
+        else:
+            proc.send_signal(signal.SIGTERM)        # a process manager stops the command alone
         proc.wait(timeout=30)
         reader.join(timeout=5)
         err = "".join(lines)

@@ -296,7 +296,17 @@ def _print_search(payload: dict) -> None:
 
 
 # --- handlers --------------------------------------------------------------------------------------
+def _terminate_like_ctrl_c() -> None:
+    """Make SIGTERM (process managers, `kill`) stop the command the way Ctrl-C does: children shut down too."""
+    def raise_interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if hasattr(signal, "SIGTERM"):
+        signal.signal(signal.SIGTERM, raise_interrupt)
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
+    _terminate_like_ctrl_c()
     api_url = args.api_url or os.environ.get("DANCESEARCH_API_URL") or f"http://127.0.0.1:{DEFAULT_API_PORT}"
     if not port_is_free(args.host, args.port):
         raise DanceSearchError(f"port {args.port} is in use: pass --port to choose another")
@@ -313,6 +323,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    _terminate_like_ctrl_c()
     settings = DemoSettings(home=resolve_home(args.home), host=args.host, api_port=args.port, ui_port=args.ui_port,
                             with_ui=not (args.no_ui or args.once), clips=args.clips, run=args.run,
                             startup_timeout_s=args.startup_timeout)
