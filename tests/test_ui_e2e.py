@@ -9,7 +9,8 @@ Two back ends, same checks:
 
 The test submits a query, checks that result cards and skeleton players render (bone pixels on the
 canvas), that the player follows the audio clock, that a tempo refinement updates the list, saves
-docs/ui_screenshot.png for the README (the real back end's overwrites the test server's), and finally
+a screenshot (the real back end refreshes docs/ui_screenshot.png for the README; the test server's goes to a
+temporary folder, so the default run never changes a tracked file), and finally
 stops the API to check that the running UI explains an unreachable API.
 """
 from __future__ import annotations
@@ -161,7 +162,8 @@ def _check_player_follows_the_clock(frame: "sync_api.Frame") -> None:
         frame.locator(".ds-play").click()
 
 
-def test_search_renders_results_and_players(backend: Backend, ui_url: str, browser: "sync_api.Browser") -> None:
+def test_search_renders_results_and_players(backend: Backend, ui_url: str, browser: "sync_api.Browser",
+                                            tmp_path: Path) -> None:
     page = browser.new_page(viewport={"width": 1400, "height": 1350})
     try:
         page.goto(ui_url, wait_until="domcontentloaded")
@@ -191,8 +193,10 @@ def test_search_renders_results_and_players(backend: Backend, ui_url: str, brows
         for f in page.frames[1:]:   # pose every player mid-clip for the screenshot
             f.evaluate("() => { const a = document.querySelector('audio'); if (a) a.currentTime = 1.3; }")
         page.wait_for_timeout(300)
-        SCREENSHOT.parent.mkdir(exist_ok=True)
-        page.screenshot(path=str(SCREENSHOT), full_page=False)
+        # only the real back end refreshes the README's screenshot; the test server's goes to tmp
+        shot = SCREENSHOT if backend.kind == "real" else tmp_path / "ui_screenshot.png"
+        shot.parent.mkdir(exist_ok=True)
+        page.screenshot(path=str(shot), full_page=False)
 
         # refinement: the "fast" tempo rewrites the query, filters by BPM, and the list updates
         fast_from = tempo_range("fast")[0]
