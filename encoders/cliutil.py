@@ -53,16 +53,22 @@ def info(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1, with a message naming what was wrong."""
-    try:
-        value = int(text)
-    except ValueError:
-        import argparse
 
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        import argparse
+def bounded_number(kind: type, low: float | None, high: float | None, what: str) -> Callable[[str], Any]:
+    """argparse type: a number of ``kind`` (int or float) within [low, high], with a message naming ``what``."""
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what}: not {'an integer' if kind is int else 'a number'}: "
+                                             f"{text!r}") from None
+        if (low is not None and value < low) or (high is not None and value > high):
+            bounds = f"at least {low}" if high is None else f"within {low}..{high}"
+            raise argparse.ArgumentTypeError(f"{what} must be {bounds}, got {value}")
+        return value
 
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+    return parse
+
+
+positive_int = bounded_number(int, 1, None, "value")
+port_number = bounded_number(int, 0, 65535, "port")

@@ -9,7 +9,7 @@ import argparse
 import sys
 from typing import Any
 
-from encoders.cliutil import EXIT_OK, add_common_options, emit, info, progress_enabled
+from encoders.cliutil import EXIT_OK, add_common_options, bounded_number, emit, info, progress_enabled
 
 from .index.base import BACKENDS, KINDS
 from .index.store import DEFAULT_INDEX_NAME
@@ -21,24 +21,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", default=DEFAULT_INDEX_NAME, help="index name under HOME/indexes/ (default: default)")
 
 
-def _bpm(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}")
-    if not 0 <= v <= 400:
-        raise argparse.ArgumentTypeError(f"tempo must be within 0..400 BPM, got {v}")
-    return v
-
-
-def _k(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}")
-    if not 1 <= v <= 100:
-        raise argparse.ArgumentTypeError(f"k must be within 1..100, got {v}")
-    return v
+_BPM = bounded_number(float, 0, 400, "tempo (BPM)")
+_K = bounded_number(int, 1, 100, "k")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -63,11 +47,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_model_options(s)
     s.add_argument("query", nargs="?", default=None, metavar="TEXT", help="what the dance looks like")
     s.add_argument("--genre", action="append", default=[], metavar="G", help="restrict to a genre (repeatable)")
-    s.add_argument("--bpm-min", type=_bpm, default=None, help="minimum tempo (BPM)")
-    s.add_argument("--bpm-max", type=_bpm, default=None, help="maximum tempo (BPM)")
+    s.add_argument("--bpm-min", type=_BPM, default=None, help="minimum tempo (BPM)")
+    s.add_argument("--bpm-max", type=_BPM, default=None, help="maximum tempo (BPM)")
     s.add_argument("--split", choices=("train", "val", "test"), default=None, help="restrict to a split")
     s.add_argument("--source", default=None, help="restrict to a source corpus")
-    s.add_argument("--k", type=_k, default=10, help="number of results (1..100, default 10)")
+    s.add_argument("--k", type=_K, default=10, help="number of results (1..100, default 10)")
     s.add_argument("--offset", type=int, default=0, help="skip this many results (paging)")
     s.add_argument("--uri", default=None, help="Milvus URI override for a milvus index")
     s.set_defaults(handler=cmd_search)

@@ -294,7 +294,7 @@ def ingest(workspace: Workspace, kind: str, path: str | Path, captions_file: str
                     None if stride_seconds is None else float(stride_seconds))
     try:
         candidates = adapter.candidates()
-        if workers > 1 and len(candidates) > 1 and adapter.has_audio_hint():
+        if workers > 1 and len(candidates) > 1:
             prefetch = _FeaturePrefetcher(kind, adapter.root, candidates, workspace.feature_cache_dir, workers)
         bar = tqdm(candidates, desc=f"ingest {kind}", unit="seq", file=sys.stderr, disable=not progress,
                    dynamic_ncols=True)

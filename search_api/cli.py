@@ -9,17 +9,7 @@ import argparse
 import os
 from pathlib import Path
 
-from encoders.cliutil import EXIT_OK, EXIT_USAGE, add_common_options, info
-
-
-def _port(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}")
-    if not 0 <= v <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be within 0..65535, got {v}")
-    return v
+from encoders.cliutil import EXIT_OK, EXIT_USAGE, add_common_options, info, port_number
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_options(p)
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1; 0.0.0.0 for all)")
-    p.add_argument("--port", type=_port, default=8000, help="TCP port (default 8000)")
+    p.add_argument("--port", type=port_number, default=8000, help="TCP port (default 8000)")
     p.add_argument("--run", type=Path, default=None, metavar="DIR", help="model run folder (default: models/demo)")
     p.add_argument("--db", metavar="URL", default=None, help="catalog SQLAlchemy URL (default: HOME/catalog.sqlite)")
     p.add_argument("--index", dest="index_name", default="default", help="index name under HOME/indexes/")

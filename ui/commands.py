@@ -22,7 +22,7 @@ from typing import Sequence
 
 import httpx
 
-from encoders.cliutil import positive_int, EXIT_FAILED, EXIT_OK, add_common_options, emit, info, resolve_home
+from encoders.cliutil import bounded_number, positive_int, EXIT_FAILED, EXIT_OK, add_common_options, emit, info, resolve_home
 from encoders.errors import DanceSearchError
 
 from .api_client import ApiClient, ApiError, SearchRequest
@@ -33,14 +33,7 @@ DEFAULT_API_PORT = 8000
 DEFAULT_UI_PORT = 8501
 
 
-def _port(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 1 <= v <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be within 1..65535, got {v}")
-    return v
+_PORT = bounded_number(int, 1, 65535, "port")   # the demo and UI need a real port (no 0)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description="Run the Streamlit web UI. It talks to the search API over HTTP only.")
     add_common_options(u)
     u.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
-    u.add_argument("--port", type=_port, default=DEFAULT_UI_PORT, help=f"UI port (default {DEFAULT_UI_PORT})")
+    u.add_argument("--port", type=_PORT, default=DEFAULT_UI_PORT, help=f"UI port (default {DEFAULT_UI_PORT})")
     u.add_argument("--api-url", default=None,
                    help=f"search API base URL (default $DANCESEARCH_API_URL or http://127.0.0.1:{DEFAULT_API_PORT})")
     u.add_argument("--public-api-url", default=None,
@@ -60,8 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_options(d)
     d.add_argument("--host", default="127.0.0.1", help="interface both servers bind (default 127.0.0.1)")
-    d.add_argument("--port", type=_port, default=DEFAULT_API_PORT, help=f"API port (default {DEFAULT_API_PORT})")
-    d.add_argument("--ui-port", type=_port, default=DEFAULT_UI_PORT, help=f"UI port (default {DEFAULT_UI_PORT})")
+    d.add_argument("--port", type=_PORT, default=DEFAULT_API_PORT, help=f"API port (default {DEFAULT_API_PORT})")
+    d.add_argument("--ui-port", type=_PORT, default=DEFAULT_UI_PORT, help=f"UI port (default {DEFAULT_UI_PORT})")
     d.add_argument("--no-ui", action="store_true", help="serve only the API")
     d.add_argument("--once", action="store_true",
                    help="build everything, run one example search, print the results and exit (CI smoke test)")

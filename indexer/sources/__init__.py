@@ -74,13 +74,18 @@ def find_sidecar_audio(base: Path) -> Path | None:
     return None
 
 
-def read_json_object(path: Path) -> dict:
+def read_json(path: Path, what: str = "file") -> Any:
+    """Parse a JSON file; an unreadable file or bad JSON is an InputError naming the file and line."""
     try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(path, f"cannot read: {exc}") from exc
+        raise InputError(path, f"cannot read {what}: {exc}") from exc
     except json.JSONDecodeError as exc:
         raise InputError(path, f"invalid JSON: {exc.msg} (line {exc.lineno})") from None
+
+
+def read_json_object(path: Path) -> dict:
+    obj = read_json(path)
     if not isinstance(obj, dict):
         raise InputError(path, "expected a JSON object", got=type(obj).__name__)
     return obj
@@ -139,10 +144,6 @@ class SourceAdapter:
 
     def load(self, candidate: Path) -> SequenceItem:
         raise NotImplementedError
-
-    def has_audio_hint(self) -> bool:
-        """Whether this folder may hold audio (worth analysing in parallel before ingesting)."""
-        return True
 
     def extra_captions(self) -> list[CaptionEntry]:
         """Captions that come with the folder itself (the npz folder's ``captions.jsonl``)."""

@@ -16,7 +16,7 @@ import numpy as np
 
 from encoders.errors import InputError
 
-from . import SequenceItem, SourceAdapter, SourceFailure, check_finite, normalize_genre
+from . import SequenceItem, SourceAdapter, SourceFailure, check_finite, normalize_genre, read_json
 
 FPS = 30.0
 LABEL_FILES: tuple[str, ...] = ("dance_lable_data.json", "dance_label_data.json", "labels.json")
@@ -38,12 +38,7 @@ def finedance_split(name: str) -> str:
 
 def read_labels(path: Path) -> dict[str, dict]:
     """``filename`` -> label record (name, style1, style2, frames) from a FineDance label file."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(path, f"cannot read label file: {exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise InputError(path, f"invalid JSON: {exc.msg} (line {exc.lineno})") from None
+    data = read_json(path, "label file")
     if isinstance(data, dict):  # tolerate {"001": {...}} as well as upstream's list
         data = [dict(v, filename=v.get("filename", k)) for k, v in data.items() if isinstance(v, dict)]
     if not isinstance(data, list):
