@@ -84,6 +84,17 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
         "vertical": ("jump", "jumps", "jumping", "leap", "leaps", "leaping", "re:(?<!hip[\\s-])hop(?:s|ping)?",
                      "crouch", "crouches", "crouching", "squat", "squats", "kneel", "kneels", "floorwork"),
     },
+    # music-only attributes: queries that name them can only be matched by listening (fusion vs motion-only)
+    "mood": {
+        "bright": ("happy", "joyful", "cheerful", "bright", "upbeat", "uplifting", "playful"),
+        "dark": ("dark", "melancholic", "melancholy", "moody", "somber", "sombre", "brooding", "sad"),
+    },
+    "instrument": {
+        "piano": ("piano",), "strings": ("strings", "string", "violin", "violins", "cello"),
+        "flute": ("flute", "flutes"), "brass": ("brass", "trumpet", "trumpets", "horns"),
+        "synth": ("synth", "synths", "synthesizer", "electronic"), "guitar": ("guitar", "guitars", "plucked"),
+        "bells": ("bell", "bells", "chiming"), "organ": ("organ",), "drums": ("drums", "percussion"),
+    },
 }
 FAMILIES: tuple[str, ...] = tuple(LEXICON)
 

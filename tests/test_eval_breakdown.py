@@ -41,9 +41,17 @@ def test_breakdown_and_markdown():
     ranks = np.array([1.0, 50.0, 2.0])
     caps = ["a slow waltz turning", "fast hip hop with arm waves", "slow ballet"]
     tables = breakdown(ranks, caps, ["waltz", "hiphop", "ballet"])
-    assert set(tables) == {"genre", "genre_word", "body_part", "tempo", "energy", "spatial"}
+    assert set(tables) == {"genre", "genre_word", "body_part", "tempo", "energy", "spatial", "mood", "instrument"}
     tempo = {r.value: r for r in tables["tempo"]}
     assert tempo["slow"].n_queries == 2 and tempo["slow"].metrics["R@1"] == 50.0
     assert tempo["fast"].metrics["MedR"] == 50.0
     md = breakdown_markdown(tables, gallery_size=120, protocol="full")
     assert "gallery of 120 clips" in md and "| slow * | 2 |" in md
+
+
+def test_music_only_families_read_mood_and_instrument():
+    """Queries naming the music (mood, lead instrument) are grouped, so fusion gains show up per family."""
+    attrs = caption_attributes("a dark tango to melancholic piano music")
+    assert attrs["mood"] == ["dark"] and attrs["instrument"] == ["piano"]
+    assert caption_attributes("a bright waltz with strings")["instrument"] == ["strings"]
+    assert caption_attributes("a fast hip hop routine")["instrument"] == []

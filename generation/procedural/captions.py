@@ -1,7 +1,7 @@
 """Tags -> short, search-like captions with a varied grammar; held-out phrasings for the test split.
 
 Why this shape: real queries are short and partial ("fast krump with chest pops", "something calm
-and flowing that turns"). Each caption states a random subset of 1-4 attributes (the genre only
+and flowing that turns") and often say something about the music ("to melancholic piano music"). Each caption states a random subset of 1-4 attributes (the genre only
 sometimes), with synonyms and several sentence structures, so the genre word alone cannot solve
 retrieval and the exact clip is found only by combining attributes. Test-split captions use sentence
 templates never used for train / val, so evaluation measures generalisation to new phrasings.
@@ -42,6 +42,12 @@ SYNONYMS: dict[str, dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
                 "travelling": (("travelling",), ("travelling across the floor", "moving across the floor", "covering ground")),
                 "turning": (("turning", "spinning"), ("with lots of turns", "turning around", "with rotations")),
                 "level_changes": ((), ("with level changes", "dropping low and rising", "going up and down in level"))},
+    "instrument": {name: ((), (f"with {phrase}", f"over {lead}", f"to {music} music"))
+                   for name, phrase, lead, music in (
+                       ("piano", "piano", "a piano melody", "piano"), ("strings", "strings", "a string melody", "string"),
+                       ("flute", "a flute", "a flute melody", "flute"), ("brass", "brass", "a brass melody", "brass"),
+                       ("synth", "synths", "a synth lead", "synth"), ("guitar", "guitar", "a plucked guitar", "guitar"),
+                       ("bells", "bells", "chiming bells", "bell"), ("organ", "organ", "an organ melody", "organ"))},
     "emphasis": {"arms": (("arm-focused", "arm-heavy"), ("with lots of arm work", "driven by the arms", "focused on the arms")),
                  "legs": (("leg-focused", "footwork-heavy"), ("with lots of leg work", "driven by the legs", "focused on the legs")),
                  "torso": (("torso-focused", "core-driven"), ("with lots of torso movement", "driven by the chest and hips")),
@@ -51,7 +57,12 @@ SYNONYMS: dict[str, dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
 NOUNS = ("dance", "routine", "piece", "sequence", "choreography", "performance")
 GENRE_NOUNS = ("dance", "routine", "piece", "sequence", "number")
 MOVE_PARTS = ("arm_moves", "leg_moves", "torso_moves", "hand_moves")
-ATTRIBUTES = ("genre", "tempo", "energy", "valence", "fluidity", "intensity", "rhythm", "spatial", "emphasis", "move")
+ATTRIBUTES = ("genre", "tempo", "energy", "valence", "instrument", "fluidity", "intensity", "rhythm", "spatial",
+              "emphasis", "move")
+# attributes only the music carries; like TD-Data's captions, which describe the music and the dance together,
+# about half of the captions name one of them (so a model that does not listen loses those queries)
+MUSIC_ONLY = ("valence", "instrument")
+MUSIC_MENTION_PROB = 0.5
 
 # templates take (article+adjectives+noun phrase, adjectives list, noun, clauses) ; ids: t* train, h* held out
 TRAIN_TEMPLATES = ("t_np_clauses", "t_noun_that_is", "t_dancer_doing", "t_bare", "t_clause_first")
@@ -110,6 +121,8 @@ def caption(tags: dict, rng: np.random.Generator, held_out: bool) -> tuple[str, 
     chosen = list(rng.choice(pool, size=min(k, len(pool)), replace=False))
     if rng.random() < 0.5:
         chosen = ["genre"] + chosen[: max(0, k - 1)]
+    if rng.random() < MUSIC_MENTION_PROB and not set(chosen) & set(MUSIC_ONLY):
+        chosen.append(str(rng.choice(MUSIC_ONLY)))
     adjs: list[str] = []
     clauses: list[str] = []
     stated: dict[str, str] = {}

@@ -61,7 +61,7 @@ def clip_tags(spec: ClipSpec, dance: Dance) -> dict:
     return {
         "genre": spec.genre, "genre_family": g.family, "bpm": spec.bpm, "tempo": spec.tempo,
         "meter": f"{spec.meter}/4", "rhythm": spec.rhythm, "valence": spec.valence,
-        "mode": scale_for(g, spec.valence), "energy": spec.energy, "fluidity": spec.fluidity,
+        "instrument": spec.instrument, "mode": scale_for(g, spec.valence), "energy": spec.energy, "fluidity": spec.fluidity,
         "intensity": spec.intensity, "spatial": spec.spatial, "emphasis": spec.emphasis,
         "arm_moves": m.get("arms", []), "torso_moves": m.get("torso", []), "hand_moves": m.get("hands", []),
         "leg_moves": m.get("travel", []) + m.get("turn", []) + m.get("level", []) + m.get("legs", []),

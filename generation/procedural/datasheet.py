@@ -16,7 +16,7 @@ from encoders.atomic_io import atomic_write_bytes, atomic_write_text
 
 from .taxonomy import GENRES
 
-TAG_FIELDS = ("tempo", "meter", "rhythm", "valence", "mode", "energy", "fluidity", "intensity", "spatial", "emphasis")
+TAG_FIELDS = ("tempo", "meter", "rhythm", "valence", "instrument", "mode", "energy", "fluidity", "intensity", "spatial", "emphasis")
 
 
 def tempo_histogram_png(bpms: Sequence[float], genres: Sequence[str]) -> bytes:
@@ -61,7 +61,7 @@ def write_datasheet(out: Path, results: Sequence, manifest: dict) -> None:
         f"{manifest['captions_per_clip']} captions per clip.", "",
         "## Motivation and composition",
         "A corpus the product can ship, test and train its demo model on without licensed motion capture. "
-        "Tags follow TD-Data's taxonomy (CustomDancer, sec. 3): music attributes (genre, rhythm feel, tempo, valence) "
+        "Tags follow TD-Data's taxonomy (CustomDancer, sec. 3): music attributes (genre, rhythm feel, tempo, valence, lead instrument) "
         "and motion attributes (signature arm / leg / torso movements, fluidity, spatial dynamics, intensity), plus "
         "energy and body-part emphasis. Attributes are spread evenly inside each genre, so the genre word alone cannot "
         "solve retrieval. Each attribute is produced by the generator and therefore visible or audible: emphasis = "
@@ -72,8 +72,9 @@ def write_datasheet(out: Path, results: Sequence, manifest: dict) -> None:
         "(accents on the beat), eased sharp or fluid, per-dancer style (amplitude, timing, preferred side, posture); "
         "root height from leg forward kinematics (lowest foot joint on the floor), horizontal root motion anchored on "
         "the support foot (no sliding). Music: drums in the genre's pattern, bass, harmony and melody in a major-ish or "
-        "minor-ish mode (pentatonic for Chinese genres), swing / syncopation per clip, beats exactly on the motion's "
-        "beat grid. Captions: generated from the tags with synonyms and several sentence structures; the test split "
+        "minor-ish mode (pentatonic for Chinese genres; the melody an octave lower for a dark mood), a lead instrument "
+        "drawn per clip from four per genre independently of the dance, swing / syncopation per clip, beats exactly on "
+        "the motion's beat grid. Mood and instrument live only in the music, and about half of the captions name one. Captions: generated from the tags with synonyms and several sentence structures; the test split "
         "uses held-out sentence templates.", "",
         "## Limitations",
         "Synthetic: movement vocabularies are simplified sketches of each genre (no floor work on the hands, no "

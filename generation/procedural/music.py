@@ -4,7 +4,8 @@ Why synthesise: the music is half of what a search embeds (tempo, rhythm feel, m
 so it must be consistent with the tags: the genre's drum pattern (four-on-the-floor for house,
 breakbeats for breaking, oom-pah-pah in 3/4 for waltz, woodblock and drum for Chinese genres), swing
 for swung clips, off-beat accents for syncopated ones, major vs minor (or pentatonic gong vs yu) modes
-for valence, timbre per genre, and density / loudness per energy. Beats sit exactly where the
+for valence (with the melody an octave lower for dark moods), the clip's lead instrument (a few per genre,
+chosen independently of the dance), and density / loudness per energy. Beats sit exactly where the
 choreography puts its accents (``t0 + k * 60 / bpm``), with a stronger accent on each bar's first beat.
 
 Notes are additive-synthesis snippets cached per (timbre, pitch, length), so a clip costs a few ms.
@@ -16,7 +17,7 @@ from functools import lru_cache
 import numpy as np
 
 from .plan import CLIP_SECONDS, ClipSpec
-from .taxonomy import Genre, genre
+from .taxonomy import INSTRUMENTS, Genre, genre
 
 SR = 22050
 SCALES: dict[str, tuple[int, ...]] = {
@@ -38,6 +39,8 @@ _TIMBRES: dict[str, tuple[tuple[float, ...], float, float]] = {
     "bell": ((1.0, 0.5, 0.3), 0.002, 0.6),
 }
 _BELL_RATIOS = (1.0, 2.76, 5.4)
+# the lead sits above the drums in the mix, so its timbre (the clip's instrument) is audible
+LEAD_GAIN = 0.2
 
 
 def scale_for(g: Genre, valence: str) -> str:
@@ -170,6 +173,8 @@ def synthesize(spec: ClipSpec) -> np.ndarray:
             _add(buf, when(bar, 0), drums["crash"], 0.5)
 
     scale = SCALES[scale_for(g, spec.valence)]
+    lead = INSTRUMENTS[spec.instrument]
+    melody_octave = 0 if spec.valence == "positive" else -1   # dark moods sit lower, as they usually do
     prog = PROGRESSIONS[spec.valence][int(rng.integers(3))]
     root = spec.key_root
 
@@ -204,5 +209,6 @@ def synthesize(spec: ClipSpec) -> np.ndarray:
                 continue
             pos = int(np.clip(pos + rng.choice([-2, -1, 1, 1, 2]), len(scale), 3 * len(scale) - 1))
             t_note = t_bar + k * spb / per_beat + (swing * spb / 6 if k % 2 and per_beat == 2 else 0.0)
-            _add(buf, t_note, note(g.lead, degree(pos, 0), 0.95 * spb / per_beat), 0.14 * (0.6 + 0.4 * energy))
+            _add(buf, t_note, note(lead, degree(pos, melody_octave), 0.95 * spb / per_beat),
+                 LEAD_GAIN * (0.6 + 0.4 * energy))
     return np.tanh(1.2 * buf).astype(np.float32)

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .taxonomy import (EMPHASES, ENERGIES, GENRES, SPATIALS, Genre, bpm_range_for, intensity_of,
+from .taxonomy import (EMPHASES, ENERGIES, GENRES, SPATIALS, Genre, bpm_range_for, instruments_of, intensity_of,
                        tempo_class, tempo_classes_of)
 
 CLIP_SECONDS = 12.0
@@ -43,6 +43,7 @@ class ClipSpec:
     meter: int
     rhythm: str
     valence: str
+    instrument: str       # lead instrument of the music (music-only; see taxonomy.INSTRUMENTS)
     energy: str
     emphasis: str
     spatial: str
@@ -125,9 +126,12 @@ def plan_corpus(n_clips: int, seed: int) -> list[ClipSpec]:
         fluidity = "sharp" if rng.random() < g.sharp_prob else "fluid"
         valence = "positive" if rng.random() < g.positive_prob else "negative"
         dancer = performers[int(rng.integers(len(performers)))]
+        # own stream, so adding the instrument left every other attribute of a seed unchanged
+        options = instruments_of(g)
+        instrument = options[int(np.random.default_rng([seed, i, 11]).integers(len(options)))]
         specs.append(ClipSpec(
             index=i, name=f"{g.name}_{i:05d}", genre=g.name, bpm=bpm, tempo=tempo_class(bpm), meter=g.meter,
-            rhythm=_rhythm(g, rng), valence=valence, energy=energy, emphasis=emphasis, spatial=spatial,
+            rhythm=_rhythm(g, rng), valence=valence, instrument=instrument, energy=energy, emphasis=emphasis, spatial=spatial,
             fluidity=fluidity, intensity=intensity_of(energy, fluidity), split=splits[(g.name, k)], dancer=dancer,
             t0=round(float(rng.uniform(0.05, 0.45)) * 60.0 / bpm, 4), key_root=int(rng.integers(45, 53)),
             seed=(int(seed), int(i))))

@@ -18,6 +18,14 @@ SPATIALS: tuple[str, ...] = ("in_place", "travelling", "turning", "level_changes
 FLUIDITIES: tuple[str, ...] = ("sharp", "fluid")
 VALENCES: tuple[str, ...] = ("positive", "negative")
 RHYTHMS: tuple[str, ...] = ("straight", "swung", "syncopated", "triple")
+# lead instrument of the music (a music-only attribute: the dance does not depend on it) -> synth timbre
+INSTRUMENTS: dict[str, str] = {"piano": "piano", "strings": "string", "flute": "flute", "brass": "brass",
+                               "synth": "synth", "guitar": "pluck", "bells": "bell", "organ": "organ"}
+_FAMILY_INSTRUMENTS: dict[str, tuple[str, ...]] = {
+    "street": ("synth", "piano", "brass", "guitar"), "stage": ("piano", "strings", "brass", "flute"),
+    "chinese": ("flute", "guitar", "bells", "strings"), "ballroom": ("strings", "piano", "organ", "flute"),
+    "latin": ("brass", "piano", "guitar", "organ"),
+}
 INTENSITIES: tuple[str, ...] = ("gentle", "moderate", "intense")
 
 
@@ -28,6 +36,18 @@ def intensity_of(energy: str, fluidity: str) -> str:
     if energy == "low" or (energy == "medium" and fluidity == "fluid"):
         return "gentle"
     return "moderate"
+
+
+def instruments_of(g: "Genre") -> tuple[str, ...]:
+    """The lead instruments a genre's music may use: its signature timbre first, then its family's others.
+
+    Why several per genre: the instrument (like the mood) lives only in the music, so a caption that
+    names it can be matched only by a model that listens; one fixed instrument per genre would make it
+    a synonym of the genre word.
+    """
+    signature = next(name for name, timbre in INSTRUMENTS.items() if timbre == g.lead)
+    rest = tuple(i for i in _FAMILY_INSTRUMENTS[g.family] if i != signature)
+    return (signature,) + rest[:3]
 
 
 @dataclass(frozen=True)
@@ -52,7 +72,7 @@ class Genre:
     scales: tuple[str, ...]                   # scale names (see music.SCALES); first one = major-ish
     drums: DrumPattern
     bass: str                                 # bass waveform: sine / saw / square / pluck
-    lead: str                                 # melody timbre: pluck / flute / string / piano / synth / brass / organ / bell
+    lead: str                                 # signature melody timbre (see INSTRUMENTS; clips vary it, instruments_of)
     pad: bool
     positive_prob: float                      # prior of a major (positive valence) mode
     sharp_prob: float                         # prior of sharp (vs fluid) movement quality
