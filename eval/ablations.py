@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -52,10 +53,17 @@ TABLE_TITLES = {"temporal": "Table 2 (temporal backbone, fusion = blend)",
 
 
 def train_command(variant: Variant, home: Path, run_dir: Path, epochs: int | None, seed: int,
-                  device: str | None, db: str | None) -> list[str]:
-    """The ``dancesearch train`` arguments of one variant (without the program name)."""
-    cmd = ["train", "--home", str(home), "--temporal", variant.temporal, "--fusion", variant.fusion,
-           "--seed", str(seed), "--out", str(run_dir), "--json"]
+                  device: str | None, db: str | None, config: Path | None = None) -> list[str]:
+    """The ``dancesearch train`` arguments of one variant (without the program name).
+
+    ``config`` (a run config such as ``models/demo/config.json``) sets everything else, so every
+    variant differs from the shipped model only in its temporal backbone and fusion.
+    """
+    cmd = ["train", "--home", str(home)]
+    if config is not None:
+        cmd += ["--config", str(config)]
+    cmd += ["--temporal", variant.temporal, "--fusion", variant.fusion, "--seed", str(seed), "--out", str(run_dir),
+            "--json"]
     if db:
         cmd += ["--db", db]
     if epochs is not None:
@@ -78,9 +86,47 @@ def _train(args: list[str]) -> dict[str, Any]:
         raise DanceSearchError(f"`dancesearch {shlex.join(args)}` printed no JSON result") from exc
 
 
+BASELINE = "transformer-blend"
+
+
+def export_demo_model(run_dir: Path, demo_out: Path, test: dict[str, Any], reproduce: str) -> None:
+    """Copy the full model's run to ``demo_out`` (the shipped ``models/demo``) with its test figures and card.
+
+    Why here: the shipped model must be exactly the baseline row of the ablation table, so the figures
+    in its README and in the table cannot drift apart. The copy is staged beside the target and swapped
+    in by renames, so an interrupted export leaves the previous model in place.
+    """
+    from encoders.training.run_dir import load_run, model_card
+
+    demo_out = Path(demo_out)
+    stage = demo_out.with_name(demo_out.name + ".staging")
+    if stage.exists():
+        shutil.rmtree(stage)
+    shutil.copytree(run_dir, stage)
+    metrics = json.loads((stage / "metrics.json").read_text(encoding="utf-8"))
+    metrics["test"] = {k: test[k] for k in (*METRICS, "gallery_size", "num_queries", "protocol", "ci95") if k in test}
+    atomic_write_json(stage / "metrics.json", metrics)
+    run = load_run(stage, "cpu")
+    history = json.loads((stage / "history.json").read_text(encoding="utf-8"))
+    data_info = json.loads((stage / "config.json").read_text(encoding="utf-8")).get("data", {})
+    card = model_card(run.config, run.model, history, metrics, data_info)
+    card += f"\n## Reproduce\n\n```bash\n{reproduce}\n```\n"
+    atomic_write_text(stage / "README.md", card)
+    old = demo_out.with_name(demo_out.name + ".previous")
+    if old.exists():
+        shutil.rmtree(old)
+    if demo_out.exists():
+        demo_out.rename(old)
+    stage.rename(demo_out)
+    if old.exists():
+        shutil.rmtree(old)
+
+
 def run_ablations(workspace: Any, out_dir: str | Path, runs_dir: str | Path | None = None, epochs: int | None = None,
                   seed: int = 0, names: Sequence[str] | None = None, n_boot: int = 1000, device: str | None = None,
-                  reuse: bool = False, progress: bool = True, command: str = "") -> dict[str, Any]:
+                  reuse: bool = False, progress: bool = True, command: str = "",
+                  config: Path | None = None, demo_out: Path | None = None,
+                  reproduce: str = "") -> dict[str, Any]:
     """Train (or reuse) and evaluate each variant; write ablations.{md,json,png} in ``out_dir``."""
     from encoders.api import DanceEmbedder
 
@@ -94,7 +140,7 @@ def run_ablations(workspace: Any, out_dir: str | Path, runs_dir: str | Path | No
     failed: list[dict[str, str]] = []
     for v in chosen:
         run_dir = runs / v.name
-        args = train_command(v, workspace.home, run_dir, epochs, seed, device, db)
+        args = train_command(v, workspace.home, run_dir, epochs, seed, device, db, config)
         row: dict[str, Any] = {"name": v.name, "label": v.label, "temporal": v.temporal, "fusion": v.fusion,
                                "tables": list(v.tables), "run_dir": str(run_dir),
                                "train_command": "dancesearch " + shlex.join(args)}
@@ -114,11 +160,16 @@ def run_ablations(workspace: Any, out_dir: str | Path, runs_dir: str | Path | No
             row["test"], _ = evaluate_protocol(data, "full", seed=seed, n_boot=n_boot)
             batch, _ = evaluate_protocol(data, "batch32", seed=seed, n_boot=n_boot)
             row["test_batch32"] = {k: batch[k] for k in (*METRICS, "gallery_size", "ci95")}
+            row["model_id"] = embedder.model_id
+            if demo_out is not None and v.name == BASELINE:
+                export_demo_model(run_dir, demo_out, row["test"], reproduce or command)
+                row["exported_to"] = str(demo_out)
         except DanceSearchError as exc:
             failed.append({"variant": v.name, "reason": str(exc)})
             row["error"] = str(exc)
         rows.append(row)
     result = {"command": command, "epochs": epochs, "seed": seed, "catalog": workspace.db_url,
+              "config": str(config) if config is not None else None,
               "variants": rows, "failed": failed}
     atomic_write_json(out_dir / "ablations.json", result)
     atomic_write_text(out_dir / "ablations.md", ablations_markdown(result))

@@ -17,7 +17,7 @@ import numpy as np
 
 from encoders.atomic_io import atomic_write_json, atomic_write_text
 from encoders.cliutil import EXIT_FAILED, EXIT_OK, add_common_options, emit, info, progress_enabled
-from encoders.errors import DanceSearchError
+from encoders.errors import DanceSearchError, InputError
 
 from .bootstrap import DEFAULT_REPLICATES, bootstrap_ci
 from .metrics import chance_metrics
@@ -252,9 +252,15 @@ def register_extra(eval_subparsers: argparse._SubParsersAction) -> None:
     add_common_options(a)
     a.add_argument("--db", metavar="URL", default=None, help="SQLAlchemy catalog URL (default: HOME/catalog.sqlite)")
     a.add_argument("--epochs", type=int, default=None, help="epochs per variant (default: the trainer's)")
+    a.add_argument("--config", type=Path, default=None, metavar="FILE",
+                   help="run config every variant starts from (e.g. models/demo/config.json); the variant sets "
+                        "only --temporal and --fusion")
     a.add_argument("--out", type=Path, default=Path("docs/results"), metavar="DIR")
     a.add_argument("--runs", type=Path, default=None, metavar="DIR",
                    help="where variant run directories go (default: HOME/runs/ablations)")
+    a.add_argument("--demo-out", type=Path, default=None, metavar="DIR",
+                   help="also export the full model (transformer-blend) here with its test figures and model card, "
+                        "e.g. models/demo (replaced atomically)")
     a.add_argument("--variants", default=None, metavar="LIST",
                    help="comma-separated subset of variant names (default: all; see eval/ablations.py)")
     a.add_argument("--seed", type=int, default=0)
@@ -346,13 +352,17 @@ def cmd_ablations(args: argparse.Namespace) -> int:
     from .ablations import VARIANTS, run_ablations
 
     ws = Workspace.from_args(args)
+    if args.config is not None and not args.config.is_file():
+        raise InputError(str(args.config), "no such run config", field="--config",
+                         expected="a JSON/TOML file with 'model' and 'train' sections", got="missing file")
     names = [v.strip() for v in args.variants.split(",")] if args.variants else None
     unknown = sorted(set(names or []) - {v.name for v in VARIANTS})
     if unknown:
         raise DanceSearchError(f"unknown variants {unknown}; known: {', '.join(v.name for v in VARIANTS)}")
     result = run_ablations(ws, args.out, runs_dir=args.runs, epochs=args.epochs, seed=args.seed, names=names,
                            n_boot=args.bootstrap, device=args.device, reuse=args.reuse,
-                           progress=progress_enabled(args), command=_command_line(args))
+                           progress=progress_enabled(args), command=_command_line(args), config=args.config,
+                           demo_out=args.demo_out)
     emit(args, result, lambda: print((Path(args.out) / "ablations.md").read_text(encoding="utf-8")))
     return EXIT_OK if not result.get("failed") else EXIT_FAILED
 

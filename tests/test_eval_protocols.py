@@ -241,6 +241,11 @@ def test_ablation_tables_and_commands(tmp_path):
     v = next(v for v in VARIANTS if v.name == "lstm-blend")
     cmd = train_command(v, tmp_path / "home", tmp_path / "run", epochs=2, seed=1, device=None, db=None)
     assert cmd[:1] == ["train"] and cmd[cmd.index("--temporal") + 1] == "lstm" and cmd[cmd.index("--epochs") + 1] == "2"
+    assert "--config" not in cmd
+    # a shared run config comes first, so the variant's own --temporal / --fusion override it
+    cfg = tmp_path / "config.json"
+    cmd = train_command(v, tmp_path / "home", tmp_path / "run", epochs=2, seed=1, device=None, db=None, config=cfg)
+    assert cmd[cmd.index("--config") + 1] == str(cfg) and cmd.index("--config") < cmd.index("--temporal")
     # the variant set: 3 temporal backbones (Table 2), 5 fusions (Table 3), baseline shared
     assert sorted(x.temporal for x in VARIANTS if "temporal" in x.tables) == ["lstm", "rnn", "transformer"]
     assert sorted(x.fusion for x in VARIANTS if "fusion" in x.tables) == ["add", "blend", "motion", "mul", "music"]

@@ -153,3 +153,22 @@ def test_rotation_dropout_hides_the_rotation_block_of_some_clips() -> None:
     assert 30 <= int(hidden.sum()) <= 90                               # about 30 % of 200
     assert (motion[hidden][:, :, rot] == 0).all()                      # rotations gone with the flag
     assert (motion[~hidden][:, :, rot] == 1).all() and (motion[:, :, : rot.start] == 1).all()  # the rest untouched
+
+
+def test_export_demo_model_replaces_the_target_with_test_figures(trained_run, tmp_path: Path) -> None:
+    """`eval ablations --demo-out`: the shipped model is the baseline row, with its test figures and card."""
+    from eval.ablations import export_demo_model
+
+    demo = tmp_path / "demo"
+    demo.mkdir()
+    (demo / "stale.txt").write_text("from an older model")
+    test = {"R@1": 12.5, "R@5": 40.0, "R@10": 60.0, "MedR": 7.0, "MnR": 20.0, "gallery_size": 8, "num_queries": 24,
+            "protocol": "full", "ci95": {"R@1": [5.0, 20.0]}, "ignored": 1}
+    export_demo_model(trained_run.run_dir, demo, test, "dancesearch eval ablations --demo-out models/demo")
+    assert not (demo / "stale.txt").exists(), "the old model directory is replaced, not merged"
+    assert not any(p.name.endswith((".staging", ".previous")) for p in tmp_path.iterdir())
+    metrics = json.loads((demo / "metrics.json").read_text())
+    assert metrics["test"]["R@10"] == 60.0 and "ignored" not in metrics["test"]
+    card = (demo / "README.md").read_text()
+    assert "dancesearch eval ablations --demo-out models/demo" in card
+    assert DanceEmbedder.from_run(demo).model_id == DanceEmbedder.from_run(trained_run.run_dir).model_id
