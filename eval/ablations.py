@@ -27,6 +27,8 @@ from encoders.atomic_io import atomic_write_bytes, atomic_write_json, atomic_wri
 from encoders.cliutil import info
 from encoders.errors import DanceSearchError
 
+from .oracle import ceilings_markdown, demo_tagged, oracle_ceilings
+
 METRICS: tuple[str, ...] = ("R@1", "R@5", "R@10", "MedR", "MnR")
 
 
@@ -138,6 +140,7 @@ def run_ablations(workspace: Any, out_dir: str | Path, runs_dir: str | Path | No
     db = workspace.db_url if workspace.db_url != f"sqlite:///{workspace.catalog_path}" else None
     rows: list[dict[str, Any]] = []
     failed: list[dict[str, str]] = []
+    ceilings: dict[str, Any] | None = None
     for v in chosen:
         run_dir = runs / v.name
         args = train_command(v, workspace.home, run_dir, epochs, seed, device, db, config)
@@ -160,6 +163,10 @@ def run_ablations(workspace: Any, out_dir: str | Path, runs_dir: str | Path | No
             row["test"], _ = evaluate_protocol(data, "full", seed=seed, n_boot=n_boot)
             batch, _ = evaluate_protocol(data, "batch32", seed=seed, n_boot=n_boot)
             row["test_batch32"] = {k: batch[k] for k in (*METRICS, "gallery_size", "ci95")}
+            if ceilings is None and demo_tagged(data.clips):
+                ceilings = {"n_queries": len(data.query_texts), "gallery_size": data.gallery_size,
+                            "oracles": oracle_ceilings(data.clips, list(zip(data.query_texts,
+                                                                           data.query_clip.tolist())))}
             row["model_id"] = embedder.model_id
             if demo_out is not None and v.name == BASELINE:
                 export_demo_model(run_dir, demo_out, row["test"], reproduce or command)
@@ -170,7 +177,7 @@ def run_ablations(workspace: Any, out_dir: str | Path, runs_dir: str | Path | No
         rows.append(row)
     result = {"command": command, "epochs": epochs, "seed": seed, "catalog": workspace.db_url,
               "config": str(config) if config is not None else None,
-              "variants": rows, "failed": failed}
+              "variants": rows, "failed": failed, "ceilings": ceilings}
     atomic_write_json(out_dir / "ablations.json", result)
     atomic_write_text(out_dir / "ablations.md", ablations_markdown(result))
     png = ablations_png(rows)
@@ -207,6 +214,13 @@ def ablations_markdown(result: dict[str, Any]) -> str:
             t = row["test"]
             lines.append(f"| {row['label']} | {t['gallery_size']} | " + " | ".join(_cell(t, k) for k in METRICS) + " |")
         lines.append("")
+    ceilings = result.get("ceilings")
+    if ceilings:
+        lines += ["## What the data allows", "",
+                  ceilings_markdown(ceilings["oracles"], ceilings["n_queries"], ceilings["gallery_size"]),
+                  "A variant can only beat another where its ceiling is higher: a motion-only model cannot "
+                  "match a caption's mood, instrument or rhythm feel, a music-only one its body parts, moves "
+                  "or floor pattern.", ""]
     lines += ["## Exact training commands", ""]
     for row in result["variants"]:
         tr = row.get("train") or {}

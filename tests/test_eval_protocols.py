@@ -259,6 +259,12 @@ def test_ablation_tables_and_commands(tmp_path):
                              "variants": rows, "failed": [{"variant": "rnn-blend", "reason": "boom"}]})
     assert "| T | 40 | 10.00 [5.0, 15.0] | 30.00 | 50.00 | 9.0 | 12.5 |" in md
     assert "| R | - | failed |" in md and "`dancesearch train y`" in md and "rnn-blend`: boom" in md
+    assert "What the data allows" not in md
+    oracles = {o: {"R@1": 10.0, "R@5": 40.0, "R@10": 60.0, "MnR": 5.0, "median_compatible": 4.0}
+               for o in ("full", "motion", "music")}
+    md = ablations_markdown({"command": "x", "epochs": 2, "seed": 0, "catalog": "sqlite://", "variants": rows,
+                             "failed": [], "ceilings": {"n_queries": 20, "gallery_size": 40, "oracles": oracles}})
+    assert "What the data allows" in md and "| oracle, motion attributes only | 10.0 | 40.0 | 60.0 | 5.0 | 4 |" in md
     png = ablations_png(rows)
     assert png is not None and png[:8] == b"\x89PNG\r\n\x1a\n"
 

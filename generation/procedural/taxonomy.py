@@ -38,6 +38,15 @@ def intensity_of(energy: str, fluidity: str) -> str:
     return "moderate"
 
 
+# which stream realises each caption attribute (the generator's ground truth: choreographer.py reads genre,
+# tempo, energy, fluidity, spatial, emphasis and the moves; music.py reads genre, tempo, energy, rhythm feel,
+# valence and the instrument; intensity is derived from energy and fluidity). Used by eval's oracle ceilings.
+REALISED_BY: dict[str, frozenset[str]] = {
+    "motion": frozenset({"genre", "tempo", "energy", "fluidity", "intensity", "spatial", "emphasis", "move"}),
+    "music": frozenset({"genre", "tempo", "energy", "rhythm", "valence", "instrument"}),
+}
+
+
 def instruments_of(g: "Genre") -> tuple[str, ...]:
     """The lead instruments a genre's music may use: its signature timbre first, then its family's others.
 
