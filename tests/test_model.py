@@ -184,3 +184,48 @@ def test_clip_backbone_error_or_load(monkeypatch: pytest.MonkeyPatch) -> None:
         ClipTextBackbone("ViT-B-32", None)
     with pytest.raises(DanceSearchError, match="--clip-weights"):
         ClipTextBackbone("ViT-B-32", "/nonexistent/weights.bin")
+
+
+def test_frozen_text_memo_is_safe_under_concurrent_encoding() -> None:
+    """The search service encodes from several threads at once; the shared LRU memo must not break."""
+    import threading
+
+    from encoders.model.text import TextEncoder, build_backbone
+
+    import time
+    from collections import OrderedDict
+
+    class SlowMemo(OrderedDict):
+        """Widens the gap between "is it cached?" and "read it", where an unguarded memo races."""
+
+        def __contains__(self, key: object) -> bool:
+            found = super().__contains__(key)
+            time.sleep(0.0002)
+            return found
+
+    enc = TextEncoder(build_backbone("bow", bow_dim=16), out_dim=8, hidden=8, freeze=True)
+    enc._cache = SlowMemo()
+    enc.cache_limit = 20  # constant eviction pressure
+    errors: list[BaseException] = []
+
+    def work(seed: int) -> None:
+        try:
+            for i in range(150):
+                enc.backbone_features([f"query {seed} {i % 37}", f"shared {i % 5}", f"other {i % 23}"])
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    import sys
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible, so unguarded check-then-use races show
+    try:
+        threads = [threading.Thread(target=work, args=(s,)) for s in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert not errors, errors[:1]
+    assert len(enc._cache) <= 20

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import zlib
 from collections import OrderedDict
 from pathlib import Path
@@ -149,6 +150,7 @@ def build_backbone(name: str, clip_model: str = "ViT-B-32", clip_weights: str | 
 
 
 _FROZEN_CACHES: dict[str, "OrderedDict[str, torch.Tensor]"] = {}
+_CACHE_LOCK = threading.Lock()  # guards every memo above: reads, inserts and LRU evictions
 
 
 class TextEncoder(nn.Module):
@@ -186,18 +188,20 @@ class TextEncoder(nn.Module):
         dev = _device_of(self.adapter)
         if not texts:
             return torch.zeros(0, int(getattr(self.backbone, "dim")), device=dev)
-        found = {t: self._cache[t] for t in dict.fromkeys(texts) if t in self._cache}
+        with _CACHE_LOCK:  # the search service encodes from several threads; the memo is shared
+            found = {t: self._cache[t] for t in dict.fromkeys(texts) if t in self._cache}
         missing = [t for t in dict.fromkeys(texts) if t not in found]
         with torch.no_grad():
             for i in range(0, len(missing), batch_size):
                 chunk = missing[i:i + batch_size]
                 for t, f in zip(chunk, self.backbone(chunk).float().cpu()):
                     found[t] = f
-        for t in found:
-            self._cache[t] = found[t]
-            self._cache.move_to_end(t)
-        while len(self._cache) > self.cache_limit:
-            self._cache.popitem(last=False)
+        with _CACHE_LOCK:
+            for t in found:
+                self._cache[t] = found[t]
+                self._cache.move_to_end(t)
+            while len(self._cache) > self.cache_limit:
+                self._cache.popitem(last=False)
         return torch.stack([found[t] for t in texts]).to(dev)
 
     def forward(self, texts: Sequence[str]) -> torch.Tensor:
