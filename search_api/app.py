@@ -1,26 +1,36 @@
 """The FastAPI application: ``create_app(settings)`` loads the model and the index once, then serves v1.
 
-Handlers are plain ``def`` functions: FastAPI runs them in its thread pool, and text encoding
-(torch) and FAISS search release the GIL, so concurrent requests proceed in parallel.  Shared state
-is read-only while serving (the engine); ``POST /v1/admin/reload`` (API key required) swaps in a
-freshly loaded engine with a single reference assignment.
+Searches (``/v1/search`` GET and POST, ``/v1/clips/{id}/similar``) are ``async`` handlers that
+validate on the event loop and then await the micro-batcher (``batching.MicroBatcher``): one
+worker thread encodes every text query of a batch in one pass and searches the index once per
+filter, because that is several times cheaper per query than one request at a time.  With
+``max_batch=1`` batching is off and each search runs alone in FastAPI's thread pool (torch and
+FAISS release the GIL, so those run in parallel).  Other handlers are plain ``def`` functions in
+the thread pool.  Shared state is read-only while serving (the engine); ``POST /v1/admin/reload``
+(API key required) swaps in a freshly loaded engine with a single reference assignment.  The
+batch worker stops with the app (lifespan shutdown).
 """
 from __future__ import annotations
 
 import hmac
-from typing import Annotated, Any, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, AsyncIterator, Callable
 
 from fastapi import FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from encoders.errors import DanceSearchError, InputError, ModelMismatchError
-from indexer.index.service import NotFoundError, SearchEngine
+from indexer.index.embedder import TextEmbeddingCache
+from indexer.index.service import NotFoundError, SearchEngine, SearchRequest
 
+from .batching import MicroBatcher
 from .media import MediaError
 from .metrics import Metrics, MetricsMiddleware
+from .runtime import ThreadSettings, configure_process
 from .schemas import (ERRORS, MAX_K, MAX_OFFSET, MAX_QUERY, ClipInfo, ErrorResponse, GenresResponse, Health,
                       MotionJson, SearchBody, SearchResponse, Split)
 from .service import ApiService
@@ -48,14 +58,7 @@ def load_engine(settings: ApiSettings) -> SearchEngine:
     from indexer.index.embedder import load_embedder
     from indexer.workspace import Workspace
 
-    if settings.torch_threads:
-        import torch
-
-        torch.set_num_threads(settings.torch_threads)
-    if settings.faiss_threads:
-        import faiss
-
-        faiss.omp_set_num_threads(settings.faiss_threads)  # spinning OpenMP teams starve concurrent requests
+    configure_process(settings)
     ws = Workspace(resolve_home(settings.home), settings.db)
     embedder = load_embedder(str(settings.run) if settings.run else None)
     return SearchEngine.open(ws, embedder, settings.index_name, milvus_uri=settings.milvus_uri)
@@ -66,16 +69,43 @@ def create_app(settings: ApiSettings | None = None, engine: SearchEngine | None 
     """The app; ``engine`` (already loaded) or else ``loader`` / the settings provide model and index."""
     settings = settings or ApiSettings()
     loader = loader or (lambda: load_engine(settings))
-    service = ApiService(engine if engine is not None else loader(), loader)
+    cache = TextEmbeddingCache(settings.embedding_cache_size) if settings.embedding_cache_size > 0 else None
+    service = ApiService(engine if engine is not None else loader(), loader, text_cache=cache)
     metrics = Metrics()
     metrics.index_size.set(len(service.engine.index))
+    if cache is not None:
+        metrics.watch_cache(cache.stats)
+    in_worker = ThreadSettings.capture().wrap  # searching threads run with this thread's torch / FAISS threads
 
-    app = FastAPI(title="DanceSearch API", version=API_VERSION,
+    batcher: MicroBatcher[SearchRequest, dict[str, Any]] | None = None
+    if settings.max_batch > 1:
+        batcher = MicroBatcher(in_worker(service.search_many), max_batch=settings.max_batch,
+                               window_s=settings.batch_window_ms / 1000.0, on_batch=metrics.observe_batch,
+                               workers=settings.batch_workers)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if batcher is not None:
+            await run_in_threadpool(batcher.close)  # lets the batch in progress finish, fails the queued ones
+
+    app = FastAPI(title="DanceSearch API", version=API_VERSION, lifespan=lifespan,
                   description="Search 3D dance clips by text description or genre. Errors are "
                               "`{\"error\": {\"code\", \"field\", \"message\"}}`.")
     app.state.service = service
     app.state.metrics = metrics
     app.state.settings = settings
+    app.state.batcher = batcher
+
+    async def run_search(q: str | None, k: int, offset: int, genres: list[str], bpm_min: float | None,
+                         bpm_max: float | None, split: str | None, source: str | None) -> dict[str, Any]:
+        req = service.validate(q, k, offset, genres, bpm_min, bpm_max, split, source)  # 4xx before queueing
+        if batcher is None:
+            body = await run_in_threadpool(in_worker(service.search_one), req)
+        else:
+            body = await batcher.submit(req)
+        metrics.observe_search(body)
+        return body
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["*"])
@@ -121,7 +151,7 @@ def create_app(settings: ApiSettings | None = None, engine: SearchEngine | None 
     # --- search ------------------------------------------------------------------------------------
     @app.get("/v1/search", response_model=SearchResponse, responses=ERRORS, tags=["search"],
              summary="Search clips by text, or rank a genre's clips by typicality")
-    def search_get(
+    async def search_get(
         q: Annotated[str | None, Query(max_length=MAX_QUERY, description="what the dance looks like")] = None,
         k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
         offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
@@ -131,17 +161,13 @@ def create_app(settings: ApiSettings | None = None, engine: SearchEngine | None 
         split: Annotated[Split | None, Query()] = None,
         source: Annotated[str | None, Query(max_length=64)] = None,
     ) -> dict[str, Any]:
-        body = service.search(q, k, offset, list(genre), bpm_min, bpm_max, split, source)
-        metrics.observe_search(body)
-        return body
+        return await run_search(q, k, offset, list(genre), bpm_min, bpm_max, split, source)
 
     @app.post("/v1/search", response_model=SearchResponse, responses=ERRORS, tags=["search"],
               summary="Search clips (JSON body with the same fields as GET)")
-    def search_post(body: SearchBody) -> dict[str, Any]:
-        out = service.search(body.q, body.k, body.offset, body.genre or [], body.bpm_min, body.bpm_max, body.split,
-                             body.source)
-        metrics.observe_search(out)
-        return out
+    async def search_post(body: SearchBody) -> dict[str, Any]:
+        return await run_search(body.q, body.k, body.offset, body.genre or [], body.bpm_min, body.bpm_max, body.split,
+                                body.source)
 
     # --- clips ---------------------------------------------------------------------------------------
     @app.get("/v1/clips/{clip_id}", response_model=ClipInfo, responses=ERRORS, tags=["clips"])
@@ -150,9 +176,12 @@ def create_app(settings: ApiSettings | None = None, engine: SearchEngine | None 
 
     @app.get("/v1/clips/{clip_id}/similar", response_model=SearchResponse, responses=ERRORS, tags=["clips"],
              summary="Clips closest to this one")
-    def similar(clip_id: ClipId, k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
-                offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> dict[str, Any]:
-        body = service.similar(clip_id, k, offset)
+    async def similar(clip_id: ClipId, k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
+                      offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> dict[str, Any]:
+        if batcher is None:
+            body = await run_in_threadpool(in_worker(service.similar), clip_id, k, offset)
+        else:  # on the search worker, between batches: every index search of the process on one thread
+            body = await batcher.call(lambda: in_worker(service.similar)(clip_id, k, offset))
         metrics.observe_search(body)
         return body
 

@@ -2,6 +2,12 @@
 
 The model and the index are loaded before the port is opened, so a missing index or a model
 mismatch is reported as ``error: ...`` (exit 1) instead of a server that answers 5xx.
+
+Concurrent searches are micro-batched (one text-encoder pass and one index scan for many
+requests; see search_api/batching.py): --max-batch, --batch-window-ms and --batch-workers tune
+it, --max-batch 1 turns it off.  Left out, these flags (and --workers-threads, --embedding-cache)
+fall back to DANCESEARCH_MAX_BATCH, DANCESEARCH_BATCH_WINDOW_MS, DANCESEARCH_BATCH_WORKERS,
+DANCESEARCH_TORCH_THREADS and DANCESEARCH_EMBEDDING_CACHE_SIZE, then to the defaults.
 """
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ import argparse
 import os
 from pathlib import Path
 
-from encoders.cliutil import EXIT_OK, EXIT_USAGE, add_common_options, info, port_number
+from encoders.cliutil import EXIT_OK, add_common_options, bounded_number, info, port_number
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,8 +28,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--db", metavar="URL", default=None, help="catalog SQLAlchemy URL (default: HOME/catalog.sqlite)")
     p.add_argument("--index", dest="index_name", default="default", help="index name under HOME/indexes/")
     p.add_argument("--milvus-uri", default=None, help="override the Milvus URI of a milvus index")
-    p.add_argument("--workers-threads", dest="torch_threads", type=int, default=1,
-                   help="torch threads per text encoding (default 1: best throughput under load)")
+    p.add_argument("--workers-threads", dest="torch_threads", type=bounded_number(int, 1, 256, "--workers-threads"),
+                   default=None, help="torch threads of the text encoder (default: every core with micro-batching, "
+                                      "1 without)")
+    p.add_argument("--max-batch", type=bounded_number(int, 1, 1024, "--max-batch"), default=None, metavar="N",
+                   help="most concurrent searches served by one text-encoder pass and index scan "
+                        "(default 64, $DANCESEARCH_MAX_BATCH; 1 turns micro-batching off)")
+    p.add_argument("--batch-window-ms", type=bounded_number(float, 0, 100, "--batch-window-ms"), default=None,
+                   metavar="MS",
+                   help="under load, how long a batch waits for more searches (default 2; a lone request never waits)")
+    p.add_argument("--batch-workers", type=bounded_number(int, 1, 64, "--batch-workers"), default=None, metavar="N",
+                   help="threads serving micro-batches (default 1)")
+    p.add_argument("--embedding-cache", dest="embedding_cache_size",
+                   type=bounded_number(int, 0, None, "--embedding-cache"), default=None, metavar="N",
+                   help="query embeddings kept in an LRU cache (default 1024; 0 turns it off)")
     p.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"))
     p.set_defaults(handler=cmd_serve)
 
@@ -34,13 +52,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .app import create_app, load_engine
     from .settings import ApiSettings
 
-    if args.torch_threads < 1:
-        info("error: --workers-threads must be at least 1")
-        return EXIT_USAGE
+    given = {name: getattr(args, name) for name in ("torch_threads", "max_batch", "batch_window_ms", "batch_workers",
+                                                    "embedding_cache_size")
+             if getattr(args, name) is not None}  # flags left out: $DANCESEARCH_* or the defaults
     settings = ApiSettings(home=args.home, db=args.db, run=args.run, index_name=args.index_name,
-                           milvus_uri=args.milvus_uri, host=args.host, port=args.port,
-                           torch_threads=args.torch_threads, log_level=args.log_level,
-                           api_key=os.environ.get("DANCESEARCH_API_KEY") or None)
+                           milvus_uri=args.milvus_uri, host=args.host, port=args.port, log_level=args.log_level,
+                           api_key=os.environ.get("DANCESEARCH_API_KEY") or None, **given)
     engine = load_engine(settings)  # errors here exit 1 with a message, before binding the port
     app = create_app(settings, engine=engine)
     info(f"DanceSearch API on http://{settings.host}:{settings.port} (docs: /docs; model {engine.model_id}, "

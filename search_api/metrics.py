@@ -1,15 +1,36 @@
-"""Prometheus metrics: request latency histograms per route, search latency per stage and mode.
+"""Prometheus metrics: request latency histograms per route, search latency per mode, micro-batch sizes
+and queue waits, and the query-embedding cache's hits and misses.
 
 Each app gets its own ``CollectorRegistry`` so several apps (tests) can live in one process.
 """
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable, Iterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 256, 512, 1024)
+
+
+class CacheCollector:
+    """Exports a cache's own counters at scrape time (the cache lives in the index layer and knows
+    nothing of Prometheus; ``stats()`` returns hits, misses and entries)."""
+
+    def __init__(self, stats: Callable[[], dict[str, int]]) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterator[Any]:
+        s = self.stats()
+        lookups = CounterMetricFamily("dancesearch_text_embedding_cache_lookups",
+                                      "query-embedding cache lookups by result", labels=["result"])
+        lookups.add_metric(["hit"], s["hits"])
+        lookups.add_metric(["miss"], s["misses"])
+        yield lookups
+        yield GaugeMetricFamily("dancesearch_text_embedding_cache_entries", "query embeddings cached",
+                                value=s["entries"])
 
 
 class Metrics:
@@ -23,6 +44,19 @@ class Metrics:
                                 registry=self.registry)
         self.index_size = Gauge("dancesearch_index_vectors", "vectors in the loaded index", registry=self.registry)
         self.in_flight = Gauge("dancesearch_http_requests_in_flight", "requests being served", registry=self.registry)
+        self.batch_size = Histogram("dancesearch_search_batch_size", "searches served together by one micro-batch",
+                                    buckets=BATCH_BUCKETS, registry=self.registry)
+        self.queue_wait = Histogram("dancesearch_search_queue_seconds",
+                                    "how long the oldest search of a batch waited for the worker",
+                                    buckets=LATENCY_BUCKETS, registry=self.registry)
+
+    def observe_batch(self, size: int, waited_s: float) -> None:
+        self.batch_size.observe(size)
+        self.queue_wait.observe(waited_s)
+
+    def watch_cache(self, stats: Callable[[], dict[str, int]]) -> None:
+        """Export the query-embedding cache's counters (see CacheCollector)."""
+        self.registry.register(CacheCollector(stats))
 
     def observe_search(self, body: dict[str, Any]) -> None:
         self.search.labels(body.get("mode", "text")).observe(float(body.get("took_ms", 0.0)) / 1000.0)

@@ -1,7 +1,10 @@
-"""The HTTP-facing service: the shared SearchEngine plus media URLs, media rendering and hot reload.
+"""The HTTP-facing service: the shared SearchEngine plus media URLs, media rendering, hot reload and
+the query-embedding cache shared across reloads.
 
 Ranking, filtering and explanations live in ``indexer.index.service`` (also used by the CLI);
-this module only adds what is specific to serving over HTTP.
+this module only adds what is specific to serving over HTTP.  Searches arrive either one at a
+time (:meth:`ApiService.search`) or as a micro-batch from ``batching.MicroBatcher``
+(:meth:`ApiService.search_many`).
 """
 from __future__ import annotations
 
@@ -10,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from encoders.motion.record import MotionRecord
-from indexer.index.service import SearchEngine
+from indexer.index.embedder import TextEmbeddingCache
+from indexer.index.service import SearchEngine, SearchRequest
 
 from .media import MOTION_FORMATS, MediaError, audio_media_type, contained_path, motion_bvh, motion_json_bytes
 
@@ -30,10 +34,17 @@ def _with_media(item: dict[str, Any]) -> dict[str, Any]:
 class ApiService:
     """Holds the live engine; ``reload`` swaps in a freshly loaded one without blocking readers."""
 
-    def __init__(self, engine: SearchEngine, loader: Any = None) -> None:
-        self._engine = engine
+    def __init__(self, engine: SearchEngine, loader: Any = None, text_cache: TextEmbeddingCache | None = None) -> None:
+        self.text_cache = text_cache
+        self._engine = self._with_cache(engine)
         self._loader = loader
         self._reload_lock = threading.Lock()
+
+    def _with_cache(self, engine: SearchEngine) -> SearchEngine:
+        """The engine, using this service's embedding cache unless it was given its own."""
+        if self.text_cache is not None and getattr(engine, "text_cache", None) is None:
+            engine.text_cache = self.text_cache
+        return engine
 
     @property
     def engine(self) -> SearchEngine:
@@ -43,7 +54,7 @@ class ApiService:
         if self._loader is None:
             raise RuntimeError("this server was started without a loader; restart it instead")
         with self._reload_lock:
-            fresh = self._loader()
+            fresh = self._with_cache(self._loader())
             self._engine = fresh  # one reference assignment: requests in flight keep the old engine
         return self.index_info()
 
@@ -54,13 +65,27 @@ class ApiService:
                 "threshold": self._engine.threshold}
 
     # --- search ------------------------------------------------------------------------------------
+    def validate(self, q: str | None, k: int, offset: int, genres: list[str], bpm_min: float | None,
+                 bpm_max: float | None, split: str | None, source: str | None) -> SearchRequest:
+        """A validated request (raises InputError naming the field): cheap, done before queueing."""
+        return self._engine.validate(q, k, offset, genres, bpm_min, bpm_max, split, source)
+
     def search(self, q: str | None, k: int, offset: int, genres: list[str], bpm_min: float | None,
                bpm_max: float | None, split: str | None, source: str | None) -> dict[str, Any]:
-        engine = self._engine
-        req = engine.validate(q, k, offset, genres, bpm_min, bpm_max, split, source)
-        body = engine.search(req)
+        return self.search_one(self.validate(q, k, offset, genres, bpm_min, bpm_max, split, source))
+
+    def search_one(self, req: SearchRequest) -> dict[str, Any]:
+        body = self._engine.search(req)
         body["results"] = [_with_media(r) for r in body["results"]]
         return body
+
+    def search_many(self, requests: list[SearchRequest]) -> list[dict[str, Any] | Exception]:
+        """Bodies (with media URLs) of a batch, or per request the exception it raised alone."""
+        out = self._engine.search_many(requests)  # one engine for the whole batch, even during a reload
+        for body in out:
+            if isinstance(body, dict):
+                body["results"] = [_with_media(r) for r in body["results"]]
+        return out
 
     def similar(self, clip_id: int, k: int, offset: int) -> dict[str, Any]:
         body = self._engine.similar(clip_id, k, offset)

@@ -1,6 +1,7 @@
 """Server settings: command-line flags override ``DANCESEARCH_*`` environment variables and defaults."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -20,7 +21,26 @@ class ApiSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     api_key: SecretStr | None = Field(None, description="required by routes that change server state")
-    torch_threads: int | None = Field(1, ge=1, description="intra-op threads per text encoding (1: best under load)")
+    torch_threads: int | None = Field(
+        None, ge=1, description="intra-op threads of the text encoder; default: the cores shared out among the "
+                                "batch workers when batching (one worker on a 2-core machine encodes with both "
+                                "cores), 1 without (requests then encode in parallel threads)")
     faiss_threads: int | None = Field(1, ge=1, description="OpenMP threads per FAISS search (1: requests run in parallel)")
+    faiss_blas_threshold: int | None = Field(
+        4, ge=1, description="batches of at least this many queries are scored by FAISS as one matrix product "
+                             "(faiss' default, 20 or far more depending on the build, leaves micro-batches on its "
+                             "one-query-at-a-time scan, ~8x slower per query at 32)")
+    max_batch: int = Field(64, ge=1, le=1024, description="most searches served by one encoder pass and index scan; "
+                                                          "1 turns batching off (one search per thread-pool thread)")
+    batch_window_ms: float = Field(2.0, ge=0, le=100, description="under load, how long a batch waits for "
+                                                                   "stragglers; a lone request never waits")
+    batch_workers: int = Field(1, ge=1, le=64, description="threads serving batches, each with its own batch")
+    embedding_cache_size: int = Field(1024, ge=0, description="query embeddings kept in an LRU cache (0: off)")
     cors_origins: list[str] = Field(default_factory=list, description="browser origins allowed to call the API")
     log_level: str = "info"
+
+    def encoder_threads(self) -> int:
+        """``torch_threads``, or its default for the batching mode (see the field)."""
+        if self.torch_threads:
+            return self.torch_threads
+        return max(1, (os.cpu_count() or 1) // self.batch_workers) if self.max_batch > 1 else 1

@@ -3,6 +3,13 @@ genre typicality, similar clips, the no-match flag and the per-result explanatio
 
 The HTTP layer (search_api) only adds media URLs and error mapping on top of these plain dicts.
 
+Batches: :meth:`SearchEngine.search_many` answers many requests with one text-encoder call, one
+index search per distinct (filter, depth) and one catalog read, because on a CPU each of these
+costs far less per query for dozens than for one (a transformer forward pass over short
+sentences, a scan of the whole vector matrix, a database round trip).  Each request still gets
+the answer it would get alone (scores equal up to float rounding: a batch may be scored as one
+matrix product); :meth:`SearchEngine.search` is the batch of one.
+
 Genre search (no query text): clips of the requested genre(s) are ranked by cosine to their
 genre's centroid (the normalised mean of that genre's clip embeddings, kept in the index folder
 and updated incrementally) - i.e. by how typical they are of the genre.  The text embedding of
@@ -22,7 +29,7 @@ import numpy as np
 from encoders.errors import InputError
 
 from .base import Hits
-from .embedder import Embedder
+from .embedder import Embedder, TextEmbeddingCache
 from .filters import ClipFilter, tempo_word
 from .store import DEFAULT_INDEX_NAME, LoadedIndex, load_index
 
@@ -111,19 +118,21 @@ def clip_payload(clip: Any, captions: list[str] | None = None) -> dict[str, Any]
 class SearchEngine:
     """Model + index + catalog, loaded once; every method is safe to call from many threads."""
 
-    def __init__(self, workspace: Any, embedder: Embedder, loaded: LoadedIndex, catalog: Any) -> None:
+    def __init__(self, workspace: Any, embedder: Embedder, loaded: LoadedIndex, catalog: Any,
+                 text_cache: TextEmbeddingCache | None = None) -> None:
         self.workspace = workspace
         self.embedder = embedder
         self.loaded = loaded
         self.index = loaded.index
         self.catalog = catalog
+        self.text_cache = text_cache  # shared with the owner (the API keeps one across reloads)
         self._encode_lock = threading.Lock() if getattr(embedder, "thread_safe", True) is False else None
 
     @classmethod
     def open(cls, workspace: Any, embedder: Embedder, name: str = DEFAULT_INDEX_NAME,
-             milvus_uri: str | None = None) -> "SearchEngine":
+             milvus_uri: str | None = None, text_cache: TextEmbeddingCache | None = None) -> "SearchEngine":
         loaded = load_index(workspace.index_dir(name), embedder.model_id, milvus_uri=milvus_uri)
-        return cls(workspace, embedder, loaded, workspace.catalog(create=False))
+        return cls(workspace, embedder, loaded, workspace.catalog(create=False), text_cache)
 
     @property
     def threshold(self) -> float | None:
@@ -169,31 +178,136 @@ class SearchEngine:
 
     # --- search -------------------------------------------------------------------------------------
     def encode(self, text: str) -> np.ndarray:
-        if self._encode_lock is not None:
-            with self._encode_lock:
-                return self.embedder.encode_text([text])
-        return self.embedder.encode_text([text])
+        """(1, D) embedding of one query text."""
+        return self.encode_many([text])
+
+    def encode_many(self, texts: Sequence[str]) -> np.ndarray:
+        """(N, D) embeddings of query texts: cached ones from the cache, the rest in ONE encoder call.
+
+        Duplicates inside the batch are encoded once.  The encoder sees the texts as given (only
+        the cache key folds whitespace, see ``embedder.query_key``).
+        """
+        texts = list(texts)
+        out = np.zeros((len(texts), self.embedder.dim), dtype=np.float32)
+        cached = (self.text_cache.get_many(self.model_id, texts) if self.text_cache is not None
+                  else [None] * len(texts))
+        todo: dict[str, list[int]] = {}
+        for i, (t, vec) in enumerate(zip(texts, cached)):
+            if vec is not None:
+                out[i] = vec
+            else:
+                todo.setdefault(t, []).append(i)
+        if todo:
+            unique = list(todo)
+            if self._encode_lock is not None:
+                with self._encode_lock:
+                    fresh = self.embedder.encode_text(unique)
+            else:
+                fresh = self.embedder.encode_text(unique)
+            fresh = np.asarray(fresh, dtype=np.float32)
+            for t, vec in zip(unique, fresh):
+                out[todo[t]] = vec
+            if self.text_cache is not None:
+                self.text_cache.put_many(self.model_id, unique, fresh)
+        return out
 
     def search(self, req: SearchRequest) -> dict[str, Any]:
         """The search response body (without media URLs) as ARCHITECTURE.md specifies."""
+        result = self.search_many([req])[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def search_many(self, requests: Sequence[SearchRequest]) -> list[dict[str, Any] | Exception]:
+        """Answer a batch of validated requests: per request its response body, or the exception
+        that request alone raised (one failing request never fails the others).
+
+        Text queries are encoded in one call; requests with the same filter and the same depth
+        (``k + offset``) share one index search, whose parameters are then exactly those of each
+        request alone (a deeper search is not reused for a shallower one: approximate indexes tune
+        their beam to ``k``, and even exact search may order tied scores differently); the clips
+        of every page are read from the catalog at once.  ``took_ms`` of each body is the time of
+        the whole batch up to that body.
+        """
         t0 = time.perf_counter()
-        need = req.k + req.offset
-        if req.q:
-            mode = "text"
-            pairs = self.index.search(self.encode(req.q), need, req.flt).row(0)
-        else:
-            mode = "genre"
-            pairs = self._genre_ranking(req.flt, need)
+        out: list[dict[str, Any] | Exception | None] = [None] * len(requests)
+        ranked: dict[int, list[tuple[int, float]]] = {}  # request position -> (id, score) best first
+        self._rank_texts(requests, ranked, out)
+        for i, r in enumerate(requests):
+            if not r.q:
+                try:
+                    ranked[i] = self._genre_ranking(r.flt, r.k + r.offset)
+                except Exception as exc:  # noqa: BLE001 - this request's own failure
+                    out[i] = exc
+        pages = {i: pairs[requests[i].offset:requests[i].offset + requests[i].k] for i, pairs in ranked.items()}
+        try:
+            clips: dict[int, Any] | Exception = self._clip_rows({cid for page in pages.values() for cid, _ in page})
+        except Exception as exc:  # noqa: BLE001 - the catalog failed: every request with results fails
+            clips = exc
+        totals: dict[ClipFilter, int] = {}
+        for i, page in pages.items():
+            try:
+                if isinstance(clips, Exception) and page:
+                    raise clips
+                rows = clips if isinstance(clips, dict) else {}
+                out[i] = self._body(requests[i], ranked[i], page, rows, totals, t0)
+            except Exception as exc:  # noqa: BLE001
+                out[i] = exc
+        return [o if o is not None else RuntimeError("request was not answered") for o in out]
+
+    def _rank_texts(self, requests: Sequence[SearchRequest], ranked: dict[int, list[tuple[int, float]]],
+                    out: list[Any]) -> None:
+        """Rank every text request: one encoder call, then one index search per (filter, depth)."""
+        text_at = [i for i, r in enumerate(requests) if r.q]
+        vectors = self._encode_batch(requests, text_at, out)
+        groups: dict[tuple[ClipFilter, int], list[int]] = {}
+        for i in text_at:
+            if out[i] is None:
+                groups.setdefault((requests[i].flt, requests[i].k + requests[i].offset), []).append(i)
+        for (flt, need), members in groups.items():
+            try:
+                hits = self.index.search(np.stack([vectors[i] for i in members]), need, flt)
+                for row, i in enumerate(members):
+                    ranked[i] = hits.row(row)
+            except Exception as exc:  # noqa: BLE001 - handed to each request of the group
+                for i in members:
+                    out[i] = exc
+
+    def _encode_batch(self, requests: Sequence[SearchRequest], at: list[int],
+                      out: list[Any]) -> dict[int, np.ndarray]:
+        """Query vectors of ``requests[at]`` in one call; if that call fails, one call per text, so
+        only the texts that fail by themselves fail (their exception goes to ``out``)."""
+        if not at:
+            return {}
+        try:
+            vecs = self.encode_many([requests[i].q or "" for i in at])
+            return dict(zip(at, vecs))
+        except Exception:  # noqa: BLE001 - isolate the culprit below
+            found: dict[int, np.ndarray] = {}
+            for i in at:
+                try:
+                    found[i] = self.encode_many([requests[i].q or ""])[0]
+                except Exception as exc:  # noqa: BLE001
+                    out[i] = exc
+            return found
+
+    def _clip_rows(self, ids: set[int]) -> dict[int, Any]:
+        return {c.id: c for c in self.catalog.clips(ids=sorted(ids))} if ids else {}
+
+    def _body(self, req: SearchRequest, pairs: list[tuple[int, float]], page: list[tuple[int, float]],
+              clips: dict[int, Any], totals: dict[ClipFilter, int], t0: float) -> dict[str, Any]:
+        mode = "text" if req.q else "genre"
         best = pairs[0][1] if pairs else None
         if mode == "text":
             no_match = best is None or (self.threshold is not None and best < self.threshold)
         else:
             no_match = best is None
-        page = pairs[req.offset:req.offset + req.k]
-        results = self._results(page, req, start_rank=req.offset + 1)
+        results = self._results(page, req, start_rank=req.offset + 1, clips=clips)
+        if req.flt not in totals:
+            totals[req.flt] = self.index.count(req.flt)
         return {"query": req.echo(), "mode": mode, "no_match": bool(no_match), "threshold": self.threshold,
                 "model": self.model_id, "took_ms": round((time.perf_counter() - t0) * 1000, 3),
-                "total": self.index.count(req.flt), "results": results}
+                "total": totals[req.flt], "results": results}
 
     def _genre_ranking(self, flt: ClipFilter, need: int) -> list[tuple[int, float]]:
         merged: list[tuple[int, float]] = []
@@ -231,11 +345,13 @@ class SearchEngine:
                 "model": self.model_id, "took_ms": round((time.perf_counter() - t0) * 1000, 3),
                 "total": max(self.index.count(flt) - 1, 0), "results": results}
 
-    def _results(self, pairs: list[tuple[int, float]], req: SearchRequest, start_rank: int) -> list[dict[str, Any]]:
+    def _results(self, pairs: list[tuple[int, float]], req: SearchRequest, start_rank: int,
+                 clips: dict[int, Any] | None = None) -> list[dict[str, Any]]:
+        """Result objects of ``pairs``; ``clips`` (id -> catalog row) when the caller read them already."""
         if not pairs:
             return []
-        ids = [cid for cid, _ in pairs]
-        clips = {c.id: c for c in self.catalog.clips(ids=ids)}
+        if clips is None:
+            clips = self._clip_rows({cid for cid, _ in pairs})
         out = []
         for rank, (cid, score) in enumerate(pairs, start=start_rank):
             clip = clips.get(cid)
