@@ -109,13 +109,15 @@ def train(config: RunConfig, train_examples: Sequence[ClipExample], val_examples
     seed_everything(tc.seed)
     rng = np.random.default_rng(tc.seed)
 
+    # the model first: a backbone that cannot load (no CLIP weights, no open_clip) fails in seconds,
+    # not after a minute of feature loading; feature loading draws no random numbers, so runs are unchanged
+    model = CustomDancer(mc).to(device)
     train_bank = FeatureBank(train_examples, progress, "train features")
     val_bank = FeatureBank(list(val_examples), progress, "val features")
     stats = train_bank.fit_stats()
     train_items = train_bank.normalise(stats)
     val_items = val_bank.normalise(stats)
 
-    model = CustomDancer(mc).to(device)
     if mc.freeze_backbone:  # frozen features are a function of the text: compute each caption once
         captions = sorted({c for e in [*train_examples, *val_bank.examples] for c in e.captions})
         for i in tqdm(range(0, len(captions), 256), desc="caption features", disable=not progress, leave=False):
