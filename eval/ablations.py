@@ -27,7 +27,9 @@ from encoders.atomic_io import atomic_write_bytes, atomic_write_json, atomic_wri
 from encoders.cliutil import info
 from encoders.errors import DanceSearchError
 
+from .bootstrap import paired_difference_ci
 from .oracle import ceilings_markdown, demo_tagged, oracle_ceilings
+from .protocols import summarize_ranks
 
 METRICS: tuple[str, ...] = ("R@1", "R@5", "R@10", "MedR", "MnR")
 
@@ -141,6 +143,7 @@ def run_ablations(workspace: Any, out_dir: str | Path, runs_dir: str | Path | No
     rows: list[dict[str, Any]] = []
     failed: list[dict[str, str]] = []
     ceilings: dict[str, Any] | None = None
+    ranks: dict[str, Any] = {}
     for v in chosen:
         run_dir = runs / v.name
         args = train_command(v, workspace.home, run_dir, epochs, seed, device, db, config)
@@ -160,7 +163,8 @@ def run_ablations(workspace: Any, out_dir: str | Path, runs_dir: str | Path | No
                                 "wall_s": round(time.perf_counter() - t0, 1)}
             embedder = DanceEmbedder.from_run(run_dir, device=device)
             data = collect_suite_data(embedder, workspace, "test", progress)
-            row["test"], _ = evaluate_protocol(data, "full", seed=seed, n_boot=n_boot)
+            row["test"], full = evaluate_protocol(data, "full", seed=seed, n_boot=n_boot)
+            ranks[v.name] = full.ranks
             batch, _ = evaluate_protocol(data, "batch32", seed=seed, n_boot=n_boot)
             row["test_batch32"] = {k: batch[k] for k in (*METRICS, "gallery_size", "ci95")}
             if ceilings is None and demo_tagged(data.clips):
@@ -175,6 +179,12 @@ def run_ablations(workspace: Any, out_dir: str | Path, runs_dir: str | Path | No
             failed.append({"variant": v.name, "reason": str(exc)})
             row["error"] = str(exc)
         rows.append(row)
+    if BASELINE in ranks:
+        for row in rows:
+            if row["name"] != BASELINE and row["name"] in ranks and len(ranks[row["name"]]) == len(ranks[BASELINE]):
+                diff = paired_difference_ci(ranks[BASELINE], ranks[row["name"]], summarize_ranks, n_boot=n_boot,
+                                            seed=seed)
+                row["baseline_minus_variant"] = {k: diff[k] for k in ("R@1", "R@5", "R@10") if k in diff}
     result = {"command": command, "epochs": epochs, "seed": seed, "catalog": workspace.db_url,
               "config": str(config) if config is not None else None,
               "variants": rows, "failed": failed, "ceilings": ceilings}
@@ -213,6 +223,20 @@ def ablations_markdown(result: dict[str, Any]) -> str:
                 continue
             t = row["test"]
             lines.append(f"| {row['label']} | {t['gallery_size']} | " + " | ".join(_cell(t, k) for k in METRICS) + " |")
+        lines.append("")
+    paired = [r for r in result["variants"] if r.get("baseline_minus_variant")]
+    if paired:
+        base = next((r["label"] for r in result["variants"] if r["name"] == BASELINE), BASELINE)
+        lines += [f"## {base} minus each variant (paired bootstrap)", "",
+                  "Both models answer the same queries, so the difference is resampled per query (one draw "
+                  "applied to both); an interval above 0 means the full model is better beyond query-sampling "
+                  "noise (one training seed: seed noise is not in it).", "",
+                  "| variant | R@1 diff | R@5 diff | R@10 diff |", "|---|---|---|---|"]
+        for r in paired:
+            d = r["baseline_minus_variant"]
+            cells = [f"{d[k]['diff']:+.2f} [{d[k].get('lo', float('nan')):+.1f}, {d[k].get('hi', float('nan')):+.1f}]"
+                     if k in d else "-" for k in ("R@1", "R@5", "R@10")]
+            lines.append(f"| {r['label']} | " + " | ".join(cells) + " |")
         lines.append("")
     ceilings = result.get("ceilings")
     if ceilings:

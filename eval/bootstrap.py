@@ -59,3 +59,39 @@ def bootstrap_ci(ranks: np.ndarray, summarize: Callable[[np.ndarray], Mapping[st
         arr = np.asarray(values)
         out[key] = [float(np.quantile(arr, alpha)), float(np.quantile(arr, 1.0 - alpha))]
     return out
+
+
+def paired_difference_ci(ranks_a: np.ndarray, ranks_b: np.ndarray,
+                         summarize: Callable[[np.ndarray], Mapping[str, float]],
+                         n_boot: int = DEFAULT_REPLICATES, seed: int = DEFAULT_SEED,
+                         confidence: float = CONFIDENCE) -> dict[str, dict[str, float]]:
+    """``{metric: {"diff": a - b, "lo": .., "hi": ..}}``: paired percentile bootstrap of a metric difference.
+
+    Why paired: two models answer the *same* queries, so the question "is A better than B?" is about
+    the per-query differences, whose spread is far smaller than either model's own interval (two
+    overlapping per-model intervals do not mean "no difference"). Each replicate draws one set of
+    query indices and applies it to both rank vectors (same order, same queries required). An
+    interval that excludes 0 says the difference is not query-sampling noise at this confidence; it
+    says nothing about training-seed noise.
+    """
+    a = np.asarray(ranks_a, dtype=np.float64)
+    b = np.asarray(ranks_b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"paired ranks must cover the same queries: {a.shape} vs {b.shape}")
+    point_a, point_b = summarize(a), summarize(b)
+    out = {k: {"diff": float(point_a[k]) - float(point_b[k])} for k in point_a}
+    if n_boot <= 0 or a.size == 0:
+        return out
+    rng = np.random.default_rng(seed)
+    alpha = (1.0 - confidence) / 2.0
+    samples: dict[str, list[float]] = {k: [] for k in point_a}
+    for _ in range(n_boot):
+        idx = rng.integers(0, a.size, size=a.size)
+        ma, mb = summarize(a[idx]), summarize(b[idx])
+        for k in samples:
+            samples[k].append(float(ma[k]) - float(mb[k]))
+    for k, values in samples.items():
+        arr = np.asarray(values)
+        out[k]["lo"] = float(np.quantile(arr, alpha))
+        out[k]["hi"] = float(np.quantile(arr, 1.0 - alpha))
+    return out

@@ -265,6 +265,11 @@ def test_ablation_tables_and_commands(tmp_path):
     md = ablations_markdown({"command": "x", "epochs": 2, "seed": 0, "catalog": "sqlite://", "variants": rows,
                              "failed": [], "ceilings": {"n_queries": 20, "gallery_size": 40, "oracles": oracles}})
     assert "What the data allows" in md and "| oracle, motion attributes only | 10.0 | 40.0 | 60.0 | 5.0 | 4 |" in md
+    assert "paired bootstrap" not in md
+    rows[1] = {**rows[1], "baseline_minus_variant": {"R@1": {"diff": 2.5, "lo": 0.4, "hi": 4.6}}}
+    md = ablations_markdown({"command": "x", "epochs": 2, "seed": 0, "catalog": "sqlite://", "variants": rows,
+                             "failed": []})
+    assert "T minus each variant (paired bootstrap)" in md and "| R | +2.50 [+0.4, +4.6] | - | - |" in md
     png = ablations_png(rows)
     assert png is not None and png[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -319,3 +324,25 @@ def test_suite_end_to_end_on_a_tiny_trained_run(tmp_path):
     args = parser.parse_args(["qualitative", "--run", str(run), "--home", str(home), "--json",
                               "--out", str(tmp_path / "q.md")])
     assert args.handler(args) == 0 and "own rank" in (tmp_path / "q.md").read_text()
+
+
+def test_paired_difference_ci_sees_a_consistent_gain_that_separate_intervals_hide():
+    """Model A is one rank better than B on every query: the paired interval excludes 0."""
+    from eval.bootstrap import bootstrap_ci, paired_difference_ci
+    from eval.protocols import summarize_ranks
+
+    rng = np.random.default_rng(0)
+    b = rng.integers(2, 40, size=300).astype(float)
+    a = b - 1
+    diff = paired_difference_ci(a, b, summarize_ranks, n_boot=300, seed=0)
+    assert diff["MnR"]["diff"] == pytest.approx(-1.0)
+    assert diff["MnR"]["lo"] == pytest.approx(-1.0) and diff["MnR"]["hi"] == pytest.approx(-1.0)
+    assert diff["R@10"]["diff"] > 0 and diff["R@10"]["lo"] > 0
+    # the per-model intervals of R@10 overlap, although A is never worse
+    ca, cb = bootstrap_ci(a, summarize_ranks, n_boot=300), bootstrap_ci(b, summarize_ranks, n_boot=300)
+    assert ca["R@10"][0] < cb["R@10"][1]
+    # identical models: the difference is exactly 0
+    same = paired_difference_ci(b, b, summarize_ranks, n_boot=50)
+    assert same["R@1"] == {"diff": 0.0, "lo": 0.0, "hi": 0.0}
+    with pytest.raises(ValueError, match="same queries"):
+        paired_difference_ci(a, b[:10], summarize_ranks)
