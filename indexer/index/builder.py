@@ -5,7 +5,9 @@
 - ``update_index``: adds the clips ingested since the last build (incremental); when clips were
   removed from the catalog, or an ivfpq index has grown well past the data its quantisers were
   trained on, it rebuilds from the stored vectors (no re-embedding).
-Both recalibrate the no-match threshold and save a new generation atomically (store.py).
+Both recalibrate the no-match threshold, tune an ANN index's search effort to its recall target
+(``FaissParams.tune_target``, recall@10 against exact search) on the model's text embeddings of
+sample captions, and save a new generation atomically (store.py).
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from .store import DEFAULT_INDEX_NAME, GenreCentroids, LoadedIndex, load_index, 
 
 ProgressFn = Callable[[int, int], None]
 IVF_RETRAIN_GROWTH = 4  # retrain ivfpq quantisers once the index holds 4x what they were trained on
+TUNE_QUERIES = 500      # captions whose text embeddings tune hnsw / ivfpq search effort
 
 
 @dataclass
@@ -122,12 +125,43 @@ def _stored_vectors(loaded: LoadedIndex | None) -> tuple[np.ndarray, np.ndarray]
     return idx.all_vectors()  # milvus
 
 
+def tune_search(index: VectorIndex, embedder: Embedder, captions: dict[int, list[str]],
+                queries: int = TUNE_QUERIES, seed: int = 0) -> dict[str, Any] | None:
+    """Tune a FAISS hnsw / ivfpq index's search effort to ``params.tune_target`` (see ``FaissIndex.tune``).
+
+    Queries: the model's text embeddings of up to ``queries`` captions sampled from ``captions``
+    (clip id -> texts), i.e. the kind of query the index serves.  None (nothing changed) for flat,
+    Milvus, ``tune_target`` None, or a catalog without captions.
+    """
+    if not isinstance(index, FaissIndex) or index.kind == "flat" or index.params.tune_target is None:
+        return None
+    texts = [t for cid in sorted(captions) for t in captions[cid]]
+    if not texts or len(index) == 0:
+        return None
+    if len(texts) > queries:
+        pick = np.random.default_rng(seed).choice(len(texts), queries, replace=False)
+        texts = [texts[i] for i in sorted(pick.tolist())]
+    q = np.concatenate([embedder.encode_text(texts[s:s + 256]) for s in range(0, len(texts), 256)])
+    report = index.tune(q, k=10)
+    return {k: v for k, v in report.items() if k != "tried"}
+
+
+def _save(embedder: Embedder, index: VectorIndex, directory: Path, catalog: Any, clips: Sequence[Any],
+          centroids: GenreCentroids, extra: dict[str, Any]) -> dict[str, Any]:
+    """Tune, calibrate and save a new generation."""
+    captions = _captions_by_split(catalog, clips)
+    tuning = tune_search(index, embedder, captions["all"])
+    cal = calibrate(embedder, index, captions)
+    if tuning is not None:
+        extra = {**extra, "tuning": tuning}
+    return save_index(index, directory, model_id=embedder.model_id, centroids=centroids, calibration=cal, extra=extra)
+
+
 def _finish(workspace: Any, embedder: Embedder, index: VectorIndex, directory: Path, catalog: Any,
             clips: Sequence[Any], vectors_for_centroids: np.ndarray, extra: dict[str, Any]) -> dict[str, Any]:
     centroids = GenreCentroids()
     centroids.add(vectors_for_centroids, index.attributes().values("genre"))
-    cal = calibrate(embedder, index, _captions_by_split(catalog, clips))
-    return save_index(index, directory, model_id=embedder.model_id, centroids=centroids, calibration=cal, extra=extra)
+    return _save(embedder, index, directory, catalog, clips, centroids, extra)
 
 
 def _drop_previous_collection(old_manifest: dict[str, Any] | None, new_manifest: dict[str, Any]) -> None:
@@ -236,9 +270,7 @@ def update_index(workspace: Any, embedder: Embedder, *, name: str = DEFAULT_INDE
     index.add(new_vecs, _attrs(new_clips))
     centroids = loaded.centroids
     centroids.add(new_vecs, [c.genre for c in new_clips])
-    cal = calibrate(embedder, index, _captions_by_split(catalog, clips))
-    manifest = save_index(index, directory, model_id=embedder.model_id, centroids=centroids, calibration=cal,
-                          extra={"name": name})
+    manifest = _save(embedder, index, directory, catalog, clips, centroids, {"name": name})  # re-tunes: N grew
     index.close()
     return BuildReport("update", backend, kind, len(index), len(new_clips), len(index) - len(new_clips), 0,
                        embedder.model_id, (manifest.get("calibration") or {}).get("threshold"),
