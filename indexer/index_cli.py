@@ -34,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_common_options(b)
     _add_model_options(b)
     b.add_argument("--kind", choices=("auto", *KINDS), default="auto",
-                   help="flat (exact), hnsw (graph), ivfpq (compressed + exact re-rank); auto: flat below 100k clips")
+                   help="flat (exact), hnsw (graph), ivfpq (compressed + exact re-rank); auto: flat below 100k clips, "
+                        "hnsw below 500k, ivfpq above")
     b.add_argument("--backend", choices=BACKENDS, default="faiss", help="faiss (in-process) or milvus (pymilvus)")
     b.add_argument("--uri", default=None,
                    help="Milvus URI: http://host:19530, or a local file for Milvus Lite (default HOME/indexes/NAME/milvus.db)")
