@@ -34,7 +34,9 @@ def _observable(observer: str) -> frozenset[str] | None:
 
 
 def _moves(tags: Mapping[str, Any]) -> set[str]:
-    return {m for part in ("arm_moves", "leg_moves", "torso_moves", "hand_moves") for m in tags.get(part, [])}
+    from generation.procedural.captions import MOVE_PARTS
+
+    return {m for part in MOVE_PARTS for m in tags.get(part, [])}
 
 
 def stated_attributes(caption: str, move_vocabulary: Iterable[str]) -> dict[str, set[str]]:
