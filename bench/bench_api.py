@@ -5,11 +5,15 @@ What is built (in a temporary workspace, in one run):
 - a catalog of N clips (rows bulk-inserted; no media files: search never reads them) and an index of
   N vectors of the model's dimension: the demo model's own clip embeddings (``--seed-home``, a
   workspace where the demo corpus was ingested and indexed) grown to N by same-genre mixtures plus
-  N(0, 0.03^2) noise (see bench_index.py), index kind ``--kind`` (auto: flat < 100k <= hnsw);
+  noise inside the embeddings' own principal subspace (``--growth subspace``, scale 0.125: the scale
+  calibrated against the real nearest-neighbour cosines in bench_index.py), index kind ``--kind``
+  (auto: flat < 100k <= hnsw < 500k <= ivfpq), ANN kinds tuned to recall@10 0.98 as ``dancesearch
+  index build`` does (on the served model's embeddings of 500 seed-corpus captions);
 - the real server, ``python -m ui.cli serve`` in a subprocess (model + index loaded at start-up),
-  once per mode: ``batched`` (the server's defaults, or ``--max-batch`` / ``--batch-window-ms``) and
+  once per mode: ``batched`` (the server's defaults, or ``--max-batch`` / ``--batch-window-ms``),
   ``unbatched`` (``--max-batch 1``: every search alone in the thread pool, the behaviour before
-  micro-batching);
+  micro-batching), ``two-workers`` and ``fast`` (batched, with ``--text-encoder fast``: the run's
+  distilled query encoder);
 - queries: DISTINCT texts, never repeated in the whole run (corpus captions combined with a prefix and
   a modifier, e.g. "show me a relaxed sharp krump dance with lots of spins"), so neither the server's
   query-embedding cache nor the model's backbone memo can serve them: the real text encoder runs on
@@ -54,15 +58,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_index import grown_from_model  # noqa: E402
+from bench_index import grow, grown_from_model, principal_subspace  # noqa: E402
 from machine import machine_info  # noqa: E402
 
 from indexer.index import FaissIndex, GenreCentroids, auto_kind, load_index, save_index  # noqa: E402
 from indexer.index.filters import ClipAttributes  # noqa: E402
 
-MODES = ("batched", "unbatched", "two-workers")
+MODES = ("batched", "unbatched", "two-workers", "fast")
 """batched: the server's defaults (one batch thread, torch on every core); unbatched: --max-batch 1;
-two-workers: --batch-workers 2 --workers-threads 1 (two batch threads, single-threaded torch each)."""
+two-workers: --batch-workers 2 --workers-threads 1 (two batch threads, single-threaded torch each);
+fast: batched with --text-encoder fast (the run's distilled query encoder, RUN/fast_text)."""
+SUBSPACE_SCALE = 0.125
+"""Growth noise scale calibrated by bench_index.py (KS distance of nearest-neighbour cosines, grown vs
+real; bench/results/index_model_v2_*_subspace.json)."""
 PREFIXES = ("", "show me ", "find ", "looking for ", "i want ", "search for ", "something like ", "give me ")
 MODIFIERS = ("", " with lots of spins", " with big jumps", " with sharp arm hits", " with smooth footwork",
              " for beginners", " for a wedding", " on a small stage", " with a partner", " in a circle",
@@ -112,7 +120,7 @@ def seed_embeddings(seed_home: Path, run: str | None) -> tuple[Any, np.ndarray, 
 
 
 def build_workspace(home: Path, seed_home: Path, n: int, kind: str,
-                    run: str | None) -> tuple[str, list[str], dict]:
+                    run: str | None, growth: str = "subspace") -> tuple[str, list[str], dict]:
     """Catalog rows + grown index in ``home``; returns (model id, seed captions, index build info)."""
     from sqlalchemy import insert
 
@@ -125,8 +133,12 @@ def build_workspace(home: Path, seed_home: Path, n: int, kind: str,
     seed_cat = Catalog(f"sqlite:///{seed_home / 'catalog.sqlite'}", create=False)
     caps = [t for texts in seed_cat.captions_for(seed_attrs.ids.tolist()).values() for t in texts]
     seed_cat.close()
-    x = base if n <= len(base) else grown_from_model(base, genres_codes, n, seed=1)
-    x = x[:n]
+    if n <= len(base):
+        x = base[:n]
+    elif growth == "subspace":
+        x = grow(base, genres_codes, n, seed=1, growth="subspace", scale=SUBSPACE_SCALE, sub=principal_subspace(base))
+    else:
+        x = grown_from_model(base, genres_codes, n, seed=1)
     rng = np.random.default_rng(3)
     genre_of = [vocab[c] for c in rng.choice(genres_codes, n)]
     bpm = (60 + rng.random(n) * 120).round(1)
@@ -153,12 +165,23 @@ def build_workspace(home: Path, seed_home: Path, n: int, kind: str,
     idx = FaissIndex(kind, x.shape[1])
     idx.add(x, ClipAttributes.from_rows(list(range(1, n + 1)), genre_of, bpm.tolist(), split.tolist(), ["bench"] * n))
     build_s = time.perf_counter() - t
+    tuned = idx.tune(tune_queries(caps, run), k=10) if kind != "flat" else None
     cents = GenreCentroids()
     cents.add(x, genre_of)
     save_index(idx, home / "indexes" / "default", model_id=model_id, centroids=cents,
                calibration=seed.manifest.get("calibration"))
     return model_id, caps, {"kind": kind, "build_s": round(build_s, 1), "params": idx.describe()["params"],
+                            "growth": growth if n > len(base) else "none (seed vectors)",
+                            "tuned": {k: v for k, v in (tuned or {}).items() if k != "tried"} or None,
                             "seed_clips": int(len(base)), "seed_captions": len(caps), **provenance}
+
+
+def tune_queries(captions: list[str], run: str | None, count: int = 500) -> np.ndarray:
+    """The served model's (full encoder) embeddings of ``count`` seed captions, to tune ANN effort on."""
+    from indexer.index.embedder import load_embedder
+
+    picked = [captions[i] for i in np.random.default_rng(11).permutation(len(captions))[:count]]
+    return np.asarray(load_embedder(run).encode_text(picked), dtype=np.float32)
 
 
 class DistinctQueries:
@@ -392,6 +415,8 @@ def server_flags(mode: str, args: argparse.Namespace) -> list[str]:
     threads = ["--workers-threads", str(args.torch_threads)] if args.torch_threads else []
     if mode == "unbatched":
         return flags + threads + ["--max-batch", "1"]
+    if mode == "fast":
+        flags += ["--text-encoder", "fast"]
     if mode == "two-workers":
         flags += ["--batch-workers", "2", "--workers-threads", "1"]
     else:
@@ -410,12 +435,13 @@ def effective_settings(flags: list[str]) -> dict[str, Any]:
     from search_api.settings import ApiSettings
 
     named = {"--workers-threads": "torch_threads", "--max-batch": "max_batch", "--batch-window-ms": "batch_window_ms",
-             "--batch-workers": "batch_workers", "--embedding-cache": "embedding_cache_size"}
+             "--batch-workers": "batch_workers", "--embedding-cache": "embedding_cache_size",
+             "--text-encoder": "text_encoder"}
     given = {named[f]: v for f, v in zip(flags[::2], flags[1::2])}
     s = ApiSettings(**given)
     out = {k: v for k, v in s.model_dump(mode="json").items()
            if k in ("faiss_threads", "faiss_blas_threshold", "max_batch", "batch_window_ms", "batch_workers",
-                    "embedding_cache_size")}
+                    "embedding_cache_size", "text_encoder")}
     return {"torch_threads": s.encoder_threads(), **out}
 
 
@@ -448,6 +474,8 @@ def main() -> int:
     ap.add_argument("--seed-home", type=Path, required=True, help="workspace with the ingested + indexed demo corpus")
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000])
     ap.add_argument("--kind", default="auto")
+    ap.add_argument("--growth", choices=("subspace", "isotropic"), default="subspace",
+                    help="how the seed embeddings are grown to N (see bench_index.py)")
     ap.add_argument("--run", default=None, help="model run (default models/demo)")
     ap.add_argument("--modes", nargs="+", choices=MODES, default=["batched", "unbatched"],
                     help="server configurations, one after the other on the same workspace (see MODES)")
@@ -473,7 +501,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="dsbench-") as tmp:
             home = Path(tmp) / "ws"
             t = time.perf_counter()
-            model_id, caps, info = build_workspace(home, args.seed_home, n, kind, args.run)
+            model_id, caps, info = build_workspace(home, args.seed_home, n, kind, args.run, args.growth)
             print(f"n={n}: workspace ready in {time.perf_counter() - t:.0f}s ({info})", file=sys.stderr, flush=True)
             queries = queries or DistinctQueries(caps)  # one stream for the whole run: no text is sent twice
             row: dict[str, Any] = {"n": n, "index": info, "model": model_id, "modes": {}}
@@ -486,7 +514,10 @@ def main() -> int:
             rows.append(row)
     out = {"benchmark": "api", "date": time.strftime("%Y-%m-%d %H:%M:%S"),
            "command": "python bench/bench_api.py " + " ".join(sys.argv[1:]),
-           "data": {"vectors": "demo model clip embeddings (--seed-home) grown by same-genre mixtures + "
+           "data": {"vectors": (f"demo model clip embeddings (--seed-home) grown by same-genre mixtures + noise in "
+                                f"their principal subspace, scale {SUBSPACE_SCALE} (bench_index.grow)")
+                               if args.growth == "subspace" else
+                               "demo model clip embeddings (--seed-home) grown by same-genre mixtures + "
                                "N(0, 0.03^2) noise (bench_index.grown_from_model)",
                     "seed_home": str(args.seed_home),
                     "queries": "distinct texts, none sent twice in the run: prefix + seed-corpus caption + modifier "

@@ -19,7 +19,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .errors import DanceSearchError
 from .model.customdancer import CustomDancer
+from .model.fast_text import FastTextEncoder, load_fast_text
 from .model.features import NormStats, collate_dances, prepare_dance
 from .motion.record import MotionRecord
 from .training.run_dir import RunConfig, load_run, resolve_device
@@ -38,25 +40,46 @@ class DanceInput:
 
 PreparedDance = tuple[np.ndarray, np.ndarray, bool]
 
+TEXT_ENCODERS: tuple[str, ...] = ("full", "fast")
+"""``full``: the trained text encoder; ``fast``: its distilled stand-in for CPU serving (``RUN/fast_text``)."""
+
 
 class DanceEmbedder:
     """Text and dance embeddings of one trained CustomDancer model."""
 
     def __init__(self, model: CustomDancer, stats: NormStats, config: RunConfig, model_id: str,
-                 batch_size: int = 64) -> None:
+                 batch_size: int = 64, fast_text: FastTextEncoder | None = None) -> None:
         self.model = model.eval()
         self.stats = stats
         self.config = config
         self.model_id = model_id
         self.batch_size = batch_size
         self.device = next(model.parameters()).device
+        self.fast_text = fast_text.to(self.device).eval() if fast_text is not None else None
 
     @classmethod
     def from_run(cls, run_dir: str | Path | None = None, device: str | torch.device | None = None,
-                 batch_size: int = 64) -> "DanceEmbedder":
-        run = load_run(run_dir or DEFAULT_RUN_DIR, resolve_device(device or "auto"))
-        return cls(run.model, run.stats, run.config, compute_model_id(run.checkpoint_sha256, run.config, run.model.backbone_identity),
-                   batch_size)
+                 batch_size: int = 64, text_encoder: str = "full") -> "DanceEmbedder":
+        """The run's model; ``text_encoder="fast"`` answers queries with the run's distilled fast
+        encoder (``RUN/fast_text``, see ``encoders.model.fast_text``) instead of the full one."""
+        if text_encoder not in TEXT_ENCODERS:
+            raise DanceSearchError(f"unknown text encoder {text_encoder!r}; choose one of {', '.join(TEXT_ENCODERS)}")
+        run_dir = run_dir or DEFAULT_RUN_DIR
+        run = load_run(run_dir, resolve_device(device or "auto"))
+        model_id = compute_model_id(run.checkpoint_sha256, run.config, run.model.backbone_identity)
+        fast = load_fast_text(run_dir, model_id)[0] if text_encoder == "fast" else None
+        return cls(run.model, run.stats, run.config, model_id, batch_size, fast)
+
+    @property
+    def text_encoder(self) -> str:
+        """``full`` or ``fast``: which encoder answers :meth:`encode_text`."""
+        return "fast" if self.fast_text is not None else "full"
+
+    @property
+    def query_encoder_id(self) -> str:
+        """Identity of the query vectors (a cache key): the two text encoders give different vectors
+        for the same text, although both answer against the same index (``model_id``)."""
+        return self.model_id if self.fast_text is None else f"{self.model_id}:fast"
 
     @property
     def dim(self) -> int:
@@ -64,11 +87,13 @@ class DanceEmbedder:
 
     @torch.no_grad()
     def encode_text(self, texts: Sequence[str]) -> np.ndarray:
-        """(N, D) float32 unit vectors; frozen-backbone features are memoised in memory."""
+        """(N, D) float32 unit vectors from the selected text encoder (frozen full-backbone features
+        are memoised in memory)."""
         texts = [str(t) for t in texts]
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        encode = self.fast_text if self.fast_text is not None else self.model.encode_text
         for i in range(0, len(texts), self.batch_size):
-            out[i:i + self.batch_size] = self.model.encode_text(texts[i:i + self.batch_size]).float().cpu().numpy()
+            out[i:i + self.batch_size] = encode(texts[i:i + self.batch_size]).float().cpu().numpy()
         return out
 
     def prepare(self, dance: DanceInput) -> PreparedDance:

@@ -23,6 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--run", type=Path, default=None, metavar="DIR", help="run directory (default: models/demo)")
     r.add_argument("--split", choices=("train", "val", "test"), default="test")
     r.add_argument("--device", default=None, help="auto (default) | cpu | cuda")
+    r.add_argument("--text-encoder", choices=("full", "fast"), default="full",
+                   help="query encoder: the trained one (default) or its distilled fast stand-in (RUN/fast_text)")
     from .suite_cli import add_protocol_options, register_extra
 
     add_protocol_options(r)

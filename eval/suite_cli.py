@@ -97,7 +97,8 @@ def load_suite_data(args: argparse.Namespace) -> SuiteData:
     from encoders.api import DEFAULT_RUN_DIR, DanceEmbedder
     from indexer.workspace import Workspace
 
-    embedder = DanceEmbedder.from_run(getattr(args, "run", None) or DEFAULT_RUN_DIR, device=getattr(args, "device", None))
+    embedder = DanceEmbedder.from_run(getattr(args, "run", None) or DEFAULT_RUN_DIR, device=getattr(args, "device", None),
+                                      text_encoder=getattr(args, "text_encoder", None) or "full")
     return collect_suite_data(embedder, Workspace.from_args(args), getattr(args, "split", "test"),
                               progress_enabled(args))
 
@@ -207,6 +208,7 @@ def run_retrieval_suite(args: argparse.Namespace) -> dict[str, Any]:
     run = str(getattr(args, "run", None) or "models/demo")
     for p in payloads:
         p["run"] = run
+        p["text_encoder"] = getattr(args, "text_encoder", None) or "full"
     out: dict[str, Any] = payloads[0] if len(payloads) == 1 else {
         "protocols": {p["protocol"]: p for p in payloads}, "split": data.split, "model": data.model_id, "run": run}
     _write_out(getattr(args, "out", None), out,

@@ -55,6 +55,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--k", type=_K, default=10, help="number of results (1..100, default 10)")
     s.add_argument("--offset", type=int, default=0, help="skip this many results (paging)")
     s.add_argument("--uri", default=None, help="Milvus URI override for a milvus index")
+    s.add_argument("--text-encoder", choices=("full", "fast"), default="full",
+                   help="query encoder: full (default) or the run's distilled fast one (RUN/fast_text)")
     s.set_defaults(handler=cmd_search)
 
 
@@ -102,7 +104,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from .workspace import Workspace
 
     ws = Workspace.from_args(args)
-    embedder = load_embedder(args.run)
+    embedder = load_embedder(args.run, text_encoder=args.text_encoder)
     engine = SearchEngine.open(ws, embedder, args.name, milvus_uri=args.uri)
     req = engine.validate(args.query, args.k, args.offset, args.genre, args.bpm_min, args.bpm_max, args.split,
                           args.source)

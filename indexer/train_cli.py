@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from encoders.cliutil import EXIT_OK, add_common_options, emit, info, progress_enabled
+from encoders.cliutil import EXIT_OK, add_common_options, bounded_number, emit, info, progress_enabled
 from encoders.model.variants import FUSIONS, TEMPORAL_KINDS
 
 from .workspace import Workspace
@@ -38,6 +38,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="share of training clips shown without their SMPL-X rotations, so position-only sources "
                         "(BVH) embed well (default 0; the shipped demo model used 0.3)")
     p.set_defaults(handler=cmd_train)
+
+    d = subparsers.add_parser(
+        "distill-text", help="distil a run's text encoder into its fast query encoder (for CPU serving)",
+        description="Train RUN/fast_text: a word-piece-embedding mean + MLP that reproduces the run's text encoder "
+                    "on the catalog's train and val captions plus query-like variants of them (test captions are "
+                    "never used). Serve it with `dancesearch serve --text-encoder fast`; compare with "
+                    "`dancesearch eval retrieval --text-encoder fast`.")
+    add_common_options(d)
+    d.add_argument("--db", metavar="URL", default=None, help="SQLAlchemy catalog URL (default: HOME/catalog.sqlite)")
+    d.add_argument("--run", type=Path, default=None, metavar="DIR", help="run directory (default: models/demo)")
+    d.add_argument("--augment", type=bounded_number(int, 0, 10_000_000, "--augment"), default=None, metavar="N",
+                   help="query-like variants made from the captions (default 20000)")
+    d.add_argument("--epochs", type=bounded_number(int, 1, 10_000, "--epochs"), default=None)
+    d.add_argument("--seed", type=int, default=None)
+    d.set_defaults(handler=cmd_distill_text)
 
 
 def build_config(args: argparse.Namespace) -> "RunConfig":
@@ -79,6 +94,39 @@ def cmd_train(args: argparse.Namespace) -> int:
         val_txt = (f"R@1 {v['R@1']:.2f}  R@5 {v['R@5']:.2f}  R@10 {v['R@10']:.2f}  MedR {v['MedR']:.1f}  "
                    f"MnR {v['MnR']:.2f}") if v else "no validation split"
         print(f"run directory: {result.run_dir}\nbest epoch {result.best_epoch} of {len(result.history)}: {val_txt}")
+
+    emit(args, payload, human)
+    return EXIT_OK
+
+
+def cmd_distill_text(args: argparse.Namespace) -> int:
+    from encoders.api import DEFAULT_RUN_DIR, DanceEmbedder
+    from encoders.model.fast_text import save_fast_text
+    from encoders.training.distill import DistillSettings, distill_fast_text
+
+    from .datasets import examples_for_split
+
+    ws = Workspace.from_args(args)
+    run_dir = args.run or DEFAULT_RUN_DIR
+    embedder = DanceEmbedder.from_run(run_dir)
+    captions = [c for split in ("train", "val") for e in examples_for_split(ws, split) for c in e.captions]
+    settings = DistillSettings()
+    for attr, value in (("augment", args.augment), ("epochs", args.epochs), ("seed", args.seed)):
+        if value is not None:
+            setattr(settings, attr, value)
+    info(f"distilling the text encoder of {run_dir} ({embedder.model_id}) on {len(captions)} captions "
+         f"+ {settings.augment} variants")
+    student, card = distill_fast_text(embedder.encode_text, embedder.model_id, embedder.dim, captions, settings,
+                                      progress=progress_enabled(args))
+    card["data"] = f"train + val captions of {ws.db_url}"
+    folder = save_fast_text(run_dir, student, card)
+    payload = {"fast_text": str(folder), **card}
+
+    def human() -> None:
+        c = card["heldout_cosine"]
+        print(f"fast text encoder: {folder}\nagreement with the full encoder on {card['heldout_texts']} held-out "
+              f"texts: cosine median {c['median']:.3f}, 5th percentile {c['p05']:.3f}\n"
+              f"compare retrieval: dancesearch eval retrieval --run {run_dir} --text-encoder fast")
 
     emit(args, payload, human)
     return EXIT_OK

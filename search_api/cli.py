@@ -25,6 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1; 0.0.0.0 for all)")
     p.add_argument("--port", type=port_number, default=8000, help="TCP port (default 8000)")
     p.add_argument("--run", type=Path, default=None, metavar="DIR", help="model run folder (default: models/demo)")
+    p.add_argument("--text-encoder", choices=("full", "fast"), default=None,
+                   help="query encoder: full (default, the trained one) or fast (its distilled stand-in in "
+                        "RUN/fast_text, for throughput on a CPU; see `dancesearch distill-text`)")
     p.add_argument("--db", metavar="URL", default=None, help="catalog SQLAlchemy URL (default: HOME/catalog.sqlite)")
     p.add_argument("--index", dest="index_name", default="default", help="index name under HOME/indexes/")
     p.add_argument("--milvus-uri", default=None, help="override the Milvus URI of a milvus index")
@@ -53,7 +56,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .settings import ApiSettings
 
     given = {name: getattr(args, name) for name in ("torch_threads", "max_batch", "batch_window_ms", "batch_workers",
-                                                    "embedding_cache_size")
+                                                    "embedding_cache_size", "text_encoder")
              if getattr(args, name) is not None}  # flags left out: $DANCESEARCH_* or the defaults
     settings = ApiSettings(home=args.home, db=args.db, run=args.run, index_name=args.index_name,
                            milvus_uri=args.milvus_uri, host=args.host, port=args.port, log_level=args.log_level,

@@ -62,7 +62,8 @@ class ApiService:
         m = self._engine.loaded.manifest
         return {"backend": m.get("backend"), "kind": m.get("kind"), "count": m.get("count"),
                 "generation": m.get("generation"), "updated_at": m.get("updated_at"),
-                "threshold": self._engine.threshold}
+                "threshold": self._engine.threshold,
+                "text_encoder": getattr(self._engine.embedder, "text_encoder", "full")}
 
     # --- search ------------------------------------------------------------------------------------
     def validate(self, q: str | None, k: int, offset: int, genres: list[str], bpm_min: float | None,

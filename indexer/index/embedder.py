@@ -27,8 +27,9 @@ class Embedder(Protocol):
         """(N, dim) float32, L2-normalised, for ``encoders.api.DanceInput`` items."""
 
 
-def load_embedder(run_dir: str | None = None) -> Embedder:
-    """``DanceEmbedder.from_run(run_dir)``; ``None`` loads the shipped demo model (``models/demo``)."""
+def load_embedder(run_dir: str | None = None, text_encoder: str = "full") -> Embedder:
+    """``DanceEmbedder.from_run(run_dir)``; ``None`` loads the shipped demo model (``models/demo``);
+    ``text_encoder="fast"`` answers queries with the run's distilled fast encoder."""
     from encoders.api import DEFAULT_RUN_DIR, DanceEmbedder
     from encoders.errors import InputError
 
@@ -39,7 +40,7 @@ def load_embedder(run_dir: str | None = None) -> Embedder:
         raise InputError(str(path), "no trained model here", field="--run",
                          expected="a run folder written by `dancesearch train` (or the shipped models/demo)",
                          got="missing folder")
-    return DanceEmbedder.from_run(path)
+    return DanceEmbedder.from_run(path, text_encoder=text_encoder)
 
 
 def query_key(text: str) -> str:

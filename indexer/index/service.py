@@ -189,7 +189,8 @@ class SearchEngine:
         """
         texts = list(texts)
         out = np.zeros((len(texts), self.embedder.dim), dtype=np.float32)
-        cached = (self.text_cache.get_many(self.model_id, texts) if self.text_cache is not None
+        cache_key = getattr(self.embedder, "query_encoder_id", self.model_id)  # full and fast vectors differ
+        cached = (self.text_cache.get_many(cache_key, texts) if self.text_cache is not None
                   else [None] * len(texts))
         todo: dict[str, list[int]] = {}
         for i, (t, vec) in enumerate(zip(texts, cached)):
@@ -208,7 +209,7 @@ class SearchEngine:
             for t, vec in zip(unique, fresh):
                 out[todo[t]] = vec
             if self.text_cache is not None:
-                self.text_cache.put_many(self.model_id, unique, fresh)
+                self.text_cache.put_many(cache_key, unique, fresh)
         return out
 
     def search(self, req: SearchRequest) -> dict[str, Any]:
