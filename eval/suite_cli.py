@@ -271,6 +271,21 @@ def register_extra(eval_subparsers: argparse._SubParsersAction) -> None:
     a.add_argument("--reuse", action="store_true", help="skip training a variant whose run directory exists")
     a.set_defaults(handler=cmd_ablations)
 
+    sd = eval_subparsers.add_parser(
+        "seeds", help="the ablation variants over several training seeds (mean, sd, seed-paired differences)",
+        description="Evaluates every run ROOT/seed<S>/<variant>/ on the test split (full protocol) and writes "
+                    "seeds.md and seeds.json to --out: per-variant mean and sd over seeds, and the full model minus "
+                    "each variant paired over seeds and queries. Make the runs with `dancesearch eval ablations "
+                    "--seed S --runs ROOT/seed<S>` (or `dancesearch train --seed S --out ROOT/seed<S>/<variant>`).")
+    add_common_options(sd)
+    sd.add_argument("--db", metavar="URL", default=None, help="SQLAlchemy catalog URL (default: HOME/catalog.sqlite)")
+    sd.add_argument("--runs", type=Path, required=True, metavar="ROOT", help="folder holding seed<S>/<variant>/ runs")
+    sd.add_argument("--variants", default=None, metavar="LIST", help="comma-separated subset of variant names")
+    sd.add_argument("--out", type=Path, default=Path("docs/results"), metavar="DIR")
+    sd.add_argument("--bootstrap", type=int, default=DEFAULT_REPLICATES, metavar="N")
+    sd.add_argument("--device", default=None, help="auto (default) | cpu | cuda")
+    sd.set_defaults(handler=cmd_seeds)
+
     b = eval_subparsers.add_parser("breakdown", help="metrics per genre and per caption attribute",
                                    description="Per-genre and per-attribute (genre words, body part, tempo, energy, "
                                                "spatial pattern; keyword lexicon of eval/breakdown.py) metrics.")
@@ -382,4 +397,34 @@ def cmd_real_data(args: argparse.Namespace) -> int:
     md = real_data_markdown(result, _command_line(args))
     _write_out(args.out, result, md)
     emit(args, result, lambda: print(md))
+    return EXIT_OK
+
+
+def cmd_seeds(args: argparse.Namespace) -> int:
+    from encoders.api import DanceEmbedder
+    from indexer.workspace import Workspace
+
+    from .seeds import find_seed_runs, seeds_markdown, summarize_seed_runs
+
+    ws = Workspace.from_args(args)
+    names = [v.strip() for v in args.variants.split(",")] if args.variants else None
+    runs = find_seed_runs(args.runs, names)
+    ranks: dict[str, dict[int, np.ndarray]] = {}
+    shape: tuple[int, int] | None = None
+    for name, by_seed in runs.items():
+        for seed, run_dir in sorted(by_seed.items()):
+            info(f"[{name} seed {seed}] evaluating {run_dir}")
+            data = collect_suite_data(DanceEmbedder.from_run(run_dir, device=args.device), ws, "test",
+                                      progress_enabled(args))
+            _, res = evaluate_protocol(data, "full", n_boot=0)
+            ranks.setdefault(name, {})[seed] = res.ranks
+            shape = (len(data.query_texts), data.gallery_size)
+    result = summarize_seed_runs(ranks, n_boot=args.bootstrap)
+    result.update({"root": str(args.runs), "catalog": ws.db_url, "command": _command_line(args),
+                   "n_queries": shape[0] if shape else 0, "gallery_size": shape[1] if shape else 0,
+                   "runs": {n: {str(s): str(p) for s, p in d.items()} for n, d in runs.items()}})
+    args.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(args.out / "seeds.json", result)
+    atomic_write_text(args.out / "seeds.md", seeds_markdown(result))
+    emit(args, result, lambda: print(seeds_markdown(result)))
     return EXIT_OK

@@ -1,0 +1,141 @@
+"""``dancesearch eval seeds``: the ablation variants over several training seeds.
+
+Why: one training seed cannot say whether the full model beats a single-modality variant; the
+paired bootstrap of ``eval ablations`` covers query sampling, not seed noise.  This module takes
+run directories laid out as ``ROOT/seed<S>/<variant>/`` (each a ``dancesearch train`` run, e.g.
+made by ``eval ablations --seed S --runs ROOT/seed<S>``), evaluates every run on the test split
+(full-gallery protocol) and reports:
+
+- per variant: each seed's R@1 / R@5 / R@10 / MedR / MnR and their mean and standard deviation;
+- the full model minus each variant, *paired twice*: over seeds (seed s of one against seed s of
+  the other, both starting from the same initial draw of the data order) and over queries.  The
+  point estimate is the mean over seeds of the difference; the 95% interval comes from a bootstrap
+  that resamples the queries (one draw for every seed and both models) and averages the seeds
+  inside each replicate, plus the range of the per-seed differences.  "Clearly better" here means
+  the interval excludes 0 *and* every seed's difference has the same sign.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from encoders.errors import DanceSearchError
+
+from .ablations import BASELINE, VARIANTS
+from .protocols import summarize_ranks
+
+METRICS: tuple[str, ...] = ("R@1", "R@5", "R@10", "MedR", "MnR")
+DIFF_METRICS: tuple[str, ...] = ("R@1", "R@5", "R@10")
+
+
+def find_seed_runs(root: str | Path, names: Sequence[str] | None = None) -> dict[str, dict[int, Path]]:
+    """``{variant: {seed: run_dir}}`` for every ``root/seed<S>/<variant>/best.pt`` found."""
+    root = Path(root)
+    wanted = set(names) if names else {v.name for v in VARIANTS}
+    out: dict[str, dict[int, Path]] = {}
+    for seed_dir in sorted(root.glob("seed*")):
+        m = re.fullmatch(r"seed(\d+)", seed_dir.name)
+        if not m or not seed_dir.is_dir():
+            continue
+        for run in sorted(seed_dir.iterdir()):
+            if run.name in wanted and (run / "best.pt").is_file():
+                out.setdefault(run.name, {})[int(m.group(1))] = run
+    if not out:
+        raise DanceSearchError(f"no trained runs under {root}: expected {root}/seed<S>/<variant>/best.pt "
+                               f"(variants: {', '.join(sorted(wanted))})")
+    return out
+
+
+def seed_paired_difference(ranks_a: np.ndarray, ranks_b: np.ndarray, n_boot: int = 1000,
+                           seed: int = 0) -> dict[str, dict[str, float]]:
+    """``{metric: {diff, lo, hi, seed_min, seed_max}}`` of A minus B for (S, Q) rank arrays (same
+    seeds in the same order, same queries): mean over seeds, query bootstrap shared by all seeds."""
+    a = np.asarray(ranks_a, dtype=np.float64)
+    b = np.asarray(ranks_b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError(f"need (seeds, queries) rank arrays of one shape, got {a.shape} and {b.shape}")
+
+    def diff_of(idx: np.ndarray | None) -> dict[str, np.ndarray]:
+        per_seed = {k: [] for k in DIFF_METRICS}
+        for sa, sb in zip(a, b):
+            ma = summarize_ranks(sa if idx is None else sa[idx])
+            mb = summarize_ranks(sb if idx is None else sb[idx])
+            for k in DIFF_METRICS:
+                per_seed[k].append(ma[k] - mb[k])
+        return {k: np.asarray(v) for k, v in per_seed.items()}
+
+    point = diff_of(None)
+    rng = np.random.default_rng(seed)
+    reps = {k: [] for k in DIFF_METRICS}
+    for _ in range(max(0, n_boot)):
+        idx = rng.integers(0, a.shape[1], size=a.shape[1])
+        for k, v in diff_of(idx).items():
+            reps[k].append(float(v.mean()))
+    out: dict[str, dict[str, float]] = {}
+    for k in DIFF_METRICS:
+        row = {"diff": float(point[k].mean()), "seed_min": float(point[k].min()), "seed_max": float(point[k].max())}
+        if reps[k]:
+            row["lo"], row["hi"] = (float(x) for x in np.percentile(reps[k], [2.5, 97.5]))
+        out[k] = row
+    return out
+
+
+def summarize_seed_runs(ranks: dict[str, dict[int, np.ndarray]], n_boot: int = 1000,
+                        boot_seed: int = 0) -> dict[str, Any]:
+    """Per-variant per-seed metrics, mean / sd, and the baseline-minus-variant paired differences
+    over the seeds every compared pair shares."""
+    variants: list[dict[str, Any]] = []
+    labels = {v.name: v.label for v in VARIANTS}
+    for name in [v.name for v in VARIANTS if v.name in ranks]:
+        per_seed = {s: summarize_ranks(r) for s, r in sorted(ranks[name].items())}
+        stacked = {k: np.asarray([m[k] for m in per_seed.values()]) for k in METRICS}
+        row: dict[str, Any] = {
+            "name": name, "label": labels[name], "seeds": sorted(per_seed),
+            "per_seed": {str(s): m for s, m in per_seed.items()},
+            "mean": {k: float(v.mean()) for k, v in stacked.items()},
+            "sd": {k: float(v.std(ddof=1)) if len(v) > 1 else 0.0 for k, v in stacked.items()}}
+        if name != BASELINE and BASELINE in ranks:
+            shared = sorted(set(ranks[name]) & set(ranks[BASELINE]))
+            if shared:
+                row["baseline_minus_variant"] = seed_paired_difference(
+                    np.stack([ranks[BASELINE][s] for s in shared]), np.stack([ranks[name][s] for s in shared]),
+                    n_boot=n_boot, seed=boot_seed)
+                row["paired_seeds"] = shared
+        variants.append(row)
+    return {"variants": variants, "bootstrap": n_boot}
+
+
+def clearly_better(diff: dict[str, float]) -> bool:
+    """The interval excludes 0 and every seed's difference is positive."""
+    return diff.get("lo", -1.0) > 0 and diff["seed_min"] > 0
+
+
+def seeds_markdown(result: dict[str, Any]) -> str:
+    rows = result["variants"]
+    lines = [f"# Ablation variants over training seeds", "",
+             f"Test split, full-gallery protocol, pessimistic ties; {result.get('n_queries', '?')} queries, gallery "
+             f"{result.get('gallery_size', '?')}. Runs: `{result.get('root', '')}`. Mean ± sd over seeds.", "",
+             "| variant | seeds | " + " | ".join(METRICS) + " |", "|---|---|" + "---|" * len(METRICS)]
+    for r in rows:
+        cells = [f"{r['mean'][k]:.2f} ± {r['sd'][k]:.2f}" for k in METRICS]
+        lines.append(f"| {r['label']} | {','.join(map(str, r['seeds']))} | " + " | ".join(cells) + " |")
+    lines += ["", "## Full model minus each variant, paired over seeds and queries", "",
+              "diff = mean over seeds; [95% interval: query bootstrap, seeds averaged in each replicate]; "
+              "(smallest, largest per-seed difference). **bold**: interval above 0 and every seed positive.", "",
+              "| variant | seeds | " + " | ".join(f"{k} diff" for k in DIFF_METRICS) + " |",
+              "|---|---|" + "---|" * len(DIFF_METRICS)]
+    for r in rows:
+        d = r.get("baseline_minus_variant")
+        if not d:
+            continue
+        cells = []
+        for k in DIFF_METRICS:
+            x = d[k]
+            txt = (f"{x['diff']:+.2f} [{x.get('lo', float('nan')):+.1f}, {x.get('hi', float('nan')):+.1f}] "
+                   f"({x['seed_min']:+.1f}, {x['seed_max']:+.1f})")
+            cells.append(f"**{txt}**" if clearly_better(x) else txt)
+        lines.append(f"| {r['label']} | {','.join(map(str, r['paired_seeds']))} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
