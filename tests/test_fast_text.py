@@ -142,3 +142,37 @@ def test_distill_text_cli_writes_a_student_the_server_side_can_load(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "ui.cli", "distill-text", "--home", str(home), "--run", str(run),
                           "--epochs", "0"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "--epochs" in bad.stderr
+
+
+def test_api_serves_queries_with_the_fast_encoder(tmp_path, demo_pair):
+    """A real server over HTTP, the shipped model's index, queries answered by the fast encoder;
+    the full and fast servers share the index, and their query vectors never share a cache entry."""
+    import httpx
+
+    from indexer.index.builder import build_index
+    from indexer.index.embedder import TextEmbeddingCache
+    from indexer.index.service import SearchEngine
+    from search_api.app import create_app
+    from search_api.settings import ApiSettings
+    from search_support import ServerThread
+
+    full, fast = demo_pair
+    home = tmp_path / "ws"
+    ws = make_workspace(home)
+    build_index(ws, full)
+    cache = TextEmbeddingCache(16)
+    engines = {name: SearchEngine.open(ws, emb, text_cache=cache) for name, emb in (("full", full), ("fast", fast))}
+    query = "a fast salsa with quick turns"
+    for name, engine in engines.items():
+        app = create_app(ApiSettings(home=home, text_encoder=name), engine=engine)
+        with ServerThread(app) as server, httpx.Client(base_url=server.url, timeout=60) as c:
+            assert c.get("/readyz").json()["index"]["text_encoder"] == name
+            body = c.get("/v1/search", params={"q": query, "k": 5}).json()
+            assert body["model"] == full.model_id and len(body["results"]) == 5
+            again = c.get("/v1/search", params={"q": f"  {query} "}).json()
+            assert [r["id"] for r in again["results"][:5]] == [r["id"] for r in body["results"]]
+    stats = cache.stats()
+    assert stats["entries"] == 2 and stats["hits"] == 2  # one vector per encoder, each reused once
+    vec_full, vec_fast = engines["full"].encode(query)[0], engines["fast"].encode(query)[0]
+    np.testing.assert_allclose(vec_fast, fast.encode_text([query])[0], atol=1e-6)
+    assert not np.allclose(vec_full, vec_fast)
