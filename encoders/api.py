@@ -70,6 +70,17 @@ class DanceEmbedder:
         fast = load_fast_text(run_dir, model_id)[0] if text_encoder == "fast" else None
         return cls(run.model, run.stats, run.config, model_id, batch_size, fast)
 
+    def limit_text_memo(self, entries: int) -> None:
+        """Bound the frozen-backbone feature memo of the full text encoder (LRU, default 100k entries).
+
+        Training and evaluation re-encode the same captions, so a large memo pays; a search server
+        sees an endless stream of new queries and keeps its own cache of final query vectors
+        (``TextEmbeddingCache``), so it sets this small: otherwise the memo grows with every distinct
+        query (1.5 KB each) up to ~150 MB."""
+        text = getattr(self.model, "text", None)
+        if text is not None and hasattr(text, "cache_limit"):
+            text.cache_limit = max(0, int(entries))
+
     @property
     def text_encoder(self) -> str:
         """``full`` or ``fast``: which encoder answers :meth:`encode_text`."""

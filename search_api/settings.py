@@ -40,6 +40,9 @@ class ApiSettings(BaseSettings):
                                                                    "stragglers; a lone request never waits")
     batch_workers: int = Field(1, ge=1, le=64, description="threads serving batches, each with its own batch")
     embedding_cache_size: int = Field(1024, ge=0, description="query embeddings kept in an LRU cache (0: off)")
+    backbone_memo_size: int = Field(0, ge=0, description="frozen text-backbone features the full encoder memoises; "
+                                                           "the server's own query cache sits in front of it, so it "
+                                                           "is off by default (it would grow with every new query)")
     cors_origins: list[str] = Field(default_factory=list, description="browser origins allowed to call the API")
     log_level: str = "info"
 

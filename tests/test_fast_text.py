@@ -176,3 +176,22 @@ def test_api_serves_queries_with_the_fast_encoder(tmp_path, demo_pair):
     vec_full, vec_fast = engines["full"].encode(query)[0], engines["fast"].encode(query)[0]
     np.testing.assert_allclose(vec_fast, fast.encode_text([query])[0], atol=1e-6)
     assert not np.allclose(vec_full, vec_fast)
+
+
+def test_a_server_bounds_the_full_encoders_backbone_memo(demo_pair):
+    """The frozen-backbone memo would grow with every distinct query a server sees; serving sets it
+    from ``backbone_memo_size`` (default 0, the API's query cache sits in front)."""
+    from search_api.settings import ApiSettings
+
+    full, _ = demo_pair
+    memo = full.model.text._cache
+    before = full.model.text.cache_limit
+    try:
+        full.limit_text_memo(3)
+        full.encode_text([f"a memo probe query number {i}" for i in range(10)])
+        assert len(memo) <= 3
+        full.limit_text_memo(ApiSettings().backbone_memo_size)
+        full.encode_text(["one more distinct memo probe"])
+        assert len(memo) == 0
+    finally:
+        full.limit_text_memo(before)
