@@ -29,6 +29,8 @@ from .protocols import summarize_ranks
 
 METRICS: tuple[str, ...] = ("R@1", "R@5", "R@10", "MedR", "MnR")
 DIFF_METRICS: tuple[str, ...] = ("R@1", "R@5", "R@10")
+MUSIC_FAMILIES: frozenset[str] = frozenset({"mood", "instrument"})
+"""Caption attribute families (``eval.breakdown.LEXICON``) that only the music stream can match."""
 
 
 def find_seed_runs(root: str | Path, names: Sequence[str] | None = None) -> dict[str, dict[int, Path]]:
@@ -108,6 +110,29 @@ def summarize_seed_runs(ranks: dict[str, dict[int, np.ndarray]], n_boot: int = 1
     return {"variants": variants, "bootstrap": n_boot}
 
 
+def subset_differences(ranks: dict[str, dict[int, np.ndarray]], subsets: dict[str, np.ndarray], n_boot: int = 1000,
+                       boot_seed: int = 0) -> dict[str, dict[str, Any]]:
+    """``{subset: {"queries": n, "variants": {variant: paired difference}}}``: the baseline minus each
+    variant on the queries of each boolean mask (e.g. captions that name a music attribute)."""
+    out: dict[str, dict[str, Any]] = {}
+    if BASELINE not in ranks:
+        return out
+    for label, mask in subsets.items():
+        mask = np.asarray(mask, dtype=bool)
+        row: dict[str, Any] = {"queries": int(mask.sum()), "variants": {}}
+        if mask.sum() == 0:
+            out[label] = row
+            continue
+        for name in [v.name for v in VARIANTS if v.name in ranks and v.name != BASELINE]:
+            shared = sorted(set(ranks[name]) & set(ranks[BASELINE]))
+            if shared:
+                row["variants"][name] = seed_paired_difference(
+                    np.stack([ranks[BASELINE][s][mask] for s in shared]),
+                    np.stack([ranks[name][s][mask] for s in shared]), n_boot=n_boot, seed=boot_seed)
+        out[label] = row
+    return out
+
+
 def clearly_better(diff: dict[str, float]) -> bool:
     """The interval excludes 0 and every seed's difference is positive."""
     return diff.get("lo", -1.0) > 0 and diff["seed_min"] > 0
@@ -138,4 +163,17 @@ def seeds_markdown(result: dict[str, Any]) -> str:
                    f"({x['seed_min']:+.1f}, {x['seed_max']:+.1f})")
             cells.append(f"**{txt}**" if clearly_better(x) else txt)
         lines.append(f"| {r['label']} | {','.join(map(str, r['paired_seeds']))} | " + " | ".join(cells) + " |")
+    labels = {v.name: v.label for v in VARIANTS}
+    for subset, block in (result.get("subsets") or {}).items():
+        lines += ["", f"## Full model minus each variant, queries that {subset} ({block['queries']} queries)", "",
+                  "| variant | " + " | ".join(f"{k} diff" for k in DIFF_METRICS) + " |",
+                  "|---|" + "---|" * len(DIFF_METRICS)]
+        for name, d in block["variants"].items():
+            cells = []
+            for k in DIFF_METRICS:
+                x = d[k]
+                txt = (f"{x['diff']:+.2f} [{x.get('lo', float('nan')):+.1f}, {x.get('hi', float('nan')):+.1f}] "
+                       f"({x['seed_min']:+.1f}, {x['seed_max']:+.1f})")
+                cells.append(f"**{txt}**" if clearly_better(x) else txt)
+            lines.append(f"| {labels.get(name, name)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

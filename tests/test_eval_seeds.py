@@ -67,3 +67,19 @@ def test_find_seed_runs(tmp_path):
     assert set(find_seed_runs(tmp_path, ["transformer-music"])) == {"transformer-music"}
     with pytest.raises(DanceSearchError, match="no trained runs"):
         find_seed_runs(tmp_path / "seed2")
+
+
+def test_subset_differences_show_where_a_modality_matters():
+    """The full model gains over motion-only only on the queries that name something only music carries."""
+    from eval.seeds import subset_differences
+
+    rng = np.random.default_rng(3)
+    music_query = rng.random(400) < 0.5
+    motion = {s: _ranks(rng, 400, 1.0) for s in (0, 1, 2)}
+    full = {s: np.where(music_query, np.maximum(1, r - 4), r) for s, r in motion.items()}
+    out = subset_differences({"transformer-blend": full, "transformer-motion": motion},
+                             {"music": music_query, "other": ~music_query, "empty": np.zeros(400, bool)}, n_boot=200)
+    assert out["music"]["queries"] == int(music_query.sum()) and out["empty"] == {"queries": 0, "variants": {}}
+    assert clearly_better(out["music"]["variants"]["transformer-motion"]["R@10"])
+    other = out["other"]["variants"]["transformer-motion"]
+    assert all(other[k]["diff"] == 0 for k in ("R@1", "R@5", "R@10"))
