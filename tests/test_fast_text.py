@@ -195,3 +195,15 @@ def test_a_server_bounds_the_full_encoders_backbone_memo(demo_pair):
         assert len(memo) == 0
     finally:
         full.limit_text_memo(before)
+
+
+def test_fast_encoder_is_safe_to_call_from_many_threads(demo_pair):
+    """Servers encode from several threads (unbatched mode, --batch-workers N): same answers as alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, fast = demo_pair
+    texts = [f"{q} number {i}" for i, q in enumerate(QUERIES * 4)]
+    alone = fast.encode_text(texts)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        together = list(pool.map(lambda i: fast.encode_text(texts[i:i + 3]), range(0, len(texts), 3)))
+    np.testing.assert_allclose(np.concatenate(together), alone, atol=1e-6)
