@@ -177,11 +177,12 @@ def build_workspace(home: Path, seed_home: Path, n: int, kind: str,
 
 
 def tune_queries(captions: list[str], run: str | None, count: int = 500) -> np.ndarray:
-    """The served model's (full encoder) embeddings of ``count`` seed captions, to tune ANN effort on."""
+    """The served model's (full encoder) embeddings of the texts ``dancesearch index build`` would tune
+    on (``builder.tuning_texts``: seed captions and query-like variants of them)."""
+    from indexer.index.builder import tuning_texts
     from indexer.index.embedder import load_embedder
 
-    picked = [captions[i] for i in np.random.default_rng(11).permutation(len(captions))[:count]]
-    return np.asarray(load_embedder(run).encode_text(picked), dtype=np.float32)
+    return np.asarray(load_embedder(run).encode_text(tuning_texts(captions, count, seed=11)), dtype=np.float32)
 
 
 class DistinctQueries:

@@ -134,8 +134,12 @@ def test_builder_tunes_ann_indexes_on_caption_queries(tmp_path, kind):
     ws = make_workspace(tmp_path / "home", clips_per_genre=6, with_audio=False)
     build_index(ws, WordEmbedder(), kind=kind)
     m = read_manifest(ws.index_dir("default"))
-    assert m["tuning"]["kind"] == kind and m["tuning"]["queries"] == 24  # one caption per clip
-    assert m["params"]["tuned_recall"] == m["tuning"]["recall"] and m["params"]["tune_queries"] == 24
+    cat = ws.catalog(create=False)
+    distinct = {t for texts in cat.captions_for([c.id for c in cat.clips()]).values() for t in texts}
+    cat.close()
+    # each distinct caption plus as many query-like variants of them (builder.tuning_texts)
+    assert m["tuning"]["kind"] == kind and m["tuning"]["queries"] == 2 * len(distinct)
+    assert m["params"]["tuned_recall"] == m["tuning"]["recall"] and m["params"]["tune_queries"] == 2 * len(distinct)
     assert "tried" not in m["tuning"]
 
 
@@ -146,3 +150,14 @@ def test_builder_leaves_effort_alone_without_a_target(tmp_path):
     build_index(ws, WordEmbedder(), kind="hnsw", params=FaissParams(tune_target=None, ef_search=40))
     m = read_manifest(ws.index_dir("default"))
     assert "tuning" not in m and m["params"]["ef_search"] == 40 and m["params"]["tuned_recall"] is None
+
+
+def test_tuning_texts_mix_captions_and_query_like_variants():
+    from indexer.index.builder import tuning_texts
+
+    caps = [f"a {g} dance with {m}" for g in ("salsa", "waltz", "krump") for m in ("spins", "jumps", "kicks")]
+    texts = tuning_texts(caps, count=10, seed=0)
+    assert len(texts) == 10 and texts[:5] == [t for t in texts[:5] if t in caps]  # 5 captions first
+    assert any(t not in caps for t in texts[5:])  # then variants
+    assert tuning_texts(caps, 10, seed=0) == texts and tuning_texts([], 10) == []
+    assert len(tuning_texts(caps[:2], count=500)) == 4  # a tiny catalog: its captions and as many variants
