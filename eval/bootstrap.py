@@ -73,6 +73,9 @@ def paired_difference_ci(ranks_a: np.ndarray, ranks_b: np.ndarray,
     query indices and applies it to both rank vectors (same order, same queries required). An
     interval that excludes 0 says the difference is not query-sampling noise at this confidence; it
     says nothing about training-seed noise.
+
+    Ranks may also be (seeds, queries) arrays (``eval.seeds``): the queries (last axis) are resampled,
+    one draw for every seed, and ``summarize`` receives the whole resampled array.
     """
     a = np.asarray(ranks_a, dtype=np.float64)
     b = np.asarray(ranks_b, dtype=np.float64)
@@ -80,14 +83,15 @@ def paired_difference_ci(ranks_a: np.ndarray, ranks_b: np.ndarray,
         raise ValueError(f"paired ranks must cover the same queries: {a.shape} vs {b.shape}")
     point_a, point_b = summarize(a), summarize(b)
     out = {k: {"diff": float(point_a[k]) - float(point_b[k])} for k in point_a}
+    n = a.shape[-1] if a.ndim else 0
     if n_boot <= 0 or a.size == 0:
         return out
     rng = np.random.default_rng(seed)
     alpha = (1.0 - confidence) / 2.0
     samples: dict[str, list[float]] = {k: [] for k in point_a}
     for _ in range(n_boot):
-        idx = rng.integers(0, a.size, size=a.size)
-        ma, mb = summarize(a[idx]), summarize(b[idx])
+        idx = rng.integers(0, n, size=n)
+        ma, mb = summarize(a[..., idx]), summarize(b[..., idx])
         for k in samples:
             samples[k].append(float(ma[k]) - float(mb[k]))
     for k, values in samples.items():

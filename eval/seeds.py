@@ -25,6 +25,7 @@ import numpy as np
 from encoders.errors import DanceSearchError
 
 from .ablations import BASELINE, VARIANTS
+from .bootstrap import paired_difference_ci
 from .protocols import summarize_ranks
 
 METRICS: tuple[str, ...] = ("R@1", "R@5", "R@10", "MedR", "MnR")
@@ -51,37 +52,26 @@ def find_seed_runs(root: str | Path, names: Sequence[str] | None = None) -> dict
     return out
 
 
+def _seed_mean(ranks: np.ndarray) -> dict[str, float]:
+    """R@K of each seed's row of a (seeds, queries) rank array, averaged over the seeds."""
+    per_seed = [summarize_ranks(r) for r in ranks]
+    return {k: float(np.mean([m[k] for m in per_seed])) for k in DIFF_METRICS}
+
+
 def seed_paired_difference(ranks_a: np.ndarray, ranks_b: np.ndarray, n_boot: int = 1000,
                            seed: int = 0) -> dict[str, dict[str, float]]:
     """``{metric: {diff, lo, hi, seed_min, seed_max}}`` of A minus B for (S, Q) rank arrays (same
-    seeds in the same order, same queries): mean over seeds, query bootstrap shared by all seeds."""
+    seeds in the same order, same queries): mean over seeds, query bootstrap shared by all seeds
+    (``eval.bootstrap.paired_difference_ci``), plus the range of the per-seed differences."""
     a = np.asarray(ranks_a, dtype=np.float64)
     b = np.asarray(ranks_b, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 2:
         raise ValueError(f"need (seeds, queries) rank arrays of one shape, got {a.shape} and {b.shape}")
-
-    def diff_of(idx: np.ndarray | None) -> dict[str, np.ndarray]:
-        per_seed = {k: [] for k in DIFF_METRICS}
-        for sa, sb in zip(a, b):
-            ma = summarize_ranks(sa if idx is None else sa[idx])
-            mb = summarize_ranks(sb if idx is None else sb[idx])
-            for k in DIFF_METRICS:
-                per_seed[k].append(ma[k] - mb[k])
-        return {k: np.asarray(v) for k, v in per_seed.items()}
-
-    point = diff_of(None)
-    rng = np.random.default_rng(seed)
-    reps = {k: [] for k in DIFF_METRICS}
-    for _ in range(max(0, n_boot)):
-        idx = rng.integers(0, a.shape[1], size=a.shape[1])
-        for k, v in diff_of(idx).items():
-            reps[k].append(float(v.mean()))
-    out: dict[str, dict[str, float]] = {}
+    out = paired_difference_ci(a, b, _seed_mean, n_boot=n_boot, seed=seed)
+    per_seed = [(summarize_ranks(sa), summarize_ranks(sb)) for sa, sb in zip(a, b)]
     for k in DIFF_METRICS:
-        row = {"diff": float(point[k].mean()), "seed_min": float(point[k].min()), "seed_max": float(point[k].max())}
-        if reps[k]:
-            row["lo"], row["hi"] = (float(x) for x in np.percentile(reps[k], [2.5, 97.5]))
-        out[k] = row
+        diffs = [ma[k] - mb[k] for ma, mb in per_seed]
+        out[k].update(seed_min=float(min(diffs)), seed_max=float(max(diffs)))
     return out
 
 
@@ -138,6 +128,17 @@ def clearly_better(diff: dict[str, float]) -> bool:
     return diff.get("lo", -1.0) > 0 and diff["seed_min"] > 0
 
 
+def _diff_cells(diff: dict[str, dict[str, float]]) -> str:
+    """Markdown cells "diff [lo, hi] (seed min, seed max)" per metric, bold when clearly better."""
+    cells = []
+    for k in DIFF_METRICS:
+        x = diff[k]
+        txt = (f"{x['diff']:+.2f} [{x.get('lo', float('nan')):+.1f}, {x.get('hi', float('nan')):+.1f}] "
+               f"({x['seed_min']:+.1f}, {x['seed_max']:+.1f})")
+        cells.append(f"**{txt}**" if clearly_better(x) else txt)
+    return " | ".join(cells)
+
+
 def seeds_markdown(result: dict[str, Any]) -> str:
     rows = result["variants"]
     lines = [f"# Ablation variants over training seeds", "",
@@ -156,24 +157,12 @@ def seeds_markdown(result: dict[str, Any]) -> str:
         d = r.get("baseline_minus_variant")
         if not d:
             continue
-        cells = []
-        for k in DIFF_METRICS:
-            x = d[k]
-            txt = (f"{x['diff']:+.2f} [{x.get('lo', float('nan')):+.1f}, {x.get('hi', float('nan')):+.1f}] "
-                   f"({x['seed_min']:+.1f}, {x['seed_max']:+.1f})")
-            cells.append(f"**{txt}**" if clearly_better(x) else txt)
-        lines.append(f"| {r['label']} | {','.join(map(str, r['paired_seeds']))} | " + " | ".join(cells) + " |")
+        lines.append(f"| {r['label']} | {','.join(map(str, r['paired_seeds']))} | " + _diff_cells(d) + " |")
     labels = {v.name: v.label for v in VARIANTS}
     for subset, block in (result.get("subsets") or {}).items():
         lines += ["", f"## Full model minus each variant, queries that {subset} ({block['queries']} queries)", "",
                   "| variant | " + " | ".join(f"{k} diff" for k in DIFF_METRICS) + " |",
                   "|---|" + "---|" * len(DIFF_METRICS)]
         for name, d in block["variants"].items():
-            cells = []
-            for k in DIFF_METRICS:
-                x = d[k]
-                txt = (f"{x['diff']:+.2f} [{x.get('lo', float('nan')):+.1f}, {x.get('hi', float('nan')):+.1f}] "
-                       f"({x['seed_min']:+.1f}, {x['seed_max']:+.1f})")
-                cells.append(f"**{txt}**" if clearly_better(x) else txt)
-            lines.append(f"| {labels.get(name, name)} | " + " | ".join(cells) + " |")
+            lines.append(f"| {labels.get(name, name)} | " + _diff_cells(d) + " |")
     return "\n".join(lines) + "\n"

@@ -404,14 +404,13 @@ def cmd_seeds(args: argparse.Namespace) -> int:
     from encoders.api import DanceEmbedder
     from indexer.workspace import Workspace
 
+    from .breakdown import caption_attributes
     from .seeds import MUSIC_FAMILIES, find_seed_runs, seeds_markdown, subset_differences, summarize_seed_runs
 
     ws = Workspace.from_args(args)
     names = [v.strip() for v in args.variants.split(",")] if args.variants else None
     runs = find_seed_runs(args.runs, names)
     ranks: dict[str, dict[int, np.ndarray]] = {}
-    shape: tuple[int, int] | None = None
-    texts: list[str] = []
     for name, by_seed in runs.items():
         for seed, run_dir in sorted(by_seed.items()):
             info(f"[{name} seed {seed}] evaluating {run_dir}")
@@ -419,17 +418,15 @@ def cmd_seeds(args: argparse.Namespace) -> int:
                                       progress_enabled(args))
             _, res = evaluate_protocol(data, "full", n_boot=0)
             ranks.setdefault(name, {})[seed] = res.ranks
-            shape = (len(data.query_texts), data.gallery_size)
-            texts = [data.query_texts[int(i)] for i in res.query_index]  # the ranks' query order
+    # every run answers the same test queries: the last one's texts and gallery describe them all
+    texts = [data.query_texts[int(i)] for i in res.query_index]  # in the ranks' query order
     result = summarize_seed_runs(ranks, n_boot=args.bootstrap)
-    if texts:  # where each modality should matter: captions naming what only the music carries
-        from .breakdown import caption_attributes
-
-        music = np.asarray([any(caption_attributes(t)[f] for f in MUSIC_FAMILIES) for t in texts])
-        result["subsets"] = subset_differences(ranks, {"name a mood or an instrument": music,
-                                                       "name neither": ~music}, n_boot=args.bootstrap)
+    # where each modality should matter: captions naming what only the music carries, and the rest
+    music = np.asarray([any(caption_attributes(t)[f] for f in MUSIC_FAMILIES) for t in texts])
+    result["subsets"] = subset_differences(ranks, {"name a mood or an instrument": music, "name neither": ~music},
+                                           n_boot=args.bootstrap)
     result.update({"root": str(args.runs), "catalog": ws.db_url, "command": _command_line(args),
-                   "n_queries": shape[0] if shape else 0, "gallery_size": shape[1] if shape else 0,
+                   "n_queries": len(texts), "gallery_size": data.gallery_size,
                    "runs": {n: {str(s): str(p) for s, p in d.items()} for n, d in runs.items()}})
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out / "seeds.json", result)

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from ..errors import DanceSearchError, InputError
+from ..versioned_json import read_versioned_json
 
 FAST_TEXT_DIR = "fast_text"
 FAST_TEXT_FORMAT = 1
@@ -150,13 +151,7 @@ def load_fast_text(run_dir: str | Path, teacher_model_id: str | None = None,
     if not (folder / "adapter.pt").is_file() or not (folder / "card.json").is_file():
         raise DanceSearchError(f"{Path(run_dir)} has no fast text encoder ({folder} is missing); make one with "
                                f"`dancesearch distill-text --run {run_dir}` or use --text-encoder full")
-    try:
-        card = json.loads((folder / "card.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InputError(folder / "card.json", f"cannot read the fast encoder's card: {exc}") from exc
-    if card.get("format") != FAST_TEXT_FORMAT:
-        raise InputError(folder / "card.json", "unsupported fast encoder format", field="format",
-                         expected=str(FAST_TEXT_FORMAT), got=str(card.get("format")))
+    card = read_versioned_json(folder / "card.json", FAST_TEXT_FORMAT, "the fast encoder's card", "fast encoder")
     if teacher_model_id is not None and card.get("teacher_model_id") != teacher_model_id:
         raise InputError(folder / "card.json", "the fast encoder was distilled from another model; distill it "
                          "again with `dancesearch distill-text`", field="teacher_model_id",

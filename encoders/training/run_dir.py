@@ -26,6 +26,7 @@ from ..atomic_io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from ..errors import DanceSearchError, InputError
 from ..model.customdancer import CustomDancer, ModelConfig
 from ..model.features import NormStats
+from ..versioned_json import read_versioned_json
 
 RUN_FORMAT = 1
 FILES = ("config.json", "history.json", "best.pt", "norm_stats.npz", "metrics.json", "README.md")
@@ -165,13 +166,7 @@ def load_run(run_dir: str | Path, device: str | torch.device | None = None) -> L
     if missing:
         raise DanceSearchError(f"{run_dir} is not a trained run directory (missing {', '.join(missing)}); "
                                f"train one with `dancesearch train --out DIR` or use the shipped models/demo")
-    try:
-        raw = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InputError(run_dir / "config.json", f"cannot read run config: {exc}") from exc
-    if raw.get("format") != RUN_FORMAT:
-        raise InputError(run_dir / "config.json", "unsupported run format", field="format",
-                         expected=str(RUN_FORMAT), got=str(raw.get("format")))
+    raw = read_versioned_json(run_dir / "config.json", RUN_FORMAT, "run config", "run")
     config = RunConfig.from_dict(raw)
     blob = (run_dir / "best.pt").read_bytes()
     try:
