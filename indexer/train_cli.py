@@ -37,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--rotation-dropout", type=float, default=None, metavar="P",
                    help="share of training clips shown without their SMPL-X rotations, so position-only sources "
                         "(BVH) embed well (default 0; the shipped demo model used 0.3)")
+    p.add_argument("--unimodal-loss-weight", type=float, default=None, metavar="W",
+                   help="weight of the auxiliary motion-only and music-only InfoNCE losses (blend/add fusion; "
+                        "default 0)")
     p.set_defaults(handler=cmd_train)
 
     d = subparsers.add_parser(
@@ -61,7 +64,8 @@ def build_config(args: argparse.Namespace) -> "RunConfig":
     cfg = RunConfig.from_file(args.config) if args.config else RunConfig()
     m, t = cfg.model, cfg.train
     for attr, value in (("epochs", args.epochs), ("seed", args.seed), ("batch_size", args.batch_size),
-                        ("device", args.device), ("rotation_dropout", args.rotation_dropout)):
+                        ("device", args.device), ("rotation_dropout", args.rotation_dropout),
+                        ("unimodal_loss_weight", args.unimodal_loss_weight)):
         if value is not None:
             setattr(t, attr, value)
     for attr, value in (("backbone", args.backbone), ("clip_weights", args.clip_weights),

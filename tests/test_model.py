@@ -229,3 +229,31 @@ def test_frozen_text_memo_is_safe_under_concurrent_encoding() -> None:
         sys.setswitchinterval(interval)
     assert not errors, errors[:1]
     assert len(enc._cache) <= 20
+
+
+def _two_clip_batch() -> dict[str, torch.Tensor]:
+    rng = np.random.default_rng(1)
+    stats = NormStats.identity()
+    items = [prepare_dance(make_record(g, rng, 50), make_music(g, rng, 50), stats) for g in ("waltz", "krump")]
+    return collate_dances(items, 32, 2)
+
+
+@pytest.mark.parametrize("fusion", ["blend", "add"])
+def test_motion_only_path_is_the_clip_embedded_without_its_music(fusion: str) -> None:
+    """The auxiliary motion-only embedding is exactly what search computes for a clip that has no music."""
+    torch.manual_seed(0)
+    model = CustomDancer(_tiny(fusion=fusion)).eval()
+    b = _two_clip_batch()
+    motion_only, music_only = model.unimodal_embeddings(
+        *model.dance_tokens(b["motion"], b["music"], b["mask"], b["music_present"]))
+    no_music = model.encode_dance(b["motion"], b["music"], b["mask"], torch.zeros(2, dtype=torch.bool))
+    torch.testing.assert_close(motion_only, no_music)
+    fused = model.encode_dance(b["motion"], b["music"], b["mask"], b["music_present"])
+    assert not torch.allclose(fused, motion_only) and not torch.allclose(fused, music_only)
+    torch.testing.assert_close(music_only.norm(dim=-1), torch.ones(2))
+
+
+@pytest.mark.parametrize("fusion,expected", [("blend", True), ("add", True), ("mul", False), ("motion", False),
+                                             ("music", False)])
+def test_only_additive_fusions_have_unimodal_paths(fusion: str, expected: bool) -> None:
+    assert CustomDancer(_tiny(fusion=fusion)).has_unimodal_paths is expected

@@ -172,3 +172,39 @@ def test_export_demo_model_replaces_the_target_with_test_figures(trained_run, tm
     card = (demo / "README.md").read_text()
     assert "dancesearch eval ablations --demo-out models/demo" in card
     assert DanceEmbedder.from_run(demo).model_id == DanceEmbedder.from_run(trained_run.run_dir).model_id
+
+
+def test_unimodal_loss_trains_each_tower_and_skips_clips_without_music() -> None:
+    from encoders.model.customdancer import CustomDancer
+    from encoders.model.features import NormStats, collate_dances, prepare_dance
+    from encoders.training.trainer import unimodal_loss
+
+    torch.manual_seed(0)
+    model = CustomDancer(_config().model)
+    rng = np.random.default_rng(0)
+    genres = ("waltz", "krump", "salsa")
+    items = [prepare_dance(make_record(g, rng, 90), make_music(g, rng, 90), NormStats.identity()) for g in genres]
+    b = collate_dances(items, 40, 2)
+    text = model.encode_text([f"a {g} dance" for g in genres])
+    tokens = model.dance_tokens(b["motion"], b["music"], b["mask"], b["music_present"])
+    motion_only, music_only = model.unimodal_embeddings(*tokens)
+    both = unimodal_loss(model, text, tokens, b["music_present"])
+    torch.testing.assert_close(both, model.loss(text, motion_only) + model.loss(text, music_only))
+    both.backward()
+    assert model.music.input.weight.grad.abs().sum() > 0 and model.motion.input.weight.grad.abs().sum() > 0
+
+    one_with_music = torch.tensor([True, False, False])  # a single clip with music: no music term
+    tokens = model.dance_tokens(b["motion"], b["music"], b["mask"], one_with_music)
+    motion_only, _ = model.unimodal_embeddings(*tokens)
+    torch.testing.assert_close(unimodal_loss(model, text, tokens, one_with_music), model.loss(text, motion_only))
+
+
+def test_unimodal_loss_weight_is_recorded_and_validated(clips, tmp_path: Path) -> None:
+    cfg = _config(epochs=2)
+    cfg.train.unimodal_loss_weight = 0.5
+    run = train(cfg, clips[0], clips[1], tmp_path / "aux", progress=False)
+    assert load_run(run.run_dir).config.train.unimodal_loss_weight == 0.5
+    plain = train(_config(epochs=2), clips[0], clips[1], tmp_path / "plain", progress=False)
+    assert [h["train_loss"] for h in run.history] != [h["train_loss"] for h in plain.history]
+    with pytest.raises(DanceSearchError, match="unimodal_loss_weight"):
+        TrainConfig.from_dict({"unimodal_loss_weight": -1})

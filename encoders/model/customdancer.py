@@ -118,6 +118,15 @@ class CustomDancer(nn.Module):
     def encode_dance(self, motion: torch.Tensor, music: torch.Tensor, mask: torch.Tensor,
                      music_present: torch.Tensor) -> torch.Tensor:
         """(B, T, F) normalised motion features, (B, T, 35) music, (B, T) bool mask, (B,) music flag -> (B, D)."""
+        return self.embed_tokens(*self.dance_tokens(motion, music, mask, music_present))
+
+    def dance_tokens(self, motion: torch.Tensor, music: torch.Tensor, mask: torch.Tensor,
+                     music_present: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Temporal tokens of both towers and their mask: (B, N, d), (B, N, d), (B, N).
+
+        A modality the variant does not use, and the music of a clip without music, are zeros, which the
+        blender's additive path passes through unchanged.
+        """
         mask = mask.bool()
         motion_tokens = music_tokens = None
         token_mask = None
@@ -130,8 +139,36 @@ class CustomDancer(nn.Module):
             motion_tokens = torch.zeros_like(music_tokens)
         if music_tokens is None:
             music_tokens = torch.zeros_like(motion_tokens)
+        return motion_tokens, music_tokens, token_mask
+
+    def embed_tokens(self, motion_tokens: torch.Tensor, music_tokens: torch.Tensor,
+                     token_mask: torch.Tensor) -> torch.Tensor:
+        """Blend, pool, project and normalise tower tokens into the shared space (B, D)."""
         pooled = self.blender(motion_tokens, music_tokens, token_mask)
         return nn.functional.normalize(self.head(pooled), dim=-1)
+
+    @property
+    def has_unimodal_paths(self) -> bool:
+        """True when zeroing one modality leaves a working single-modality path (blend, add).
+
+        For ``blend`` and ``add`` a zero music input reduces the blender to the motion tokens alone
+        (and vice versa), through the same projection and head; ``mul`` has no such path and the
+        single-modality variants are that path already.
+        """
+        return self.config.fusion in ("blend", "add")
+
+    def unimodal_embeddings(self, motion_tokens: torch.Tensor, music_tokens: torch.Tensor,
+                            token_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The dance embedding from the motion tokens alone and from the music tokens alone (B, D) each.
+
+        Used by the auxiliary unimodal losses (trainer.py): they make each tower align with text on its
+        own, so the fused embedding cannot lean on the stronger motion tower and leave the music tower
+        under-trained (the "greedy" learning of multi-modal networks described by Wu et al., ICML 2022,
+        "Characterizing and overcoming the greedy nature of learning in multi-modal deep neural networks").
+        """
+        zeros = torch.zeros_like(motion_tokens)
+        return (self.embed_tokens(motion_tokens, zeros, token_mask),
+                self.embed_tokens(zeros, music_tokens, token_mask))
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         """State dict without a frozen backbone (it is rebuilt from its package, never copied)."""

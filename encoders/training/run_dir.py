@@ -46,6 +46,9 @@ class TrainConfig:
     # share of training clips whose rotation block is hidden (as for BVH / position-only sources), so the
     # model also learns to embed clips without SMPL-X rotations; 0 disables it
     rotation_dropout: float = 0.0
+    # weight of two auxiliary InfoNCE losses on the motion-only and music-only paths of the blender
+    # (blend / add fusion only; see CustomDancer.unimodal_embeddings); 0 trains the fused embedding alone
+    unimodal_loss_weight: float = 0.0
     seed: int = 0
     device: str = "auto"               # auto | cpu | cuda | cuda:N
     num_threads: int = 1               # CPU threads for torch; measured on 2 busy shared cores, 1 thread
@@ -64,6 +67,8 @@ class TrainConfig:
             raise DanceSearchError("train config: epochs must be >= 1 and batch_size >= 2")
         if not 0.0 <= cfg.rotation_dropout < 1.0:
             raise DanceSearchError(f"train config: rotation_dropout must be in [0, 1), got {cfg.rotation_dropout}")
+        if cfg.unimodal_loss_weight < 0:
+            raise DanceSearchError(f"train config: unimodal_loss_weight must be >= 0, got {cfg.unimodal_loss_weight}")
         return cfg
 
 

@@ -53,6 +53,21 @@ def hide_rotations(motion: torch.Tensor, rng: np.random.Generator, share: float)
         motion[hide, :, block_slice("rotation_flag")] = 0.0
 
 
+def unimodal_loss(model: CustomDancer, text: torch.Tensor, tokens: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+                  music_present: torch.Tensor) -> torch.Tensor:
+    """Sum of the text->dance InfoNCE of the motion-only and the music-only embeddings.
+
+    Clips without music are left out of the music term (their music-only embedding is one constant
+    vector); with fewer than two such clips in the batch the term is skipped.
+    """
+    motion_only, music_only = model.unimodal_embeddings(*tokens)
+    loss = model.loss(text, motion_only)
+    present = music_present.bool()
+    if int(present.sum()) >= 2:
+        loss = loss + model.loss(text[present], music_only[present])
+    return loss
+
+
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr)
 
@@ -151,8 +166,10 @@ def train(config: RunConfig, train_examples: Sequence[ClipExample], val_examples
                 hide_rotations(batch["motion"], rng, tc.rotation_dropout)
             batch = {k: v.to(device) for k, v in batch.items()}
             text = model.encode_text(caps)
-            dance = model.encode_dance(batch["motion"], batch["music"], batch["mask"], batch["music_present"])
-            loss = model.loss(text, dance)
+            tokens = model.dance_tokens(batch["motion"], batch["music"], batch["mask"], batch["music_present"])
+            loss = model.loss(text, model.embed_tokens(*tokens))
+            if tc.unimodal_loss_weight > 0 and model.has_unimodal_paths:
+                loss = loss + tc.unimodal_loss_weight * unimodal_loss(model, text, tokens, batch["music_present"])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if tc.grad_clip > 0:
