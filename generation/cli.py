@@ -24,6 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--clips", type=positive_int, default=DEFAULT_CLIPS, help=f"number of 12-s clips (default {DEFAULT_CLIPS})")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
     p.add_argument("--workers", type=positive_int, default=2, help="worker processes (default 2)")
+    p.add_argument("--only-split", choices=("train", "val", "test"), default=None,
+                   help="write only this split's clips of the --clips plan (e.g. a larger held-out test set)")
     add_common_options(p)
     p.set_defaults(handler=run_demo)
 
@@ -36,7 +38,7 @@ def run_demo(args: argparse.Namespace) -> int:
         info(f"error: --out {out} exists and is not a folder")
         return EXIT_USAGE
     manifest = write_demo_corpus(out, clips=args.clips, seed=args.seed, workers=args.workers,
-                                 progress=progress_enabled(args))
+                                 progress=progress_enabled(args), only_split=args.only_split)
     payload = {"out": str(out.resolve()), "clips": manifest["num_clips"], "seed": manifest["seed"],
                "splits": manifest["counts"]["split"], "genres": len(manifest["counts"]["genre"]),
                "bytes": manifest["bytes"], "seconds": manifest["timing"]["total_s"],

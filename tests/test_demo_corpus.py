@@ -320,3 +320,17 @@ def test_splits_are_genre_balanced_and_attributes_spread():
             assert counts.min() >= 0.6 * counts.max(), (g, attr)
     assert len({s.tempo for s in specs}) == 3 and all(
         (s.bpm < TEMPO_BOUNDS[0]) == (s.tempo == "slow") for s in specs)
+
+
+def test_only_split_writes_exactly_that_splits_clips_of_the_plan(corpus, tmp_path):
+    """A held-out test set of a larger plan: the same clips the full plan would write, nothing else."""
+    manifest = write_demo_corpus(tmp_path, clips=N_CLIPS, seed=SEED, workers=1, progress=False, only_split="test")
+    expected = [s.name for s in plan_corpus(N_CLIPS, SEED) if s.split == "test"]
+    assert manifest["clips"] == expected and manifest["counts"]["split"] == {"test": len(expected)}
+    assert manifest["parameters"]["planned_clips"] == N_CLIPS
+    assert sorted(p.stem for p in tmp_path.glob("*.npz")) == sorted(expected)
+    a1, m1 = _load(corpus / f"{expected[0]}.npz")
+    a2, m2 = _load(tmp_path / f"{expected[0]}.npz")
+    assert m1 == m2 and a1["poses"].tobytes() == a2["poses"].tobytes()
+    with pytest.raises(ValueError, match="only_split"):
+        write_demo_corpus(tmp_path / "x", clips=N_CLIPS, seed=SEED, progress=False, only_split="holdout")

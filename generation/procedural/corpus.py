@@ -31,7 +31,7 @@ from .captions import captions_for
 from .defaults import DEFAULT_CLIPS, DEFAULT_SEED
 from .choreographer import Dance, choreograph
 from .music import SR, scale_for, synthesize
-from .plan import CLIP_SECONDS, FPS, ClipSpec, plan_corpus
+from .plan import CLIP_SECONDS, FPS, SPLIT_FRACTIONS, ClipSpec, plan_corpus
 from .taxonomy import GENRES, genre
 
 VERSION = "1.0"
@@ -140,13 +140,24 @@ def _remove_stale(out_dir: Path, keep: set[str]) -> int:
 
 
 def write_demo_corpus(out_dir: str | Path, clips: int = DEFAULT_CLIPS, seed: int = DEFAULT_SEED, workers: int = 2,
-                      progress: bool = True, datasheet: bool = True) -> dict:
-    """Generate and write the demo corpus; returns the manifest (counts, timings, parameters)."""
+                      progress: bool = True, datasheet: bool = True, only_split: str | None = None) -> dict:
+    """Generate and write the demo corpus; returns the manifest (counts, timings, parameters).
+
+    ``only_split`` writes just that split's clips of the ``clips``-clip plan. Why: a larger held-out test
+    set (e.g. the 576 test clips of a 5760-clip plan with another seed) for evaluations that need more
+    statistical power than the demo test split, without generating and ingesting the training clips.
+    """
     from .datasheet import write_datasheet
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     specs = plan_corpus(clips, seed)
+    if only_split is not None:
+        if only_split not in SPLIT_FRACTIONS and only_split != "train":
+            raise ValueError(f"only_split must be train, val or test, got {only_split!r}")
+        specs = [s for s in specs if s.split == only_split]
+        if not specs:
+            raise ValueError(f"a {clips}-clip plan has no {only_split} clips")
     _remove_stale(out, {s.name for s in specs})
     start = time.perf_counter()
     jobs: Iterable[ClipResult]
@@ -179,7 +190,8 @@ def write_demo_corpus(out_dir: str | Path, clips: int = DEFAULT_CLIPS, seed: int
         "timing": {"total_s": round(elapsed, 2), "per_clip_generate_median_ms": round(float(np.median(gen)) * 1000, 1),
                    "per_clip_write_median_ms": round(float(np.median(wrt)) * 1000, 1)},
         "bytes": int(sum(r.bytes_written for r in results)),
-        "parameters": {"ogg_compression_level": OGG_COMPRESSION, "pose_dtype": "float16", "clip_frames": int(CLIP_SECONDS * FPS)},
+        "parameters": {"ogg_compression_level": OGG_COMPRESSION, "pose_dtype": "float16", "clip_frames": int(CLIP_SECONDS * FPS),
+                       "planned_clips": clips, "only_split": only_split},
     }
     if datasheet:
         write_datasheet(out, results, manifest)
