@@ -143,7 +143,8 @@ def seeds_markdown(result: dict[str, Any]) -> str:
     rows = result["variants"]
     lines = [f"# Ablation variants over training seeds", "",
              f"Test split, full-gallery protocol, pessimistic ties; {result.get('n_queries', '?')} queries, gallery "
-             f"{result.get('gallery_size', '?')}. Runs: `{result.get('root', '')}`. Mean ± sd over seeds.", "",
+             f"{result.get('gallery_size', '?')}. Catalog: `{result.get('catalog', '')}`. Runs: `{result.get('root', '')}`. "
+             "Mean ± sd over seeds.", "",
              "| variant | seeds | " + " | ".join(METRICS) + " |", "|---|---|" + "---|" * len(METRICS)]
     for r in rows:
         cells = [f"{r['mean'][k]:.2f} ± {r['sd'][k]:.2f}" for k in METRICS]

@@ -9,6 +9,7 @@ protocol works on the same similarity matrix.
 from __future__ import annotations
 
 import argparse
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -274,7 +275,7 @@ def register_extra(eval_subparsers: argparse._SubParsersAction) -> None:
     sd = eval_subparsers.add_parser(
         "seeds", help="the ablation variants over several training seeds (mean, sd, seed-paired differences)",
         description="Evaluates every run ROOT/seed<S>/<variant>/ on the test split (full protocol) and writes "
-                    "seeds.md and seeds.json to --out: per-variant mean and sd over seeds, and the full model minus "
+                    "STEM.md and STEM.json (--name, default seeds) to --out: per-variant mean and sd over seeds, and the full model minus "
                     "each variant paired over seeds and queries. Make the runs with `dancesearch eval ablations "
                     "--seed S --runs ROOT/seed<S>` (or `dancesearch train --seed S --out ROOT/seed<S>/<variant>`).")
     add_common_options(sd)
@@ -282,6 +283,8 @@ def register_extra(eval_subparsers: argparse._SubParsersAction) -> None:
     sd.add_argument("--runs", type=Path, required=True, metavar="ROOT", help="folder holding seed<S>/<variant>/ runs")
     sd.add_argument("--variants", default=None, metavar="LIST", help="comma-separated subset of variant names")
     sd.add_argument("--out", type=Path, default=Path("docs/results"), metavar="DIR")
+    sd.add_argument("--name", type=report_name, default="seeds", metavar="STEM",
+                    help="report file names: DIR/STEM.md and DIR/STEM.json (default seeds); e.g. one per test catalog")
     sd.add_argument("--bootstrap", type=int, default=DEFAULT_REPLICATES, metavar="N")
     sd.add_argument("--device", default=None, help="auto (default) | cpu | cuda")
     sd.set_defaults(handler=cmd_seeds)
@@ -400,6 +403,13 @@ def cmd_real_data(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def report_name(value: str) -> str:
+    """A file stem for --name: letters, digits, '-', '_' and '.', not starting with '.' (no paths)."""
+    if not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*", value):
+        raise argparse.ArgumentTypeError(f"--name must be a plain file stem (letters, digits, - _ .), got {value!r}")
+    return value
+
+
 def cmd_seeds(args: argparse.Namespace) -> int:
     from encoders.api import DanceEmbedder
     from indexer.workspace import Workspace
@@ -429,7 +439,7 @@ def cmd_seeds(args: argparse.Namespace) -> int:
                    "n_queries": len(texts), "gallery_size": data.gallery_size,
                    "runs": {n: {str(s): str(p) for s, p in d.items()} for n, d in runs.items()}})
     args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(args.out / "seeds.json", result)
-    atomic_write_text(args.out / "seeds.md", seeds_markdown(result))
+    atomic_write_json(args.out / f"{args.name}.json", result)
+    atomic_write_text(args.out / f"{args.name}.md", seeds_markdown(result))
     emit(args, result, lambda: print(seeds_markdown(result)))
     return EXIT_OK

@@ -83,3 +83,12 @@ def test_subset_differences_show_where_a_modality_matters():
     assert clearly_better(out["music"]["variants"]["transformer-motion"]["R@10"])
     other = out["other"]["variants"]["transformer-motion"]
     assert all(other[k]["diff"] == 0 for k in ("R@1", "R@5", "R@10"))
+
+
+def test_seeds_report_name_must_be_a_plain_file_stem(capsys):
+    from ui.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["eval", "seeds", "--runs", "x", "--name", "../elsewhere"])
+    assert exc.value.code == 2
+    assert "--name must be a plain file stem" in capsys.readouterr().err
