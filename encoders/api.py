@@ -125,7 +125,8 @@ class DanceEmbedder:
         c = self.config.model
         out = np.zeros((len(items), self.dim), dtype=np.float32)
         for i in range(0, len(items), self.batch_size):
-            batch = collate_dances(list(items[i:i + self.batch_size]), c.seq_len, c.frame_stride)
+            batch = collate_dances(list(items[i:i + self.batch_size]), c.seq_len, c.frame_stride,
+                                   music_pool=c.music_pool)
             batch = {k: v.to(self.device) for k, v in batch.items()}
             emb = self.model.encode_dance(batch["motion"], batch["music"], batch["mask"], batch["music_present"])
             out[i:i + len(emb)] = emb.float().cpu().numpy()

@@ -257,3 +257,37 @@ def test_motion_only_path_is_the_clip_embedded_without_its_music(fusion: str) ->
                                              ("music", False)])
 def test_only_additive_fusions_have_unimodal_paths(fusion: str, expected: bool) -> None:
     assert CustomDancer(_tiny(fusion=fusion)).has_unimodal_paths is expected
+
+
+def test_window_music_pooling_keeps_every_beat_and_averages_the_rest() -> None:
+    from encoders.model.features import MUSIC_EVENT_COLUMNS, pool_music
+
+    frames, stride = 120, 4
+    music = np.zeros((frames, 35), dtype=np.float32)
+    music[:, 1] = np.arange(frames)                    # a continuous column (an MFCC)
+    beats = np.arange(1, frames, 7)                     # one-frame events, rarely on a kept frame
+    music[beats, 34] = 1.0
+    idx = window(frames, 30, stride, start=0)
+    sub, pooled = music[idx], pool_music(music, idx, stride)
+    assert sub[:, 34].sum() < len(beats) / 2            # subsampling loses most beats
+    assert pooled[:, 34].sum() == len(beats)            # each beat lands in exactly one pooled frame
+    np.testing.assert_allclose(pooled[:, 1], idx + (stride - 1) / 2)   # mean over the stride frames
+    assert (pooled[:, MUSIC_EVENT_COLUMNS] <= 1).all() and pool_music(music, idx, 1).tolist() == sub.tolist()
+
+
+def test_collate_music_pool_changes_only_the_music_and_is_validated() -> None:
+    rng = np.random.default_rng(0)
+    items = [prepare_dance(make_record("waltz", rng, 80), make_music("waltz", rng, 80), NormStats.identity())]
+    a = collate_dances(items, 16, 4, music_pool="subsample")
+    b = collate_dances(items, 16, 4, music_pool="window")
+    assert torch.equal(a["motion"], b["motion"]) and torch.equal(a["mask"], b["mask"])
+    assert not torch.equal(a["music"], b["music"])
+    with pytest.raises(ValueError, match="music_pool"):
+        collate_dances(items, 16, 4, music_pool="avg")
+
+
+def test_configs_saved_before_music_pool_existed_keep_subsampling() -> None:
+    assert ModelConfig.from_dict({"fusion": "blend"}).music_pool == "subsample"
+    assert ModelConfig.from_dict({"music_pool": "window"}).music_pool == "window"
+    with pytest.raises(DanceSearchError, match="music_pool"):
+        ModelConfig.from_dict({"music_pool": "avg"})

@@ -13,10 +13,14 @@ from torch import nn
 
 from ..errors import DanceSearchError
 from .blender import FUSIONS, MusicMotionBlender
-from .features import MOTION_FEATURE_DIM, MUSIC_DIM
+from .features import MOTION_FEATURE_DIM, MUSIC_DIM, MUSIC_POOLS
 from .loss import TextToDanceInfoNCE
 from .temporal import TEMPORAL_KINDS, TemporalEncoder
 from .text import TEXT_BACKBONES, TextEncoder, build_backbone
+
+
+LEGACY_DEFAULTS: dict[str, Any] = {"music_pool": "subsample"}
+"""Values that config files written before a field existed imply (the dataclass default may differ)."""
 
 
 @dataclass
@@ -45,6 +49,9 @@ class ModelConfig:
     embed_dim: int = 256
     seq_len: int = 90                   # model frames per clip (after frame_stride)
     frame_stride: int = 4               # 30 fps -> 7.5 fps
+    # how the 30-fps music reaches the 7.5-fps model frames (features.pool_music): "window" keeps every
+    # onset and beat; "subsample" drops most of them. A config without this key predates it: "subsample".
+    music_pool: str = "subsample"
     init_temperature: float = 0.1
 
     def validate(self) -> "ModelConfig":
@@ -57,6 +64,8 @@ class ModelConfig:
             problems.append(f"temporal must be one of {TEMPORAL_KINDS}, got {self.temporal!r}")
         if self.fusion not in FUSIONS:
             problems.append(f"fusion must be one of {FUSIONS}, got {self.fusion!r}")
+        if self.music_pool not in MUSIC_POOLS:
+            problems.append(f"music_pool must be one of {MUSIC_POOLS}, got {self.music_pool!r}")
         if self.temporal == "transformer" and self.d_model % self.heads:
             problems.append(f"d_model {self.d_model} is not divisible by heads {self.heads}")
         for name in ("d_model", "layers", "embed_dim", "seq_len", "frame_stride", "text_hidden"):
@@ -72,7 +81,8 @@ class ModelConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise DanceSearchError(f"unknown model config keys {unknown}; known: {sorted(known)}")
-        return cls(**data).validate()
+        # keys added after the first release: a saved config without them was trained without them
+        return cls(**{**LEGACY_DEFAULTS, **data}).validate()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -232,17 +232,43 @@ def window(num_frames: int, length: int, stride: int, start: int | None = None) 
     return np.arange(start, start + span, stride)
 
 
+MUSIC_POOLS: tuple[str, ...] = ("subsample", "window")
+MUSIC_EVENT_COLUMNS = slice(33, 35)   # onset-peak and beat one-hots (encoders/music/features.py)
+
+
+def pool_music(music: np.ndarray, idx: np.ndarray, stride: int) -> np.ndarray:
+    """Music rows for the model frames ``idx``, each summarising the ``stride`` feature frames it stands for.
+
+    Why: the model sees every ``stride``-th frame (7.5 fps), and the onset-peak and beat columns are
+    one-frame events at 30 fps, so plain subsampling keeps only the events that happen to fall on a
+    kept frame (about one in ``stride``) and the music tower loses most of the rhythm. Here continuous
+    columns (onset envelope, MFCC, chroma) are averaged over the frames ``idx[j] .. idx[j] + stride - 1``
+    and the event columns take their maximum, so every onset and beat survives.
+    """
+    if stride <= 1 or len(music) == 0:
+        return music[idx]
+    frames = np.minimum(idx[:, None] + np.arange(stride)[None, :], len(music) - 1)   # (L, stride)
+    block = music[frames]                                                           # (L, stride, 35)
+    out = block.mean(axis=1)
+    out[:, MUSIC_EVENT_COLUMNS] = block[:, :, MUSIC_EVENT_COLUMNS].max(axis=1)
+    return out.astype(music.dtype, copy=False)
+
+
 def collate_dances(items: list[tuple[np.ndarray, np.ndarray, bool]], seq_len: int, stride: int,
-                   starts: list[int | None] | None = None) -> dict[str, "torch.Tensor"]:
+                   starts: list[int | None] | None = None, music_pool: str = "subsample") -> dict[str, "torch.Tensor"]:
     """Batch normalised (motion (T, F), music (T, 35), music_present) clips into right-padded tensors.
 
-    Each clip contributes the frames of :func:`window` (centred unless ``starts`` gives a start frame).
+    Each clip contributes the frames of :func:`window` (centred unless ``starts`` gives a start frame);
+    ``music_pool`` "window" summarises the music between kept frames (:func:`pool_music`), "subsample"
+    takes the kept frames' rows as they are (the models trained before the option existed).
     Returns ``motion`` (B, L, F), ``music`` (B, L, 35), ``mask`` (B, L) bool, ``music_present`` (B,).
     """
     import torch
 
     if not items:
         raise ValueError("empty batch")
+    if music_pool not in MUSIC_POOLS:
+        raise ValueError(f"music_pool must be one of {MUSIC_POOLS}, got {music_pool!r}")
     idxs = [window(len(m), seq_len, stride, None if starts is None else starts[i]) for i, (m, _, _) in enumerate(items)]
     length = max(len(i) for i in idxs)
     b = len(items)
@@ -251,7 +277,7 @@ def collate_dances(items: list[tuple[np.ndarray, np.ndarray, bool]], seq_len: in
     mask = np.zeros((b, length), dtype=bool)
     for row, ((m, u, _), idx) in enumerate(zip(items, idxs)):
         motion[row, : len(idx)] = m[idx]
-        music[row, : len(idx)] = u[idx]
+        music[row, : len(idx)] = pool_music(u, idx, stride) if music_pool == "window" else u[idx]
         mask[row, : len(idx)] = True
     present = np.array([p for _, _, p in items], dtype=np.float32)
     return {"motion": torch.from_numpy(motion), "music": torch.from_numpy(music), "mask": torch.from_numpy(mask),
