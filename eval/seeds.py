@@ -149,6 +149,8 @@ def seeds_markdown(result: dict[str, Any]) -> str:
     for r in rows:
         cells = [f"{r['mean'][k]:.2f} ± {r['sd'][k]:.2f}" for k in METRICS]
         lines.append(f"| {r['label']} | {','.join(map(str, r['seeds']))} | " + " | ".join(cells) + " |")
+    if result.get("chance"):
+        lines.append("| chance (random ranking) | - | " + " | ".join(f"{result['chance'][k]:.2f}" for k in METRICS) + " |")
     lines += ["", "## Full model minus each variant, paired over seeds and queries", "",
               "diff = mean over seeds; [95% interval: query bootstrap, seeds averaged in each replicate]; "
               "(smallest, largest per-seed difference). **bold**: interval above 0 and every seed positive.", "",

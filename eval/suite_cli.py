@@ -437,6 +437,7 @@ def cmd_seeds(args: argparse.Namespace) -> int:
                                            n_boot=args.bootstrap)
     result.update({"root": str(args.runs), "catalog": ws.db_url, "command": _command_line(args),
                    "n_queries": len(texts), "gallery_size": data.gallery_size,
+                   "chance": {k: v for k, v in chance_metrics(data.gallery_size).items() if k in METRICS},
                    "runs": {n: {str(s): str(p) for s, p in d.items()} for n, d in runs.items()}})
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out / f"{args.name}.json", result)

@@ -52,7 +52,11 @@ def test_summary_pairs_only_the_seeds_both_variants_have():
     assert rows["transformer-motion"]["paired_seeds"] == [0, 2]
     assert rows["transformer-blend"]["sd"]["R@10"] >= 0
     md = seeds_markdown({**out, "n_queries": 200, "gallery_size": 50, "root": "/runs"})
-    assert "| motion only | 0,2 |" in md and "Transformer + blend (ours)" in md
+    assert "| motion only | 0,2 |" in md and "Transformer + blend (ours)" in md and "chance" not in md
+    from eval.metrics import chance_metrics
+
+    md = seeds_markdown({**out, "n_queries": 200, "gallery_size": 50, "chance": chance_metrics(50)})
+    assert "| chance (random ranking) | - | 2.00 | 10.00 | 20.00 |" in md   # K / 50 in percent
 
 
 def test_find_seed_runs(tmp_path):
