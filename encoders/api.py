@@ -134,6 +134,9 @@ class DanceEmbedder:
 
 
 def compute_model_id(checkpoint_sha256: str, config: RunConfig, backbone_identity: str = "") -> str:
-    """``cd-`` + 16 hex of sha256(checkpoint, canonical config JSON, frozen backbone identity): same files, same id."""
-    blob = checkpoint_sha256 + json.dumps(config.to_dict(), sort_keys=True) + backbone_identity
+    """``cd-`` + 16 hex of sha256(checkpoint, canonical config JSON, frozen backbone identity): same files, same id.
+
+    The config enters as ``RunConfig.identity_dict`` so options added in later releases leave old ids alone.
+    """
+    blob = checkpoint_sha256 + json.dumps(config.identity_dict(), sort_keys=True) + backbone_identity
     return "cd-" + hashlib.sha256(blob.encode()).hexdigest()[:16]

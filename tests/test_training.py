@@ -208,3 +208,18 @@ def test_unimodal_loss_weight_is_recorded_and_validated(clips, tmp_path: Path) -
     assert [h["train_loss"] for h in run.history] != [h["train_loss"] for h in plain.history]
     with pytest.raises(DanceSearchError, match="unimodal_loss_weight"):
         TrainConfig.from_dict({"unimodal_loss_weight": -1})
+
+
+def test_options_added_later_leave_old_model_ids_alone() -> None:
+    """An index or fast encoder built with a model stays valid when a release adds a training option."""
+    from encoders.api import compute_model_id
+
+    base = _config()
+    old_style = {"model": {k: v for k, v in base.model.to_dict().items() if k != "music_pool"},
+                 "train": {k: v for k, v in base.to_dict()["train"].items() if k != "unimodal_loss_weight"}}
+    assert compute_model_id("abc", RunConfig.from_dict(old_style)) == compute_model_id("abc", base)
+    used = _config()
+    used.train.unimodal_loss_weight = 0.5
+    windowed = _config(music_pool="window")
+    ids = {compute_model_id("abc", c) for c in (base, used, windowed)}
+    assert len(ids) == 3

@@ -24,11 +24,13 @@ import torch
 
 from ..atomic_io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from ..errors import DanceSearchError, InputError
-from ..model.customdancer import CustomDancer, ModelConfig
+from ..model.customdancer import LEGACY_DEFAULTS as MODEL_LEGACY_DEFAULTS, CustomDancer, ModelConfig
 from ..model.features import NormStats
 from ..versioned_json import read_versioned_json
 
 RUN_FORMAT = 1
+TRAIN_LEGACY_DEFAULTS: dict[str, Any] = {"unimodal_loss_weight": 0.0}
+"""Train-config keys added after the first release, with the value a config without them implies."""
 FILES = ("config.json", "history.json", "best.pt", "norm_stats.npz", "metrics.json", "README.md")
 
 
@@ -102,6 +104,20 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model.to_dict(), "train": asdict(self.train)}
+
+    def identity_dict(self) -> dict[str, Any]:
+        """``to_dict`` without the keys added after the first release that hold the value their absence implies.
+
+        Why: the model id (``encoders.api.compute_model_id``) hashes the config; a release that adds an
+        option must not change the id of a model trained before it, or every index and fast query encoder
+        built with that model would be refused as stale.
+        """
+        out = self.to_dict()
+        for section, legacy in (("model", MODEL_LEGACY_DEFAULTS), ("train", TRAIN_LEGACY_DEFAULTS)):
+            for key, value in legacy.items():
+                if out[section].get(key) == value:
+                    del out[section][key]
+        return out
 
 
 @dataclass
