@@ -22,7 +22,7 @@ import torch
 from .errors import DanceSearchError
 from .model.customdancer import CustomDancer
 from .model.fast_text import FastTextEncoder, load_fast_text
-from .model.features import NormStats, collate_dances, prepare_dance
+from .model.features import NormStats, prepare_dance
 from .motion.record import MotionRecord
 from .training.run_dir import RunConfig, load_run, resolve_device
 
@@ -122,11 +122,9 @@ class DanceEmbedder:
     @torch.no_grad()
     def encode_prepared(self, items: Sequence[PreparedDance]) -> np.ndarray:
         """Embeddings of already prepared (normalised) dances, batched."""
-        c = self.config.model
         out = np.zeros((len(items), self.dim), dtype=np.float32)
         for i in range(0, len(items), self.batch_size):
-            batch = collate_dances(list(items[i:i + self.batch_size]), c.seq_len, c.frame_stride,
-                                   music_pool=c.music_pool)
+            batch = self.model.collate(items[i:i + self.batch_size])
             batch = {k: v.to(self.device) for k, v in batch.items()}
             emb = self.model.encode_dance(batch["motion"], batch["music"], batch["mask"], batch["music_present"])
             out[i:i + len(emb)] = emb.float().cpu().numpy()

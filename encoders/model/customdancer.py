@@ -13,7 +13,7 @@ from torch import nn
 
 from ..errors import DanceSearchError
 from .blender import FUSIONS, MusicMotionBlender
-from .features import MOTION_FEATURE_DIM, MUSIC_DIM, MUSIC_POOLS
+from .features import MOTION_FEATURE_DIM, MUSIC_DIM, MUSIC_POOLS, collate_dances
 from .loss import TextToDanceInfoNCE
 from .temporal import TEMPORAL_KINDS, TemporalEncoder
 from .text import TEXT_BACKBONES, TextEncoder, build_backbone
@@ -125,6 +125,12 @@ class CustomDancer(nn.Module):
         return nn.functional.normalize(self.text.adapter(features), dim=-1)
 
     # --- dance ------------------------------------------------------------------------------------
+    def collate(self, items: Sequence[tuple], starts: list[int | None] | None = None) -> dict[str, torch.Tensor]:
+        """Batch prepared dances the way this model's config reads them (window length, frame stride,
+        music pooling): the one place the trainer, validation and the embedder build model inputs."""
+        c = self.config
+        return collate_dances(list(items), c.seq_len, c.frame_stride, starts, c.music_pool)
+
     def encode_dance(self, motion: torch.Tensor, music: torch.Tensor, mask: torch.Tensor,
                      music_present: torch.Tensor) -> torch.Tensor:
         """(B, T, F) normalised motion features, (B, T, 35) music, (B, T) bool mask, (B,) music flag -> (B, D)."""

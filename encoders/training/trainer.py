@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from ..errors import DanceSearchError
 from ..model.customdancer import CustomDancer
-from ..model.features import block_slice, collate_dances
+from ..model.features import block_slice
 from .data import ClipExample, FeatureBank, balanced_batches, caption_queries
 from .ranking import retrieval_metrics
 from .run_dir import RunConfig, resolve_device, save_run
@@ -87,10 +87,9 @@ def evaluate_model(model: CustomDancer, items: Sequence[tuple[np.ndarray, np.nda
         return None
     was_training = model.training
     model.eval()
-    c = model.config
     dance = []
     for i in range(0, len(items), batch_size):
-        batch = {k: v.to(device) for k, v in collate_dances(list(items[i:i + batch_size]), c.seq_len, c.frame_stride, music_pool=c.music_pool).items()}
+        batch = {k: v.to(device) for k, v in model.collate(items[i:i + batch_size]).items()}
         dance.append(model.encode_dance(batch["motion"], batch["music"], batch["mask"], batch["music_present"]).cpu())
     text = torch.cat([model.encode_text(texts[i:i + batch_size]).cpu() for i in range(0, len(texts), batch_size)])
     model.train(was_training)
@@ -161,7 +160,7 @@ def train(config: RunConfig, train_examples: Sequence[ClipExample], val_examples
             caps = [train_examples[i].captions[int(rng.integers(len(train_examples[i].captions)))] for i in batch_idx]
             items = [train_items[i] for i in batch_idx]
             starts = [int(rng.integers(0, max(1, len(m) - span + 1))) for m, _, _ in items]
-            batch = collate_dances(items, mc.seq_len, mc.frame_stride, starts, mc.music_pool)
+            batch = model.collate(items, starts)
             if tc.rotation_dropout > 0:
                 hide_rotations(batch["motion"], rng, tc.rotation_dropout)
             batch = {k: v.to(device) for k, v in batch.items()}

@@ -153,7 +153,7 @@ def write_demo_corpus(out_dir: str | Path, clips: int = DEFAULT_CLIPS, seed: int
     out.mkdir(parents=True, exist_ok=True)
     specs = plan_corpus(clips, seed)
     if only_split is not None:
-        if only_split not in SPLIT_FRACTIONS and only_split != "train":
+        if only_split not in ("train", *SPLIT_FRACTIONS):
             raise ValueError(f"only_split must be train, val or test, got {only_split!r}")
         specs = [s for s in specs if s.split == only_split]
         if not specs:
