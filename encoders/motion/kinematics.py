@@ -38,11 +38,18 @@ def forward_kinematics(local_rotations: ArrayT, root_translation: ArrayT, skelet
 
 
 def foot_contacts(positions: np.ndarray, joint_names: Sequence[str], fps: float,
-                  speed_threshold: float = 0.3) -> np.ndarray:
+                  speed_threshold: float = 0.3, height_threshold: float | None = None,
+                  floor_percentile: float = 2.0) -> np.ndarray:
     """(T, 4) booleans for left ankle, right ankle, left foot (toe), right foot: joint speed below threshold.
 
     As FineDance and EDGE do (their 0.01 m per frame at 30 fps is ``speed_threshold`` 0.3 m/s),
     so the value is comparable across frame rates. The last frame repeats the one before.
+
+    ``height_threshold`` (metres, None = EDGE's speed-only rule) also requires the joint to be near the
+    floor: at most this high above its own ``floor_percentile`` height over the sequence. Why: a foot
+    held still in the air (a développé, a raised heel while the toe carries the weight) is slow but not in
+    contact, and a generator trained with a contact loss would pin it. Each joint gets its own floor
+    because an ankle rests ~8 cm higher than a toe, and a percentile because mocap floors are not at 0.
     """
     idx = [list(joint_names).index(n) for n in FOOT_JOINTS]
     feet = np.asarray(positions)[:, idx, :]
@@ -50,7 +57,12 @@ def foot_contacts(positions: np.ndarray, joint_names: Sequence[str], fps: float,
         return np.ones((len(feet), 4), dtype=bool)
     speed = np.linalg.norm(np.diff(feet, axis=0), axis=-1) * fps
     speed = np.concatenate([speed, speed[-1:]], axis=0)
-    return speed < speed_threshold
+    contact = speed < speed_threshold
+    if height_threshold is not None:
+        height = feet[..., 1]
+        floor = np.percentile(height, floor_percentile, axis=0)
+        contact &= (height - floor) <= height_threshold
+    return contact
 
 
 def _resample_times(n: int, src_fps: float, dst_fps: float) -> np.ndarray:

@@ -1,0 +1,150 @@
+"""Window datasets for generation: splits never mix, windows match the clips, the cache follows the catalog."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from encoders.errors import DanceSearchError
+from encoders.motion.record import MotionRecord
+from encoders.music.features import COL_BEAT
+from encoders.training.data import ClipExample
+from generation.procedural.corpus import write_demo_corpus
+from generation.representation import FEATURE_DIM, LAYOUT, canonicalise_features, encode
+from generation.windows import WindowConfig, WindowDataset, build_store, cache_root, open_windows
+from generation.windows.store import _window_starts
+from indexer.datasets import examples_for_split
+from indexer.ingest import ingest
+from indexer.workspace import Workspace
+from tests.synthetic_clips import make_record
+
+
+def _set_split(npz: Path, split: str) -> None:
+    with np.load(npz, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays["metadata"]))
+    meta["split"] = split
+    arrays["metadata"] = np.asarray(json.dumps(meta))
+    np.savez(npz, **arrays)
+
+
+@pytest.fixture(scope="module")
+def demo_workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    """A real catalog of 8 procedural demo clips (5 train, 1 val, 2 test), ingested as `make demo` does."""
+    root = tmp_path_factory.mktemp("gen_windows")
+    corpus = root / "corpus"
+    write_demo_corpus(corpus, clips=20, seed=0, workers=1, progress=False)     # plan: 18 train + 2 test
+    train = sorted(p for p in corpus.glob("*.npz") if json.loads(str(np.load(p)["metadata"]))["split"] == "train")
+    for p in train[6:]:
+        p.unlink()
+        p.with_suffix(".ogg").unlink()
+    _set_split(train[5], "val")
+    ws = Workspace(root / "home").ensure()
+    report = ingest(ws, "npz", corpus, progress=False, source="demo", workers=1)
+    assert not report.failed and report.clips == 8
+    return ws
+
+
+@pytest.fixture(scope="module")
+def store(demo_workspace: Workspace):
+    return open_windows(demo_workspace, WindowConfig(stride_frames=30), progress=False)
+
+
+def test_window_starts_cover_the_clip_end() -> None:
+    cfg = WindowConfig(window_frames=120, stride_frames=50)
+    assert _window_starts(360, cfg) == [0, 50, 100, 150, 200, 240]
+    assert _window_starts(120, cfg) == [0]
+    assert _window_starts(119, cfg) == []
+
+
+def test_windows_never_cross_splits(store, demo_workspace: Workspace) -> None:
+    clips_by_split = {s: {c["id"] for c in store.clips(s)} for s in ("train", "val", "test")}
+    assert all(clips_by_split.values()), "the demo plan has clips in every split"
+    assert not clips_by_split["train"] & clips_by_split["test"]
+    assert not clips_by_split["train"] & clips_by_split["val"]
+    catalog_split = {ex.clip_id: ex.split for ex in examples_for_split(demo_workspace, None)}
+    for split in ("train", "val", "test"):
+        for i in range(store.num_windows(split)):
+            w = store.window(split, i)
+            assert w.split == split and catalog_split[w.clip_id] == split
+
+
+def test_window_content_matches_its_clip(store, demo_workspace: Workspace) -> None:
+    ex = {e.clip_id: e for e in examples_for_split(demo_workspace, "test")}
+    clip = store.clips("test")[0]
+    per_clip = len(_window_starts(clip["frames"], store.config))
+    assert per_clip == 9                                     # 12-s clips, 4-s windows every second
+    w = store.window("test", 2)
+    assert (w.clip_id, w.start) == (clip["id"], 60)
+    record = MotionRecord.load(ex[clip["id"]].motion_path)
+    want, _ = canonicalise_features(encode(record, store.config.contacts, canonical=False)[0][60:180])
+    assert w.motion.shape == (120, FEATURE_DIM)
+    np.testing.assert_allclose(w.motion[:, LAYOUT.root], want[:, LAYOUT.root], atol=1e-4)
+    np.testing.assert_allclose(w.motion, want, atol=2e-3)   # float16 cache of rotations
+    music = np.load(ex[clip["id"]].music_path)
+    np.testing.assert_allclose(w.music, music[60:180], rtol=2e-3, atol=2e-2)
+    np.testing.assert_allclose(w.beat_times, np.nonzero(music[60:180, COL_BEAT] > 0.5)[0] / 30.0)
+    assert len(w.beat_times) >= 4 and w.has_music
+    assert w.genre == ex[clip["id"]].genre and w.captions == ex[clip["id"]].captions and w.dancer
+
+
+def test_cache_is_reused_and_follows_catalog_changes(store, demo_workspace: Workspace) -> None:
+    again = open_windows(demo_workspace, WindowConfig(stride_frames=30), progress=False)
+    assert again.root == store.root
+    manifest = store.root / "manifest.json"
+    stamp = manifest.stat().st_mtime_ns
+    open_windows(demo_workspace, WindowConfig(stride_frames=30), progress=False)
+    assert manifest.stat().st_mtime_ns == stamp, "an unchanged catalog is not rebuilt"
+    # another stride is another cache; a changed catalog row (new captions) another hash
+    assert open_windows(demo_workspace, WindowConfig(stride_frames=60), progress=False).root != store.root
+    examples = examples_for_split(demo_workspace, None)
+    examples[0].captions = examples[0].captions + ["a new caption"]
+    changed = build_store(examples, cache_root(demo_workspace.home), WindowConfig(stride_frames=30), progress=False)
+    assert changed.root != store.root and changed.content_hash != store.content_hash
+
+
+def test_interrupted_build_is_never_served(demo_workspace: Workspace, tmp_path: Path) -> None:
+    examples = examples_for_split(demo_workspace, "val")
+    built = build_store(examples, tmp_path, progress=False)
+    (built.root / "manifest.json").unlink()                   # as if killed before the last write
+    (built.root / "val.motion.npy").write_bytes(b"truncated")
+    rebuilt = build_store(examples, tmp_path, progress=False)
+    assert rebuilt.root == built.root and rebuilt.num_windows("val") == built.num_windows("val")
+    assert rebuilt.window("val", 0).motion.shape == (120, FEATURE_DIM)
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_clips_without_rotations_are_listed_with_their_reason(demo_workspace: Workspace, tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    bvh_like = make_record("popping", rng, frames=200, with_rotations=False)
+    bvh_like.save(tmp_path / "bvh_like.motion.npz")
+    extra = ClipExample(10_000, tmp_path / "bvh_like.motion.npz", None, ["a popping dance"], "popping", None, "train",
+                        {"key": "bvh/take_01#0"})
+    examples = examples_for_split(demo_workspace, "train") + [extra]
+    built = build_store(examples, tmp_path / "cache", progress=False)
+    left = built.manifest["left_out"]
+    assert [d["key"] for d in left] == ["bvh/take_01#0"]
+    assert "joint positions only" in left[0]["reason"]
+    with pytest.raises(DanceSearchError, match="no clip of the catalog can be used"):
+        build_store([extra], tmp_path / "cache2", progress=False)
+
+
+def test_torch_dataset_items_and_normaliser(store) -> None:
+    norm = store.fit_normalizer("train")
+    ds = WindowDataset(store, "train", norm)
+    assert len(ds) == store.num_windows("train")
+    item = ds[3]
+    assert item["motion"].shape == (120, FEATURE_DIM) and item["music"].shape == (120, 35)
+    assert store.genres[int(item["genre"])] == store.window("train", 3).genre
+    stacked = np.stack([ds[i]["motion"].numpy() for i in range(len(ds))])
+    assert abs(stacked.mean()) < 0.05 and 0.5 < stacked.std() < 1.5   # normalised on these very windows
+
+
+def test_memory_mapped_arrays_are_float16(store) -> None:
+    arrays = store._split("train")
+    assert arrays["motion"].dtype == np.float16 and isinstance(arrays["motion"], np.memmap)
+    assert arrays["root"].dtype == np.float32
+    assert os.path.getsize(store.root / "train.motion.npy") < 2 * 360 * FEATURE_DIM * len(store.clips("train")) + 4096
