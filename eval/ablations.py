@@ -30,8 +30,7 @@ from encoders.errors import DanceSearchError
 from .bootstrap import paired_difference_ci
 from .oracle import ceilings_markdown, demo_tagged, oracle_ceilings
 from .protocols import summarize_ranks
-
-METRICS: tuple[str, ...] = ("R@1", "R@5", "R@10", "MedR", "MnR")
+from .suite import METRICS, collect_suite_data, evaluate_protocol
 
 
 @dataclass(frozen=True)
@@ -133,8 +132,6 @@ def run_ablations(workspace: Any, out_dir: str | Path, runs_dir: str | Path | No
                   reproduce: str = "") -> dict[str, Any]:
     """Train (or reuse) and evaluate each variant; write ablations.{md,json,png} in ``out_dir``."""
     from encoders.api import DanceEmbedder
-
-    from .suite_cli import collect_suite_data, evaluate_protocol
 
     out_dir = Path(out_dir)
     runs = Path(runs_dir) if runs_dir is not None else workspace.home / "runs" / "ablations"

@@ -22,13 +22,16 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from encoders.cliutil import info
 from encoders.errors import DanceSearchError
 
 from .ablations import BASELINE, VARIANTS
 from .bootstrap import paired_difference_ci
+from .breakdown import caption_attributes
+from .metrics import chance_metrics
 from .protocols import summarize_ranks
+from .suite import METRICS, collect_suite_data, evaluate_protocol
 
-METRICS: tuple[str, ...] = ("R@1", "R@5", "R@10", "MedR", "MnR")
 DIFF_METRICS: tuple[str, ...] = ("R@1", "R@5", "R@10")
 MUSIC_FAMILIES: frozenset[str] = frozenset({"mood", "instrument"})
 """Caption attribute families (``eval.breakdown.LEXICON``) that only the music stream can match."""
@@ -121,6 +124,35 @@ def subset_differences(ranks: dict[str, dict[int, np.ndarray]], subsets: dict[st
                     np.stack([ranks[name][s][mask] for s in shared]), n_boot=n_boot, seed=boot_seed)
         out[label] = row
     return out
+
+
+def evaluate_seed_runs(runs: dict[str, dict[int, Path]], workspace: Any, n_boot: int = 1000,
+                       device: str | None = None, progress: bool = True) -> dict[str, Any]:
+    """Evaluate every run of :func:`find_seed_runs` on the test split (full protocol) and summarise them.
+
+    :func:`summarize_seed_runs` plus ``subsets`` (the differences on captions that name what only the
+    music carries, and on the rest), ``n_queries``, ``gallery_size``, ``chance`` and ``runs``.
+    """
+    from encoders.api import DanceEmbedder
+
+    ranks: dict[str, dict[int, np.ndarray]] = {}
+    for name, by_seed in runs.items():
+        for seed, run_dir in sorted(by_seed.items()):
+            info(f"[{name} seed {seed}] evaluating {run_dir}")
+            data = collect_suite_data(DanceEmbedder.from_run(run_dir, device=device), workspace, "test", progress)
+            _, res = evaluate_protocol(data, "full", n_boot=0)
+            ranks.setdefault(name, {})[seed] = res.ranks
+    # every run answers the same test queries: the last one's texts and gallery describe them all
+    texts = [data.query_texts[int(i)] for i in res.query_index]  # in the ranks' query order
+    result = summarize_seed_runs(ranks, n_boot=n_boot)
+    # where each modality should matter: captions naming what only the music carries, and the rest
+    music = np.asarray([any(caption_attributes(t)[f] for f in MUSIC_FAMILIES) for t in texts])
+    result["subsets"] = subset_differences(ranks, {"name a mood or an instrument": music, "name neither": ~music},
+                                           n_boot=n_boot)
+    result.update({"n_queries": len(texts), "gallery_size": data.gallery_size,
+                   "chance": {k: v for k, v in chance_metrics(data.gallery_size).items() if k in METRICS},
+                   "runs": {n: {str(s): str(p) for s, p in d.items()} for n, d in runs.items()}})
+    return result
 
 
 def clearly_better(diff: dict[str, float]) -> bool:

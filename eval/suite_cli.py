@@ -1,134 +1,26 @@
-"""The research evaluation suite behind ``dancesearch eval ...``: protocols, intervals, breakdowns, reports.
+"""The command line of the research evaluation suite (``dancesearch eval ...``): options, reports, output.
 
 ``eval/cli.py`` owns ``eval retrieval``; it adds :func:`add_protocol_options` to that parser and calls
 :func:`run_retrieval_suite`, and calls :func:`register_extra` for the other actions (``ablations``,
-``breakdown``, ``qualitative``, ``real-data``). Embedding happens once per command
-(:func:`collect_suite_data`, built on ``eval.retrieval.embed_gallery`` and ``caption_queries``), then every
-protocol works on the same similarity matrix.
+``seeds``, ``breakdown``, ``qualitative``, ``real-data``). The computations live in library modules
+(``eval.suite``: embedding a split and the protocols; ``eval.ablations``, ``eval.seeds``, ...); this module
+only reads arguments, calls them, writes ``--out`` and prints.
 """
 from __future__ import annotations
 
 import argparse
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
-
-import numpy as np
+from typing import Any
 
 from encoders.atomic_io import atomic_write_json, atomic_write_text
 from encoders.cliutil import EXIT_FAILED, EXIT_OK, add_common_options, emit, info, progress_enabled
 from encoders.errors import DanceSearchError, InputError
 
-from .bootstrap import DEFAULT_REPLICATES, bootstrap_ci
-from .metrics import chance_metrics
-from .protocols import (DEFAULT_TIES, PROTOCOLS, THRESHOLD, THRESHOLD_TEXT_MODEL, TIE_MODES, ProtocolResult,
-                        caption_similarity, dance_to_text, run_protocol, summarize_ranks)
-
-METRICS: tuple[str, ...] = ("R@1", "R@5", "R@10", "MedR", "MnR")
-MIN_BOOTSTRAP_GROUPS = 10  # fewer batches than this: resample queries (pooled) instead of batches
-PROTOCOL_DOC = {
-    "full": "full test gallery (CustomDancer): every caption ranks every clip of the split; its own clip is correct",
-    "batch32": "shuffled batches of 32 (Guo et al.): one caption per clip, each batch ranks its 32 clips, "
-               "metrics averaged over batches; incomplete last batch dropped; seeded",
-    "threshold": f"TMR threshold: full gallery, and every clip with a caption of text cosine >= {THRESHOLD} "
-                 f"to the query also counts as correct; text model {THRESHOLD_TEXT_MODEL}",
-}
-TIES_DOC = ("ties pessimistic: rank = 1 + wrong items scored >= the best correct item (a constant scorer "
-            "gets the worst rank); R@K in percent; K >= gallery size gives 100")
-
-
-# --- data -----------------------------------------------------------------------------------------------
-@dataclass
-class SuiteData:
-    """One split embedded by one model: what every protocol, breakdown and report reads."""
-
-    split: str
-    model_id: str
-    sim: np.ndarray                    # (Q, G) caption x clip cosine
-    query_clip: np.ndarray             # (Q,) gallery index of each caption's clip
-    query_texts: list[str]
-    clips: list[dict[str, Any]]        # per gallery clip: id, key, genre, captions, tags, bpm
-    gallery_emb: np.ndarray            # (G, D)
-    _text_sim: np.ndarray | None = field(default=None, repr=False)
-
-    @property
-    def gallery_size(self) -> int:
-        return int(self.sim.shape[1])
-
-    @property
-    def query_genres(self) -> list[str]:
-        return [self.clips[int(c)]["genre"] for c in self.query_clip]
-
-    def text_sim(self) -> np.ndarray:
-        """Caption-caption MiniLM similarity (threshold protocol), computed once."""
-        if self._text_sim is None:
-            self._text_sim = caption_similarity(self.query_texts)
-        return self._text_sim
-
-
-def collect_suite_data(embedder: Any, workspace: Any, split: str, progress: bool = True) -> SuiteData:
-    """Embed every clip and caption of ``split`` (clips without captions stay in the gallery)."""
-    from encoders.training.data import caption_queries
-    from indexer.datasets import examples_for_split
-
-    from .retrieval import embed_gallery
-
-    examples = examples_for_split(workspace, split)
-    if not examples:
-        raise DanceSearchError(f"the {split} split has no clips: ingest data (dancesearch ingest ...) first")
-    texts, positives = caption_queries(examples)
-    if not texts:
-        raise DanceSearchError(f"no clip of the {split} split has a caption: nothing to query with")
-    catalog = workspace.catalog(create=False)
-    try:
-        tags = {c.id: dict(c.tags or {}) for c in catalog.clips(split=split)}
-    finally:
-        catalog.close()
-    gallery = embed_gallery(embedder, examples, progress)
-    queries = embedder.encode_text(texts)
-    clips = [{"id": e.clip_id, "key": e.meta.get("key", str(e.clip_id)), "genre": e.genre, "captions": list(e.captions),
-              "tags": tags.get(e.clip_id, {}), "bpm": e.meta.get("bpm")} for e in examples]
-    return SuiteData(split, embedder.model_id, np.asarray(queries, np.float64) @ np.asarray(gallery, np.float64).T,
-                     np.asarray(positives, dtype=np.int64), list(texts), clips, np.asarray(gallery))
-
-
-def load_suite_data(args: argparse.Namespace) -> SuiteData:
-    """Model + workspace from the command line (``--run``, ``--home``/``--db``, ``--split``, ``--device``)."""
-    from encoders.api import DEFAULT_RUN_DIR, DanceEmbedder
-    from indexer.workspace import Workspace
-
-    embedder = DanceEmbedder.from_run(getattr(args, "run", None) or DEFAULT_RUN_DIR, device=getattr(args, "device", None),
-                                      text_encoder=getattr(args, "text_encoder", None) or "full")
-    return collect_suite_data(embedder, Workspace.from_args(args), getattr(args, "split", "test"),
-                              progress_enabled(args))
-
-
-# --- evaluation ---------------------------------------------------------------------------------------
-def evaluate_protocol(data: SuiteData, protocol: str, seed: int = 0, n_boot: int = DEFAULT_REPLICATES,
-                      ties: str = DEFAULT_TIES, threshold: float = THRESHOLD) -> tuple[dict[str, Any], ProtocolResult]:
-    """The JSON payload of one protocol (figures, gallery size, CIs, dance-to-text diagnostic) and its ranks."""
-    text_sim = data.text_sim() if protocol == "threshold" else None
-    res = run_protocol(protocol, data.sim, data.query_clip, data.query_texts, seed=seed, ties=ties,
-                       threshold=threshold, text_sim=text_sim)
-    # batches are the resampling unit only when there are enough of them for a percentile interval
-    by_batch = res.groups is not None and np.unique(res.groups).size >= MIN_BOOTSTRAP_GROUPS
-    ci = bootstrap_ci(res.ranks, summarize_ranks, n_boot=n_boot, seed=seed, groups=res.groups if by_batch else None)
-    d2t = dance_to_text(data.sim, data.query_clip, ties)
-    d2t_ci = bootstrap_ci(d2t.ranks, summarize_ranks, n_boot=n_boot, seed=seed)
-    payload: dict[str, Any] = {k: res.metrics[k] for k in METRICS}
-    payload.update({
-        "protocol": protocol, "protocol_description": PROTOCOL_DOC[protocol], "gallery_size": res.gallery_size,
-        "queries": res.n_queries, "ci95": ci, "bootstrap": {"replicates": n_boot, "seed": seed,
-                                                            "unit": "batch" if by_batch else "query"},
-        "ties": ties, "tie_handling": TIES_DOC if ties == "pessimistic" else f"ties {ties} (see eval/protocols.py)",
-        "details": res.details, "split": data.split, "model": data.model_id,
-        "chance": {k: v for k, v in chance_metrics(res.gallery_size).items() if k in METRICS},
-        "dance_to_text": {**{k: d2t.metrics[k] for k in METRICS}, "gallery_size": d2t.gallery_size,
-                          "queries": d2t.n_queries, "ci95": d2t_ci,
-                          "note": "diagnostic: each captioned clip ranks all captions of the split (full gallery)"},
-    })
-    return payload, res
+from .bootstrap import DEFAULT_REPLICATES
+from .protocols import DEFAULT_TIES, PROTOCOLS, THRESHOLD, TIE_MODES
+from .suite import (METRICS, TIES_DOC, collect_suite_data, evaluate_protocol, load_suite_data, metric_cell,
+                    protocols_markdown)
 
 
 def add_protocol_options(parser: argparse.ArgumentParser) -> None:
@@ -144,46 +36,6 @@ def add_protocol_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ties", choices=TIE_MODES, default=DEFAULT_TIES, help=argparse.SUPPRESS)
     parser.add_argument("--threshold", type=float, default=THRESHOLD,
                         help=f"caption similarity threshold of the threshold protocol (default {THRESHOLD})")
-
-
-def _fmt(m: dict[str, Any], key: str) -> str:
-    v = m[key]
-    ci = m.get("ci95", {}).get(key)
-    txt = f"{v:.2f}" if key.startswith("R@") else f"{v:.1f}"
-    return txt + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci and key.startswith("R@") else
-                  f" [{ci[0]:.1f}, {ci[1]:.1f}]" if ci else "")
-
-
-def protocols_markdown(payloads: Sequence[dict[str, Any]], title: str, command: str | None = None) -> str:
-    """Markdown table of protocol payloads (value [95% CI]), the gallery size on every row."""
-    lines = [f"# {title}", ""]
-    if command:
-        lines += ["Produced by:", "", "```", command, "```", ""]
-    if payloads:
-        p0 = payloads[0]
-        lines += [f"Split `{p0['split']}`, model `{p0['model']}`. {TIES_DOC}. Brackets: bootstrap 95% interval "
-                  f"({p0['bootstrap']['replicates']} replicates over queries; over batches for batch32 when it has "
-                  f"at least {MIN_BOOTSTRAP_GROUPS} batches; seed {p0['bootstrap']['seed']}).", ""]
-    lines += ["| protocol | direction | gallery | queries | " + " | ".join(METRICS) + " |",
-              "|---|---|---:|---:|" + "---|" * len(METRICS)]
-    for p in payloads:
-        lines.append(f"| {p['protocol']} | text->dance | {p['gallery_size']} | {p['queries']} | "
-                     + " | ".join(_fmt(p, k) for k in METRICS) + " |")
-    if payloads:
-        d = payloads[0]["dance_to_text"]
-        lines.append(f"| full (diagnostic) | dance->text | {d['gallery_size']} captions | {d['queries']} | "
-                     + " | ".join(_fmt(d, k) for k in METRICS) + " |")
-    lines += ["", "Protocols:", ""] + [f"- `{p['protocol']}`: {p['protocol_description']}" for p in payloads]
-    for p in payloads:
-        if p["protocol"] == "threshold":
-            det = p["details"]
-            lines.append(f"- threshold protocol: {det['queries_with_extra_correct']} of {p['queries']} queries gained "
-                         f"extra correct clips; mean correct clips per query {det['mean_correct_per_query']:.2f}")
-        if p["protocol"] == "batch32":
-            det = p["details"]
-            lines.append(f"- batch32: {det['batches']} batches of {det['batch_size']}, {det['pairs_dropped']} pairs "
-                         f"dropped (incomplete last batch)")
-    return "\n".join(lines) + "\n"
 
 
 def _write_out(path: Path | None, payload: dict[str, Any], markdown: str) -> None:
@@ -222,10 +74,10 @@ def print_suite(payload: dict[str, Any]) -> None:
     items = list(payload["protocols"].values()) if "protocols" in payload else [payload]
     for p in items:
         print(f"[{p['protocol']}] {p['split']}: {p['queries']} queries, gallery of {p['gallery_size']}")
-        print("  text->dance  " + "  ".join(f"{k} {_fmt(p, k)}" for k in METRICS))
+        print("  text->dance  " + "  ".join(f"{k} {metric_cell(p, k)}" for k in METRICS))
     d = items[0]["dance_to_text"]
     print(f"  dance->text (diagnostic, gallery of {d['gallery_size']} captions)  "
-          + "  ".join(f"{k} {_fmt(d, k)}" for k in METRICS))
+          + "  ".join(f"{k} {metric_cell(d, k)}" for k in METRICS))
 
 
 def _command_line(args: argparse.Namespace) -> str:
@@ -246,7 +98,7 @@ def _model_options(p: argparse.ArgumentParser) -> None:
 
 
 def register_extra(eval_subparsers: argparse._SubParsersAction) -> None:
-    """Add ``ablations``, ``breakdown``, ``qualitative`` and ``real-data`` to ``dancesearch eval``."""
+    """Add ``ablations``, ``seeds``, ``breakdown``, ``qualitative`` and ``real-data`` to ``dancesearch eval``."""
     a = eval_subparsers.add_parser(
         "ablations", help="train and evaluate the temporal-backbone and fusion variants (paper Tables 2, 3)",
         description="Trains every variant with `dancesearch train` (one subprocess each, the exact commands are "
@@ -411,34 +263,15 @@ def report_name(value: str) -> str:
 
 
 def cmd_seeds(args: argparse.Namespace) -> int:
-    from encoders.api import DanceEmbedder
     from indexer.workspace import Workspace
 
-    from .breakdown import caption_attributes
-    from .seeds import MUSIC_FAMILIES, find_seed_runs, seeds_markdown, subset_differences, summarize_seed_runs
+    from .seeds import evaluate_seed_runs, find_seed_runs, seeds_markdown
 
     ws = Workspace.from_args(args)
     names = [v.strip() for v in args.variants.split(",")] if args.variants else None
-    runs = find_seed_runs(args.runs, names)
-    ranks: dict[str, dict[int, np.ndarray]] = {}
-    for name, by_seed in runs.items():
-        for seed, run_dir in sorted(by_seed.items()):
-            info(f"[{name} seed {seed}] evaluating {run_dir}")
-            data = collect_suite_data(DanceEmbedder.from_run(run_dir, device=args.device), ws, "test",
-                                      progress_enabled(args))
-            _, res = evaluate_protocol(data, "full", n_boot=0)
-            ranks.setdefault(name, {})[seed] = res.ranks
-    # every run answers the same test queries: the last one's texts and gallery describe them all
-    texts = [data.query_texts[int(i)] for i in res.query_index]  # in the ranks' query order
-    result = summarize_seed_runs(ranks, n_boot=args.bootstrap)
-    # where each modality should matter: captions naming what only the music carries, and the rest
-    music = np.asarray([any(caption_attributes(t)[f] for f in MUSIC_FAMILIES) for t in texts])
-    result["subsets"] = subset_differences(ranks, {"name a mood or an instrument": music, "name neither": ~music},
-                                           n_boot=args.bootstrap)
-    result.update({"root": str(args.runs), "catalog": ws.db_url, "command": _command_line(args),
-                   "n_queries": len(texts), "gallery_size": data.gallery_size,
-                   "chance": {k: v for k, v in chance_metrics(data.gallery_size).items() if k in METRICS},
-                   "runs": {n: {str(s): str(p) for s, p in d.items()} for n, d in runs.items()}})
+    result = evaluate_seed_runs(find_seed_runs(args.runs, names), ws, n_boot=args.bootstrap, device=args.device,
+                                progress=progress_enabled(args))
+    result.update({"root": str(args.runs), "catalog": ws.db_url, "command": _command_line(args)})
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out / f"{args.name}.json", result)
     atomic_write_text(args.out / f"{args.name}.md", seeds_markdown(result))

@@ -12,11 +12,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from encoders.motion.bvh_write import motion_bvh
 from encoders.motion.record import MotionRecord
 from indexer.index.embedder import TextEmbeddingCache
 from indexer.index.service import SearchEngine, SearchRequest
 
-from .media import MOTION_FORMATS, MediaError, audio_media_type, contained_path, motion_bvh, motion_json_bytes
+from .media import MOTION_FORMATS, MediaError, audio_media_type, contained_path, motion_json_bytes
 
 
 def media_urls(clip_id: int, has_audio: bool) -> dict[str, str | None]:

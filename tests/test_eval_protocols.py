@@ -165,7 +165,7 @@ def test_bootstrap_grouped_resamples_batches():
 
 # --- the suite on a hand-built SuiteData (no model, no catalog) ---------------------------------------
 def _suite_data():
-    from eval.suite_cli import SuiteData
+    from eval.suite import SuiteData
 
     # 4 clips, 5 captions; caption 1 and 2 are the same text on clips 0 and 1
     sim = np.array([[0.9, 0.5, 0.1, 0.0],
@@ -181,7 +181,7 @@ def _suite_data():
 
 
 def test_evaluate_protocol_payload():
-    from eval.suite_cli import evaluate_protocol, protocols_markdown
+    from eval.suite import evaluate_protocol, protocols_markdown
 
     data = _suite_data()
     full, res = evaluate_protocol(data, "full", n_boot=200, seed=1)
@@ -200,7 +200,7 @@ def test_evaluate_protocol_payload():
 
 def test_breakdown_from_suite_rows():
     from eval.breakdown import breakdown
-    from eval.suite_cli import evaluate_protocol
+    from eval.suite import evaluate_protocol
 
     data = _suite_data()
     _, res = evaluate_protocol(data, "full", n_boot=0)

@@ -12,8 +12,10 @@ import pytest
 import torch
 
 from encoders.motion.kinematics import TARGET_FPS, foot_contacts, forward_kinematics, resample_linear, resample_rotations
-from encoders.motion.rotations import (axis_angle_to_matrix, axis_angle_to_rot6d, euler_to_matrix, matrix_to_axis_angle,
-                                       matrix_to_rot6d, rot6d_to_axis_angle, rot6d_to_matrix)
+from encoders.motion.rotations import (axis_angle_to_matrix, axis_angle_to_rot6d, euler_to_matrix, euler_to_quaternion,
+                                       matrix_to_axis_angle, matrix_to_euler_zyx, matrix_to_rot6d,
+                                       quaternion_to_axis_angle, quaternion_to_matrix, rot6d_to_axis_angle,
+                                       rot6d_to_matrix)
 from encoders.motion.skeleton import FOOT_JOINTS, SMPL_BODY_22, Skeleton, smpl24, smplx52
 
 
@@ -123,6 +125,60 @@ def test_euler_zxy_bvh_example_by_hand() -> None:
 def test_euler_rejects_bad_order() -> None:
     with pytest.raises(ValueError):
         euler_to_matrix(np.zeros(3), "XXQ")
+
+
+def test_matrix_to_euler_zyx_inverts_euler_to_matrix() -> None:
+    rng = np.random.default_rng(3)
+    angles = np.stack([rng.uniform(-179, 179, 400), rng.uniform(-89, 89, 400), rng.uniform(-179, 179, 400)], -1)
+    np.testing.assert_allclose(matrix_to_euler_zyx(euler_to_matrix(angles, "ZYX")), angles, atol=1e-8)
+    # by hand: a quarter turn about z alone
+    np.testing.assert_allclose(matrix_to_euler_zyx(rz(math.pi / 2)), [90.0, 0.0, 0.0], atol=1e-12)
+
+
+@pytest.mark.parametrize("y", [90.0, -90.0])
+def test_matrix_to_euler_zyx_at_gimbal_lock_gives_the_same_matrix(y: float) -> None:
+    m = euler_to_matrix(np.array([25.0, y, -40.0]), "ZYX")
+    back = matrix_to_euler_zyx(m)
+    assert back[1] == pytest.approx(y)
+    np.testing.assert_allclose(euler_to_matrix(back, "ZYX"), m, atol=1e-12)
+
+
+# ---------------------------------------------------------------- quaternions
+
+def test_quaternion_by_hand() -> None:
+    # a quarter turn about +y: q = (cos 45, 0, sin 45, 0)
+    h = math.sqrt(0.5)
+    np.testing.assert_allclose(euler_to_quaternion(np.array([90.0, 0.0, 0.0]), "YZX"), [h, 0, h, 0], atol=1e-15)
+    np.testing.assert_allclose(quaternion_to_matrix(np.array([h, 0, h, 0])), ry(math.pi / 2), atol=1e-15)
+    np.testing.assert_allclose(quaternion_to_axis_angle(np.array([h, 0, h, 0])), [0, math.pi / 2, 0], atol=1e-15)
+    # q and -q are one rotation: the axis-angle is the short one either way
+    np.testing.assert_allclose(quaternion_to_axis_angle(np.array([-h, 0, -h, 0])), [0, math.pi / 2, 0], atol=1e-15)
+
+
+@pytest.mark.parametrize("order", [a + b + c for a in "XYZ" for b in "XYZ" for c in "XYZ"])
+def test_euler_to_quaternion_is_the_rotation_of_euler_to_matrix(order: str) -> None:
+    angles = np.random.default_rng(5).uniform(-180, 180, size=(64, 3))
+    q = euler_to_quaternion(angles, order)
+    np.testing.assert_allclose(np.linalg.norm(q, axis=-1), 1.0, atol=1e-12)
+    np.testing.assert_allclose(quaternion_to_matrix(q), euler_to_matrix(angles, order), atol=1e-12)
+    np.testing.assert_allclose(axis_angle_to_matrix(quaternion_to_axis_angle(q)), euler_to_matrix(angles, order),
+                               atol=1e-9)
+
+
+def test_quaternion_functions_serve_numpy_and_torch_alike() -> None:
+    angles = np.random.default_rng(6).uniform(-3, 3, size=(50, 4, 3))
+    q = euler_to_quaternion(angles, "YZX", degrees=False)
+    qt = euler_to_quaternion(torch.as_tensor(angles), "YZX", degrees=False)
+    assert isinstance(q, np.ndarray) and isinstance(qt, torch.Tensor) and qt.dtype == torch.float64
+    np.testing.assert_allclose(qt.numpy(), q, atol=1e-15)
+    for fn in (quaternion_to_matrix, quaternion_to_axis_angle):
+        out_t = fn(qt)
+        assert isinstance(out_t, torch.Tensor)
+        np.testing.assert_allclose(out_t.numpy(), fn(q), atol=1e-14)
+    # the numpy path stays numpy (its last bits are what the demo corpus stores)
+    assert isinstance(quaternion_to_axis_angle(q), np.ndarray)
+    with pytest.raises(ValueError):
+        euler_to_quaternion(np.zeros(3), "XQZ")
 
 
 # ---------------------------------------------------------------- forward kinematics

@@ -9,8 +9,8 @@ Modules, one job each:
 - ``taxonomy``: genres (tempo range, meter, swing, scales, drums, timbre, vocabulary, priors) and tag values.
 - ``rig``: named body controls (degrees) -> SMPL-X 52 local rotations; hand shapes.
 - ``primitives``: parameterised movement primitives -> keyframes on the beat grid.
-- ``choreographer``: 8-count phrase assembly, dancer style, easing, turns, travel, grounding.
-- ``grounding``: root height and horizontal root motion from leg FK (feet planted, no sliding).
+- ``choreographer``: 8-count phrase assembly, dancer style, easing, turns, travel, grounding (root height and
+  travel from leg FK with the feet planted: ``encoders.motion.grounding``).
 - ``music``: the synthesiser (drums, bass, harmony, melody) on the same beat grid.
 - ``captions``: tags -> short search-like captions; held-out phrasings for the test split.
 - ``plan``: per-clip attribute plan (genre balance, stratified attributes, splits, dancers).

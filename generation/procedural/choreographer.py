@@ -14,15 +14,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from encoders.motion.grounding import ground
 from encoders.motion.kinematics import forward_kinematics
-from encoders.motion.rotations import axis_angle_to_matrix
+from encoders.motion.rotations import axis_angle_to_matrix, quaternion_to_axis_angle, quaternion_to_matrix
 from encoders.motion.skeleton import FOOT_JOINTS, smplx52
 
-from .grounding import ground
 from .plan import CLIP_SECONDS, FPS, ClipSpec
 from .primitives import MOVES, TRAVEL_DIRECTIONAL, Key, swap
-from .rig import (CONTROL_INDEX, HAND_SHAPES, NUM_CONTROLS, controls_to_euler, euler_to_quaternion,
-                  quaternion_to_axis_angle, quaternion_to_matrix)
+from .rig import CONTROL_INDEX, HAND_SHAPES, NUM_CONTROLS, controls_to_quaternions
 from .taxonomy import Genre, genre
 
 ENERGY_GAIN = {"low": 0.6, "medium": 0.9, "high": 1.15}
@@ -211,7 +210,7 @@ def choreograph(spec: ClipSpec) -> Dance:
         ctrl[:, CONTROL_INDEX[k]] += v
     _limit(ctrl)
 
-    quat = euler_to_quaternion(controls_to_euler(ctrl))
+    quat = controls_to_quaternions(ctrl)
     sk = smplx52()
     legs = sorted({j for n in FOOT_JOINTS for j in _chain(sk, n)})
     rot = np.zeros((n_frames, sk.num_joints, 3, 3))

@@ -21,7 +21,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from encoders.motion.rotations import euler_to_matrix
+from encoders.motion.rotations import euler_to_matrix, euler_to_quaternion
 from encoders.motion.skeleton import smplx52
 
 EULER_ORDER = "YZX"
@@ -178,38 +178,13 @@ def _sparse_control_matrix_t():
     return csr_matrix(control_matrix().T)
 
 
-def euler_to_quaternion(euler: np.ndarray) -> np.ndarray:
-    """(..., 3) intrinsic YZX Euler radians -> (..., 4) unit quaternions (w, x, y, z), q = qy * qz * qx.
+def controls_to_quaternions(ctrl: np.ndarray) -> np.ndarray:
+    """(T, C) control degrees -> (T, 52, 4) float64 local rotations as unit quaternions (w, x, y, z), numpy.
 
-    Numpy and closed form: cheaper than building matrices when only axis-angle is stored.
+    The corpus path: cheaper than matrices when only axis-angle is stored (``controls_to_rotations``
+    is the torch reference).
     """
-    hy, hz, hx = euler[..., 0] / 2, euler[..., 1] / 2, euler[..., 2] / 2
-    cy, sy, cz, sz, cx, sx = np.cos(hy), np.sin(hy), np.cos(hz), np.sin(hz), np.cos(hx), np.sin(hx)
-    # qy * qz = (cy cz, -sy sz... ) computed as Hamilton products of (c, 0, s, 0) (c, 0, 0, s) (c, s, 0, 0)
-    w1, x1, y1, z1 = cy * cz, sy * sz, sy * cz, cy * sz
-    w = w1 * cx - x1 * sx
-    x = w1 * sx + x1 * cx
-    y = y1 * cx + z1 * sx
-    z = z1 * cx - y1 * sx
-    return np.stack([w, x, y, z], axis=-1)
-
-
-def quaternion_to_axis_angle(q: np.ndarray) -> np.ndarray:
-    """(..., 4) unit quaternions -> (..., 3) axis-angle (angle in [0, pi])."""
-    q = np.where(q[..., :1] < 0, -q, q)
-    v = q[..., 1:]
-    n = np.linalg.norm(v, axis=-1, keepdims=True)
-    angle = 2 * np.arctan2(n, q[..., :1])
-    scale = np.where(n < 1e-8, 2.0, angle / np.maximum(n, 1e-12))
-    return v * scale
-
-
-def quaternion_to_matrix(q: np.ndarray) -> np.ndarray:
-    """(..., 4) unit quaternions (w, x, y, z) -> (..., 3, 3) rotation matrices."""
-    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
-    return np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-                     2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-                     2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], axis=-1).reshape(q.shape[:-1] + (3, 3))
+    return euler_to_quaternion(controls_to_euler(ctrl), EULER_ORDER, degrees=False)
 
 
 def controls_to_rotations(ctrl: np.ndarray) -> torch.Tensor:

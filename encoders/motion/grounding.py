@@ -1,10 +1,11 @@
 """Root translation from leg forward kinematics: feet on the floor, support foot planted.
 
-Why: procedurally posed legs say nothing about where the pelvis is. Height: the root is lifted so the
-lowest foot joint touches y = 0 in every frame (no floating, no sinking; knee bends lower the body,
-pointed ankles raise it). Horizontal: the support joint (the lowest foot joint, with hysteresis) is an
-anchor that stays fixed on the floor, so the pelvis moves around it; stepping legs therefore make the
-body travel and turning pivots on the support foot, with no foot sliding by construction.
+Why: posed legs (the procedural corpus, a generator's rotations) say nothing about where the pelvis
+is. Height: the root is lifted so the lowest foot joint touches y = 0 in every frame (no floating, no
+sinking; knee bends lower the body, pointed ankles raise it). Horizontal: the support joint (the lowest
+foot joint, with hysteresis) is an anchor that stays fixed on the floor, so the pelvis moves around it;
+stepping legs therefore make the body travel and turning pivots on the support foot, with no foot
+sliding by construction.
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def foot_positions(rotations: np.ndarray, skeleton: Skeleton) -> np.ndarray:
     """(T, 4, 3) positions of the FOOT_JOINTS relative to the root, from (T, J, 3, 3) local rotations.
 
     Only the leg chains (pelvis -> hip -> knee -> ankle -> foot) are evaluated: grounding needs nothing
-    else, and this is the hot loop of corpus generation.
+    else, and this is the hot loop of procedural corpus generation.
     """
     out = {}
     glob: dict[int, np.ndarray] = {}
