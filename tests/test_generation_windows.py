@@ -98,8 +98,14 @@ def test_cache_is_reused_and_follows_catalog_changes(store, demo_workspace: Work
     stamp = manifest.stat().st_mtime_ns
     open_windows(demo_workspace, WindowConfig(stride_frames=30), progress=False)
     assert manifest.stat().st_mtime_ns == stamp, "an unchanged catalog is not rebuilt"
-    # another stride is another cache; a changed catalog row (new captions) another hash
-    assert open_windows(demo_workspace, WindowConfig(stride_frames=60), progress=False).root != store.root
+    # another stride or length reads the same cache; other contact labels or a changed catalog row do not
+    wide = open_windows(demo_workspace, WindowConfig(stride_frames=120), progress=False)
+    assert wide.root == store.root and wide.num_windows("test") == 3 * len(store.clips("test"))
+    assert store.with_windows(60, 60).num_windows("test") == 6 * len(store.clips("test"))
+    assert store.num_windows("test") == 9 * len(store.clips("test"))
+    from generation.representation import ContactConfig
+    edge = open_windows(demo_workspace, WindowConfig(contacts=ContactConfig(height_threshold=None)), progress=False)
+    assert edge.root != store.root
     examples = examples_for_split(demo_workspace, None)
     examples[0].captions = examples[0].captions + ["a new caption"]
     changed = build_store(examples, cache_root(demo_workspace.home), WindowConfig(stride_frames=30), progress=False)

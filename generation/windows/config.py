@@ -15,7 +15,8 @@ class WindowConfig:
     """4-s windows (120 frames at 30 fps) every ``stride_frames`` frames of each clip.
 
     The last window of a clip is aligned to the clip's end when the stride does not land there, so no
-    tail goes unused; clips shorter than one window give none (and are counted in the report).
+    tail goes unused; clips shorter than one window give none. Only ``contacts`` changes what is cached;
+    length and stride are how the cache is read (``WindowStore.with_windows``).
     """
 
     window_frames: int = 120

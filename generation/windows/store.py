@@ -9,11 +9,12 @@ Layout (``HOME/cache/generation/windows-<hash>/``)::
     <split>.clips.json       per clip: id, key, genre, dancer, captions, bpm, offset, frames, has_music
 
 Why clips and not windows: windows overlap (stride < length), so storing clips keeps the cache small
-and lets any stride be served from one build; each window is cut and moved to its canonical frame when
-read. Splits are the catalog's, per clip, so no window of a test clip is ever in the train arrays.
-The hash covers the catalog rows (ids change when content changes; captions, genres, splits) and the
-config, so a changed catalog gets a new cache; ``manifest.json`` is written last, so a build that was
-interrupted is never mistaken for a finished one.
+and lets any window length and stride be served from one build (training reads overlapping windows,
+evaluation non-overlapping ones); each window is cut and moved to its canonical frame when read. Splits
+are the catalog's, per clip, so no window of a test clip is ever in the train arrays. The hash covers
+the catalog rows (ids change when content changes; captions, genres, splits), the representation and the
+contact labelling, so a changed catalog gets a new cache; ``manifest.json`` is written last, so a build
+that was interrupted is never mistaken for a finished one.
 """
 from __future__ import annotations
 
@@ -64,8 +65,8 @@ class Window:
 def content_hash(examples: Sequence[ClipExample], config: WindowConfig) -> str:
     """sha1 of the representation, the config and every catalog row a cache is built from."""
     h = hashlib.sha1()
-    h.update(json.dumps({"format": CACHE_FORMAT, "representation": REPRESENTATION_ID, "config": config.to_dict()},
-                        sort_keys=True).encode())
+    h.update(json.dumps({"format": CACHE_FORMAT, "representation": REPRESENTATION_ID,
+                         "contacts": config.contacts.to_dict()}, sort_keys=True).encode())
     for ex in sorted(examples, key=lambda e: (str(type(e.clip_id)), e.clip_id)):
         row = [ex.clip_id, ex.split, ex.genre, ex.dancer, str(ex.motion_path), str(ex.music_path),
                list(ex.captions), ex.meta.get("key"), ex.meta.get("bpm")]
@@ -84,9 +85,13 @@ def _window_starts(frames: int, config: WindowConfig) -> list[int]:
 
 
 class WindowStore:
-    """A finished window cache: arrays memory-mapped on open, windows cut on demand."""
+    """A finished window cache: arrays memory-mapped on open, windows cut on demand.
 
-    def __init__(self, root: Path) -> None:
+    ``config`` sets the window length and stride of this view (default: the one the cache was built
+    with); its contact labelling must be the cache's.
+    """
+
+    def __init__(self, root: Path, config: WindowConfig | None = None) -> None:
         self.root = Path(root)
         manifest = self.root / "manifest.json"
         try:
@@ -97,7 +102,10 @@ class WindowStore:
             raise InputError(manifest, "window cache of another format or representation", field="format",
                              expected=f"{CACHE_FORMAT} / {REPRESENTATION_ID}",
                              got=f"{self.manifest.get('format')} / {self.manifest.get('representation')}")
-        self.config = WindowConfig.from_dict(self.manifest["config"])
+        built = WindowConfig.from_dict(self.manifest["config"])
+        if config is not None and config.contacts != built.contacts:
+            raise DanceSearchError(f"{self.root}: built with other contact labels ({built.contacts}); rebuild it")
+        self.config = config or built
         self.genres: list[str] = list(self.manifest["genres"])
         self._splits: dict[str, dict[str, Any]] = {}
 
@@ -119,6 +127,12 @@ class WindowStore:
 
     def clips(self, split: str) -> list[dict[str, Any]]:
         return list(self._split(split)["clips"])
+
+    def with_windows(self, window_frames: int | None = None, stride_frames: int | None = None) -> "WindowStore":
+        """The same cache seen with another window length or stride (no rebuild, shares nothing mutable)."""
+        cfg = WindowConfig(window_frames or self.config.window_frames, stride_frames or self.config.stride_frames,
+                           self.config.contacts)
+        return WindowStore(self.root, cfg)
 
     def num_windows(self, split: str) -> int:
         return len(self._split(split)["index"])
@@ -161,13 +175,14 @@ def build_store(examples: Sequence[ClipExample], cache_root: Path, config: Windo
                 progress: bool = True) -> WindowStore:
     """The finished cache for ``examples`` under ``cache_root``: reused when its hash matches, else built.
 
-    Clips that cannot be used (no rotations, unreadable, too short) are left out and listed in the
-    manifest with their reason; a catalog with no usable clip at all is an error naming the reasons.
+    Clips that cannot be used (no rotations, unreadable) are left out and listed in the manifest with
+    their reason; a catalog with no usable clip at all is an error naming the reasons. A clip shorter
+    than a window is kept but yields no window at that length.
     """
     digest = content_hash(examples, config)
     root = Path(cache_root) / f"windows-{digest[:16]}"
     if (root / "manifest.json").is_file():
-        store = WindowStore(root)
+        store = WindowStore(root, config)
         if store.content_hash == digest:
             return store
     tmp = root.with_name(root.name + ".partial")
@@ -190,11 +205,6 @@ def build_store(examples: Sequence[ClipExample], cache_root: Path, config: Windo
                 left_out.append({"clip_id": ex.clip_id, "key": key, "reason": str(exc)})
                 bar.update(1)
                 continue
-            if len(feats) < config.window_frames:
-                left_out.append({"clip_id": ex.clip_id, "key": key,
-                                 "reason": f"shorter than one window ({len(feats)} < {config.window_frames} frames)"})
-                bar.update(1)
-                continue
             motion_parts.append(feats)
             music_parts.append(music)
             meta.append({"id": ex.clip_id, "key": key, "genre": ex.genre, "dancer": ex.dancer,
@@ -208,8 +218,7 @@ def build_store(examples: Sequence[ClipExample], cache_root: Path, config: Windo
             np.save(tmp / f"{split}.root.npy", motion[:, LAYOUT.root].astype(np.float32))
             np.save(tmp / f"{split}.music.npy", np.concatenate(music_parts).astype(np.float16))
         atomic_write_json(tmp / f"{split}.clips.json", meta)
-        counts[split] = {"clips": len(meta), "frames": offset,
-                         "windows": sum(len(_window_starts(m["frames"], config)) for m in meta)}
+        counts[split] = {"clips": len(meta), "frames": offset}
     bar.close()
     if not any(c["clips"] for c in counts.values()):
         reasons = Counter(d["reason"].split(": ", 1)[-1] for d in left_out)
@@ -223,4 +232,4 @@ def build_store(examples: Sequence[ClipExample], cache_root: Path, config: Windo
         "splits": counts, "left_out": left_out})
     shutil.rmtree(root, ignore_errors=True)
     tmp.rename(root)
-    return WindowStore(root)
+    return WindowStore(root, config)
