@@ -30,6 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_protocol_options(r)
     r.set_defaults(handler=cmd_retrieval)
     register_extra(actions)
+    from generation.metrics.cli import register_generation; register_generation(actions)  # noqa: E702
 
 
 def cmd_retrieval(args: argparse.Namespace) -> int:
