@@ -1,6 +1,7 @@
 """Shared fixtures: the real data fixtures beside the project (../shared/data), skipped when absent."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -20,3 +21,40 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data fixtures not found at {SHARED_DATA} (a fresh user clone has no ../shared)")
     return SHARED_DATA
+
+
+def _set_split(npz: Path, split: str) -> None:
+    import numpy as np
+
+    with np.load(npz, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays["metadata"]))
+    meta["split"] = split
+    arrays["metadata"] = np.asarray(json.dumps(meta))
+    np.savez(npz, **arrays)
+
+
+@pytest.fixture(scope="session")
+def demo_workspace(tmp_path_factory: pytest.TempPathFactory):
+    """A real catalog of 8 procedural demo clips (5 train, 1 val, 2 test), ingested as `make demo` does.
+
+    Shared by the generation tests (window datasets, metrics against catalog windows): one ingest per run.
+    """
+    import numpy as np
+
+    from generation.procedural.corpus import write_demo_corpus
+    from indexer.ingest import ingest
+    from indexer.workspace import Workspace
+
+    root = tmp_path_factory.mktemp("gen_windows")
+    corpus = root / "corpus"
+    write_demo_corpus(corpus, clips=20, seed=0, workers=1, progress=False)     # plan: 18 train + 2 test
+    train = sorted(p for p in corpus.glob("*.npz") if json.loads(str(np.load(p)["metadata"]))["split"] == "train")
+    for p in train[6:]:
+        p.unlink()
+        p.with_suffix(".ogg").unlink()
+    _set_split(train[5], "val")
+    ws = Workspace(root / "home").ensure()
+    report = ingest(ws, "npz", corpus, progress=False, source="demo", workers=1)
+    assert not report.failed and report.clips == 8
+    return ws

@@ -1,7 +1,6 @@
 """Window datasets for generation: splits never mix, windows match the clips, the cache follows the catalog."""
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -12,40 +11,12 @@ from encoders.errors import DanceSearchError
 from encoders.motion.record import MotionRecord
 from encoders.music.features import COL_BEAT
 from encoders.training.data import ClipExample
-from generation.procedural.corpus import write_demo_corpus
 from generation.representation import FEATURE_DIM, LAYOUT, canonicalise_features, encode
 from generation.windows import WindowConfig, WindowDataset, build_store, cache_root, open_windows
 from generation.windows.store import _window_starts
 from indexer.datasets import examples_for_split
-from indexer.ingest import ingest
 from indexer.workspace import Workspace
 from tests.synthetic_clips import make_record
-
-
-def _set_split(npz: Path, split: str) -> None:
-    with np.load(npz, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-    meta = json.loads(str(arrays["metadata"]))
-    meta["split"] = split
-    arrays["metadata"] = np.asarray(json.dumps(meta))
-    np.savez(npz, **arrays)
-
-
-@pytest.fixture(scope="module")
-def demo_workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    """A real catalog of 8 procedural demo clips (5 train, 1 val, 2 test), ingested as `make demo` does."""
-    root = tmp_path_factory.mktemp("gen_windows")
-    corpus = root / "corpus"
-    write_demo_corpus(corpus, clips=20, seed=0, workers=1, progress=False)     # plan: 18 train + 2 test
-    train = sorted(p for p in corpus.glob("*.npz") if json.loads(str(np.load(p)["metadata"]))["split"] == "train")
-    for p in train[6:]:
-        p.unlink()
-        p.with_suffix(".ogg").unlink()
-    _set_split(train[5], "val")
-    ws = Workspace(root / "home").ensure()
-    report = ingest(ws, "npz", corpus, progress=False, source="demo", workers=1)
-    assert not report.failed and report.clips == 8
-    return ws
 
 
 @pytest.fixture(scope="module")

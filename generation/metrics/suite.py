@@ -153,7 +153,13 @@ def physical_metrics(pred: Sequence[DanceSample], gt: Sequence[DanceSample], pro
         entry: dict[str, float | None] = {}
         for role, samples in (("pred", pred), ("gt", gt)):
             try:
-                entry[role] = _finite(fn(samples))
+                value = fn(samples)
+                entry[role] = _finite(value)
+                if entry[role] is None:
+                    why = (" (LODGE's set mean is NaN when any sequence has a foot that never touches the floor, "
+                           "common in 4-s windows; the project mode pools contact steps instead)"
+                           if name == "foot_skating" and proto.skating_mode == "lodge" else "")
+                    notes.append(f"{name} on {role} is not finite ({value}){why}")
             except InputError as exc:
                 entry[role] = None
                 notes.append(f"{name} not measured on {role}: {exc}")
