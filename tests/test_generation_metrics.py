@@ -349,3 +349,18 @@ def test_cli_errors_and_exit_codes(tmp_path, capsys):
     assert main(["eval", "generation", "--pred", str(tmp_path / "pred"), "--gt", str(bad)]) == 1
     assert "odd.npz" in capsys.readouterr().err
     assert main(["eval", "generation", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "missing")]) == 1
+
+
+def test_gt_constant_dimensions_explode_fid_in_the_reference_rule_and_are_dropped_in_ours() -> None:
+    from generation.metrics.fid import score_feature_sets
+
+    rng = np.random.default_rng(0)
+    gt = rng.normal(size=(40, 5))
+    pred = rng.normal(size=(40, 5))
+    gt[:, 4] = 0.0                          # a test the GT set never trips
+    pred[:, 4] = 0.0
+    pred[7, 4] = 1.0 / 119                  # ... tripped in one frame of one predicted window
+    ref = score_feature_sets(pred, gt)
+    ours = score_feature_sets(pred, gt, drop_constant_below=1e-6)
+    assert ref.fid > 1e12 and ours.dropped_dims == 1
+    assert ours.fid == pytest.approx(score_feature_sets(pred[:, :4], gt[:, :4]).fid)

@@ -183,3 +183,19 @@ def test_normaliser_fit_save_load_and_refuses_other_representations(demo_records
         Normalizer.load(tmp_path / "other.npz")
     with pytest.raises(InputError, match="no training frames"):
         Normalizer.fit([])
+
+
+def test_finedance_columns_line_up_with_the_layout() -> None:
+    """A FineDance motion file (T, 315) read by the ingest path encodes to the same columns after the contacts."""
+    from encoders.motion.convert import from_smplx_rot6d
+    from encoders.motion.rotations import axis_angle_to_rot6d
+
+    rng = np.random.default_rng(3)
+    t = 90
+    aa = 0.3 * np.sin(np.linspace(0, 6, t))[:, None, None] * rng.normal(size=(1, 52, 3))
+    rot6d = np.asarray(axis_angle_to_rot6d(aa)).reshape(t, 312)
+    trans = np.stack([np.linspace(0, 1, t), np.full(t, 0.9), np.zeros(t)], axis=1)
+    rows = np.concatenate([trans, rot6d], axis=1).astype(np.float32)        # FineDance's 315 columns
+    feats, frame = encode(from_smplx_rot6d(rows[:, :3], rows[:, 3:], 30.0), canonical=False)
+    assert frame.yaw == 0.0
+    np.testing.assert_allclose(feats[:, 4:], rows, atol=1e-5)

@@ -117,13 +117,28 @@ class FeatureSetScores:
     fid_offset_added: bool
     div: float
     div_gt: float
+    dropped_dims: int = 0
 
 
-def score_feature_sets(pred: np.ndarray, gt: np.ndarray, normalise: bool = True) -> FeatureSetScores:
-    """The reference's ``quantized_metrics`` for one feature kind: normalise by GT, FID(pred, gt), Div of both."""
+def score_feature_sets(pred: np.ndarray, gt: np.ndarray, normalise: bool = True,
+                       drop_constant_below: float | None = None) -> FeatureSetScores:
+    """The reference's ``quantized_metrics`` for one feature kind: normalise by GT, FID(pred, gt), Div of both.
+
+    ``drop_constant_below`` (None in the reference protocols): leave out the dimensions whose GT std is
+    below it, in both sets, before normalising. Why: the reference divides by ``std + 1e-10``, so a
+    feature that never fires in a small GT set (a geometric test such as "wrist near the floor", or the
+    spine-stretch test that only non-rigid bones trip) contributes ~1e15 to FID as soon as one predicted
+    window trips it, and decides the number alone.
+    """
     pred = np.asarray(pred)
     gt = np.asarray(gt)
+    dropped = 0
+    if drop_constant_below is not None:
+        keep = gt.std(axis=0) >= drop_constant_below
+        dropped = int((~keep).sum())
+        if keep.any():
+            pred, gt = pred[:, keep], gt[:, keep]
     if normalise:
         gt, pred = normalise_by_reference(gt, pred)
     fd = frechet_distance_detail(pred, gt)
-    return FeatureSetScores(fd.value, fd.imag, fd.offset_added, diversity(pred), diversity(gt))
+    return FeatureSetScores(fd.value, fd.imag, fd.offset_added, diversity(pred), diversity(gt), dropped)

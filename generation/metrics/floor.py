@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .sample import DanceSample
-from .suite import evaluate_generation
+from .suite import METRIC_KEYS, evaluate_generation
 
 
 def _summary(values: list[float | None]) -> dict[str, float | None]:
@@ -52,7 +52,8 @@ def floor_markdown(results: Sequence[dict[str, Any]], title: str) -> str:
 
     lines = [f"# {title}", "", "| metric | " + " | ".join(f"`{r['protocol']}`" for r in results) + " |",
              "|---|" + "---:|" * len(results)]
-    keys = [k for k in results[0]["metrics"] if any(r["metrics"][k]["mean"] is not None for r in results)]
+    keys = [k for k in METRIC_KEYS if k in results[0]["metrics"]
+            and any(r["metrics"][k]["mean"] is not None for r in results)]
     for k in keys:
         cells = []
         for r in results:
@@ -68,4 +69,7 @@ def floor_markdown(results: Sequence[dict[str, Any]], title: str) -> str:
             e = r["physical"].get(k)
             cells.append("n/a" if e is None else f"{fmt(e['pred'])} (GT {fmt(e['gt'])})")
         lines.append(f"| {k} | " + " | ".join(cells) + " |")
+    notes = [f"`{r['protocol']}`: {n}" for r in results for n in r["notes"]]
+    if notes:
+        lines += ["", "Notes:"] + [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"

@@ -63,7 +63,9 @@ class Protocol:
     extractors (None: 1 / fps). ``kinetic_true_acceleration``: fix the energy-expenditure quirk.
     ``hands``: also score the fingers when every sample of both sets has them. ``beats``: the BAS variant;
     ``beat_joints``: joints of the BAS speed curve (None: ``joints``). ``skating_mode``: the foot-skating
-    variant of :mod:`generation.metrics.skating` (``project`` or ``lodge``).
+    variant of :mod:`generation.metrics.skating` (``project`` or ``lodge``). ``drop_constant_gt_dims``: a
+    std below which a feature dimension of the GT set counts as constant and is left out of FID / Div
+    (None: kept, as the references do; see :func:`generation.metrics.fid.score_feature_sets`).
     """
 
     name: str
@@ -78,6 +80,7 @@ class Protocol:
     kinetic_true_acceleration: bool = False
     geometric_time_per_frame: float | None = REFERENCE_TIME_PER_FRAME
     normalise: bool = True
+    drop_constant_gt_dims: float | None = None
     hands: bool = False
     beats: BeatConfig = BAILANDO_BEATS
     beat_joints: tuple[str, ...] | None = None
@@ -102,6 +105,7 @@ class Protocol:
             "subtract_first_root": self.subtract_first_root, "root_relative": self.root_relative,
             "kinetic_frame_time": self.frame_time, "kinetic_true_acceleration": self.kinetic_true_acceleration,
             "geometric_time_per_frame": self.time_per_frame, "normalise_by_gt": self.normalise,
+            "drop_constant_gt_dims": self.drop_constant_gt_dims,
             "hands": self.hands, "beats": self.beats.as_dict(),
             "beat_joints": len(self.beat_joints or self.joints), "skating_mode": self.skating_mode,
             "references": list(self.references),
@@ -231,6 +235,7 @@ DANCESEARCH = Protocol(
     kinetic_frame_time=None,
     kinetic_true_acceleration=True,
     geometric_time_per_frame=None,
+    drop_constant_gt_dims=1e-6,
     hands=True,
     beats=BeatConfig(direction="music", unit="seconds", sigma=0.1, smoothing=1.0 / 6.0,
                      quantise_music_beats=False, drop_music_beats_after_motion=True),
@@ -240,6 +245,9 @@ DANCESEARCH = Protocol(
            "energy expenditure uses the true acceleration (the reference divides only the previous position by "
            "the time step, making 22 of 66 features depend on absolute position)",
            "22 SMPL body joints (every record the project reads has them), frame-0 root subtracted, no truncation",
+           "feature dimensions constant in the GT set (std < 1e-6) are left out of FID / Div: the reference "
+           "divides them by 1e-10, so a prediction tripping a geometric test the GT set never trips (a hand near "
+           "the floor; the spine-stretch test on non-rigid bones) adds ~1e15 to FID_g",
            "BAS: music direction, sigma 0.1 s and speed smoothing 1/6 s (LODGE's 3 and 5 frames at 30 fps), beat "
            "times not rounded to frames, music beats after the motion's end ignored",
            HAND_NOTE),

@@ -76,7 +76,9 @@ def evaluate_generation(pred: Sequence[DanceSample], gt: Sequence[DanceSample],
             continue
         p = np.stack([f[kind] for f in feats["pred"]])
         g = np.stack([f[kind] for f in feats["gt"]])
-        sc = score_feature_sets(p, g, normalise=proto.normalise)
+        sc = score_feature_sets(p, g, normalise=proto.normalise, drop_constant_below=proto.drop_constant_gt_dims)
+        if sc.dropped_dims:
+            details[f"{kind}_dropped_constant_gt_dims"] = sc.dropped_dims
         metrics[f"fid_{suffix}"] = _finite(sc.fid)
         metrics[f"div_{suffix}"] = _finite(sc.div)
         gt_ref[f"div_{suffix}"] = _finite(sc.div_gt)
