@@ -28,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="write only this split's clips of the --clips plan (e.g. a larger held-out test set)")
     add_common_options(p)
     p.set_defaults(handler=run_demo)
+    from .windows.cli import register as register_windows
+
+    register_windows(actions)
 
 
 def run_demo(args: argparse.Namespace) -> int:

@@ -1,6 +1,7 @@
 """Window datasets for generation: splits never mix, windows match the clips, the cache follows the catalog."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -125,3 +126,12 @@ def test_memory_mapped_arrays_are_float16(store) -> None:
     assert arrays["motion"].dtype == np.float16 and isinstance(arrays["motion"], np.memmap)
     assert arrays["root"].dtype == np.float32
     assert os.path.getsize(store.root / "train.motion.npy") < 2 * 360 * FEATURE_DIM * len(store.clips("train")) + 4096
+
+
+def test_corpus_windows_command(demo_workspace: Workspace, capsys: pytest.CaptureFixture) -> None:
+    from ui.cli import main
+
+    assert main(["corpus", "windows", "--home", str(demo_workspace.home), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["splits"]["test"] == {"clips": 2, "frames": 720, "windows": 2 * 9}
+    assert out["left_out"] == [] and len(out["genres"]) == 8
