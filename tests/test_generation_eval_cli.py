@@ -74,3 +74,12 @@ def test_cli_usage_errors_exit_2(demo_workspace, tmp_path: Path) -> None:
         assert "Traceback" not in r.stderr
     r = _cli("eval", "generation", "--home", str(tmp_path / "nowhere"), "--split", "test", "--pred-split", "train")
     assert r.returncode == 1 and "no catalog" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_floor_with_a_small_pool_is_one_draw_with_a_note(demo_workspace, capsys: pytest.CaptureFixture) -> None:
+    rc = main(["eval", "generation", "--home", str(demo_workspace.home), "--split", "train", "--pred-split", "test",
+               "--draws", "3", "--json"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["draws"] == 1 and any("one draw" in n for n in out["notes"])
+    assert len(out["metrics"]["fid_k"]["values"]) == 1

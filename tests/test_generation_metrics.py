@@ -58,7 +58,7 @@ def test_fid_of_a_shifted_set_is_the_squared_shift():
     x = np.random.default_rng(1).normal(size=(40, 4))
     shift = np.array([1.0, 2.0, 0.0, -2.0])                 # |shift|^2 = 9, equal covariances
     assert frechet_distance(x + shift, x) == pytest.approx(9.0, abs=1e-8)
-    # Known Gaussians: FD(N(0, I), N(0, 4I)) in 1-D per dim = 1 + 4 - 2 * 2 = 1.
+    # 1-D sets with sample variances 2 and 8 (ddof 1): FD = 2 + 8 - 2 * sqrt(2 * 8) = 2.
     a = np.array([[-1.0], [1.0]])                           # var 2 (ddof 1)
     b = np.array([[-2.0], [2.0]])                           # var 8
     assert frechet_distance(a, b) == pytest.approx(2 + 8 - 2 * 4.0)
@@ -203,7 +203,9 @@ def test_protocol_resampling_truncation_and_root_handling():
     pos = BAILANDO_AIST.feature_positions(s)
     assert pos.shape == (61, 24, 3)                                   # 30 -> 60 fps, 24 SMPL joints
     np.testing.assert_allclose(pos[0, 0], 0.0, atol=1e-12)            # frame-0 root subtracted
-    np.testing.assert_allclose(pos[:, 22], BAILANDO_AIST.feature_positions(s)[:, 22])
+    # frames are resampled linearly: a 60-fps frame between two 30-fps frames is their mean
+    np.testing.assert_allclose(pos[1, :22], 0.5 * ((s.positions[0, :22] + s.positions[1, :22]) - 2 * s.positions[0, 0]),
+                               atol=1e-12)
     # The palm stand-in is SMPL-X's middle-finger base.
     mid = s.joints(["left_middle1"])[0, 0] - s.positions[0, 0]
     np.testing.assert_allclose(pos[0, 22], mid, atol=1e-12)

@@ -135,10 +135,16 @@ def cmd_generation(args: argparse.Namespace) -> int:
         from .floor import floor_markdown, floor_over_draws
 
         store = _catalog_store(args)
-        draws = [window_samples(store, args.pred_split, limit=len(gt), seed=args.seed + d) for d in range(args.draws)]
+        pool = store.num_windows(args.pred_split)
+        n_draws = args.draws if pool > len(gt) else 1       # a pool no larger than the GT gives one set only
+        draws = [window_samples(store, args.pred_split, limit=len(gt), seed=args.seed + d) for d in range(n_draws)]
         runs = [floor_over_draws(draws, gt, name) for name in protocols]
+        if n_draws < args.draws:
+            for r in runs:
+                r["notes"].append(f"the {args.pred_split} split has {pool} windows, no more than the {len(gt)} of the "
+                                  f"ground truth: one draw of all of them instead of {args.draws}")
         title = (f"Real-data floor: {len(draws[0])} {args.pred_split} windows against {len(gt)} {args.split} windows "
-                 f"({args.window_seconds:g} s), {args.draws} draws")
+                 f"({args.window_seconds:g} s), {n_draws} draw{'s' if n_draws > 1 else ''}")
         table = floor_markdown(runs, title)
     else:
         pred = load_folder(args.pred, default_fps=args.fps, up_axis=args.up_axis, role="prediction")

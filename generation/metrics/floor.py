@@ -18,10 +18,10 @@ from .suite import METRIC_KEYS, evaluate_generation
 def _summary(values: list[float | None]) -> dict[str, float | None]:
     v = [x for x in values if x is not None and math.isfinite(x)]
     if not v:
-        return {"mean": None, "sd": None, "min": None, "max": None}
+        return {"mean": None, "sd": None, "min": None, "max": None, "values": list(values)}
     a = np.asarray(v, dtype=np.float64)
     return {"mean": float(a.mean()), "sd": float(a.std(ddof=1)) if len(a) > 1 else 0.0,
-            "min": float(a.min()), "max": float(a.max())}
+            "min": float(a.min()), "max": float(a.max()), "values": list(values)}
 
 
 def floor_over_draws(draws: Sequence[Sequence[DanceSample]], gt: Sequence[DanceSample], protocol: str) -> dict[str, Any]:
@@ -58,8 +58,7 @@ def floor_markdown(results: Sequence[dict[str, Any]], title: str) -> str:
         cells = []
         for r in results:
             cell = fmt(r["metrics"][k])
-            ref_key = k.replace("fid", "div") if k.startswith("div") else k
-            ref = r["gt_reference"].get(ref_key) if (k.startswith("div") or k == "bas") else None
+            ref = r["gt_reference"].get(k) if (k.startswith("div") or k == "bas") else None
             cells.append(cell + (f" (GT {fmt(ref)})" if ref is not None else ""))
         lines.append(f"| {k} | " + " | ".join(cells) + " |")
     phys = [k for k in results[0]["physical"]]

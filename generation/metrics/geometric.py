@@ -9,8 +9,8 @@ the Müller et al. relational features. :func:`geometric_features` reproduces it
 - Frames ``1 .. T-1`` are tested (frame 0 only serves as the "previous" frame); each feature is the
   fraction of those frames where its test is true (float32, as the reference's ``np.array(...,
   dtype=np.float32).mean(axis=0)``).
-- Thresholds scale with body sizes hard-coded from one SMPL rest pose (humerus length ``hl`` = 0.2560 m,
-  shoulder width ``sw`` = 0.3907 m, hip width ``hw`` = 0.1190 m), not the dancer's.
+- Thresholds scale with body sizes hard-coded from one SMPL rest pose (humerus length ``hl`` = 0.2568 m,
+  shoulder width ``sw`` = 0.3908 m, hip width ``hw`` = 0.1192 m), not the dancer's.
 - Velocity tests divide a per-frame displacement by ``time_per_frame`` = 1/120 s (the utils' default)
   whatever the frame rate: at 60 fps the "velocities" are twice the true ones, at 30 fps four times.
 - ``f_move(j1, j2, j3, j4)`` measures the velocity of ``j3`` (not ``j4``) relative to ``j1`` along

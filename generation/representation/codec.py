@@ -33,7 +33,8 @@ class ContactConfig:
 
     ``speed_threshold`` 0.3 m/s is EDGE's 0.01 m per frame at 30 fps. ``height_threshold`` 0.05 m above
     each foot joint's own floor (2nd percentile of its height over the encoded sequence) keeps a foot held
-    still in the air from counting as a contact; None reproduces EDGE's speed-only labels exactly.
+    still in the air from counting as a contact; None gives EDGE's speed-only labels (EDGE leaves the last
+    frame's speed at 0, so its last frame is always a contact; here it repeats the frame before).
     """
 
     speed_threshold: float = 0.3

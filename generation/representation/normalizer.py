@@ -91,4 +91,7 @@ class Normalizer:
         if rep != REPRESENTATION_ID:
             raise InputError(path, "made for another motion representation", field="representation",
                              expected=REPRESENTATION_ID, got=rep)
-        return cls(data["mean"], data["std"], int(data["count"]), rep, float(data["min_std"]))
+        try:
+            return cls(data["mean"], data["std"], int(data["count"]), rep, float(data["min_std"]))
+        except InputError as exc:
+            raise InputError(path, exc.reason, field=exc.field, expected=exc.expected, got=exc.got) from exc
