@@ -1,9 +1,16 @@
 """Atomic file writes: write to a temporary file in the same folder, fsync, then rename.
 
 A crash or kill mid-write leaves either the old file or the new one, never half of one.
+
+Every write the engine makes goes through :func:`atomic_path`, so this is also the one place that
+recognises a disk that refuses writes (full, read-only, no permission, over quota): such an
+``OSError`` becomes a :class:`StorageError` naming the path and the errno's meaning. Callers that
+process batches (ingest, index build) treat it as fatal for the whole batch, because every later
+file would fail the same way.
 """
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -14,6 +21,85 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from .errors import DanceSearchError
+
+#: errnos that mean "this file system will not take writes here"; retrying the next file is pointless.
+STORAGE_ERRNOS: frozenset[int] = frozenset(
+    e for e in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, getattr(errno, "EDQUOT", None))
+    if e is not None)
+
+_HINTS = {
+    errno.ENOSPC: "the disk is full: free some space and run the command again",
+    errno.EROFS: "the file system is read-only: use a writable --home",
+    errno.EACCES: "no permission to write there: use a writable --home or fix the folder's permissions",
+    errno.EPERM: "the operation is not permitted there: use a writable --home",
+}
+if hasattr(errno, "EDQUOT"):
+    _HINTS[errno.EDQUOT] = "the disk quota is exceeded: free some space and run the command again"
+
+
+class StorageError(DanceSearchError):
+    """A write was refused by the file system (ENOSPC, EROFS, EACCES, EPERM, EDQUOT).
+
+    ``note`` adds what the caller was doing (e.g. how far a batch got) to the message.
+    """
+
+    def __init__(self, path: str | Path | None, err: int, note: str | None = None) -> None:
+        self.path = None if path is None else str(path)
+        self.errno = err
+        self.note = note
+        name = errno.errorcode.get(err, str(err))
+        where = f"cannot write {self.path}" if self.path else "cannot write"
+        msg = f"{where}: {os.strerror(err)} ({name}); {_HINTS.get(err, 'check the disk')}"
+        if note:
+            msg += f". {note}"
+        super().__init__(msg)
+
+    def with_note(self, note: str) -> "StorageError":
+        """The same error with ``note`` appended (the original stays the ``__cause__``)."""
+        return StorageError(self.path, self.errno, note)
+
+
+def _disk_is_full(folder: Path) -> bool:
+    """True when ``folder``'s file system has no free block for this user (a non-Python writer failed there)."""
+    try:
+        st = os.statvfs(folder)
+    except (OSError, AttributeError):
+        return False
+    free = st.f_bfree if hasattr(os, "geteuid") and os.geteuid() == 0 else st.f_bavail
+    return st.f_blocks > 0 and free == 0   # f_blocks 0: a file system that reports nothing (some FUSE)
+
+
+def storage_error(exc: BaseException, path: str | Path | None = None) -> StorageError | None:
+    """``exc`` as a :class:`StorageError` when it means the disk refuses writes, else None.
+
+    An ``OSError`` is judged by its errno. Libraries that write files themselves (libsndfile, FAISS)
+    raise ``RuntimeError`` without an errno; when such an error happens while the target file system has
+    no free space left, it is reported as ENOSPC, which is what it is.
+    """
+    if isinstance(exc, StorageError):
+        return exc
+    if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
+        return StorageError(exc.filename if exc.filename is not None else path, exc.errno)
+    if path is not None and isinstance(exc, RuntimeError):
+        folder = Path(path).parent
+        if _disk_is_full(folder):
+            return StorageError(path, errno.ENOSPC)
+    return None
+
+
+def ensure_dir(path: str | Path) -> Path:
+    """``mkdir -p path``; a file system that refuses it raises :class:`StorageError`."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        err = storage_error(exc, path)
+        if err is None:
+            raise
+        raise err from exc
+    return path
+
 
 def _current_umask() -> int:
     mask = os.umask(0)
@@ -23,26 +109,58 @@ def _current_umask() -> int:
 
 @contextmanager
 def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically."""
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
+
+    The temporary file gets the mode a plain ``open()`` would give (0666 minus the umask), not
+    ``mkstemp``'s 0600, so every file the engine writes has the same permissions. Whatever happens,
+    the temporary file does not outlive the block. A refused write raises :class:`StorageError`, and so
+    does a file system left without a free block after the write (the file may be truncated).
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or (".tmp" + path.suffix), dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp makes 0600; give the file normal permissions
+    ensure_dir(path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or (".tmp" + path.suffix), dir=path.parent)
+        os.close(fd)
+        os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp makes 0600; give the file normal permissions
+    except OSError as exc:
+        err = storage_error(exc, path)
+        if err is None:
+            raise
+        raise err from exc
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
-        with open(tmp_path, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp_path, path)
+        try:
+            yield tmp_path
+            if _disk_is_full(path.parent):
+                # some C writers (libsndfile) swallow ENOSPC and leave a truncated file: never rename one in
+                raise StorageError(path, errno.ENOSPC)
+            with open(tmp_path, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp_path, path)
+        except Exception as exc:  # noqa: BLE001 - re-raised, as a StorageError when the disk refused the write
+            err = storage_error(exc, path)
+            if err is None:
+                raise
+            if err.path == str(tmp_path):   # name the file being written, not its temporary stand-in
+                err = StorageError(path, err.errno)
+            raise err from exc
     finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+        try:
+            if tmp_path.exists():
+                tmp_path.unlink()
+        except OSError:
+            pass   # nothing more can be done on a file system that refuses even this
+
+
+def _write_all(tmp: Path, data: bytes) -> None:
+    """The one place bytes are written to a temporary file (tests inject disk errors here)."""
+    with open(tmp, "wb") as fh:
+        fh.write(data)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+        _write_all(tmp, data)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

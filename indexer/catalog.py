@@ -3,6 +3,10 @@
 A ``Clip.id`` is the vector id used by every index, so the catalog never reuses an id: SQLite tables
 use AUTOINCREMENT, and re-ingesting an unchanged sequence keeps its clips' rows (and ids) in place;
 a clip whose span or content changed gets a new id. Works with SQLite and PostgreSQL URLs.
+
+Every write (``replace_sequence``, ``delete_sequence``) also bumps a change counter in the same
+transaction (``catalog_meta`` row ``version``, read with :meth:`Catalog.version`), so a long-running
+reader such as the API server can notice a re-ingest with one cheap query instead of diffing clips.
 """
 from __future__ import annotations
 
@@ -12,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Sequence as Seq
 
 from sqlalchemy import (JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint,
-                        create_engine, event, func, select)
+                        create_engine, event, func, select, update)
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
 from encoders.errors import DanceSearchError
@@ -111,6 +115,25 @@ class Caption(Base):
     origin: Mapped[str] = mapped_column(String(16), default="file")
 
     clip: Mapped[Clip] = relationship(back_populates="captions")
+
+
+class CatalogMeta(Base):
+    """Facts about the catalog itself, one integer per key; ``version`` counts committed writes."""
+
+    __tablename__ = "catalog_meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+VERSION_KEY = "version"
+
+
+def _bump_version(s: Session) -> None:
+    """Add one to the change counter inside the caller's transaction (creating the row on first use)."""
+    done = s.execute(update(CatalogMeta).where(CatalogMeta.key == VERSION_KEY).values(value=CatalogMeta.value + 1))
+    if not done.rowcount:
+        s.add(CatalogMeta(key=VERSION_KEY, value=1))
 
 
 def clip_key(source: str, sequence: str, clip_index: int) -> str:
@@ -281,6 +304,17 @@ class Catalog:
         with self.session() as s:
             return int(s.scalar(select(func.count(Clip.id))) or 0)
 
+    def version(self) -> int | None:
+        """The change counter: bumped by every committed write; 0 before the first one, None when the
+        catalog predates the counter (its ``catalog_meta`` table is created by the next writer).
+
+        A plain connection, not an ORM session: servers poll this (~0.2 ms instead of ~1 ms)."""
+        try:
+            with self.engine.connect() as conn:
+                return int(conn.execute(select(CatalogMeta.value).where(CatalogMeta.key == VERSION_KEY)).scalar() or 0)
+        except (OperationalError, ProgrammingError):
+            return None
+
     def stats(self) -> dict[str, Any]:
         """Counts for ``corpus stats``: clips, sequences, genres, splits, sources, and tag key -> value -> n."""
         with self.session() as s:
@@ -347,6 +381,7 @@ class Catalog:
                 clip.captions = [Caption(text=t, origin=o) for t, o in c.captions]
                 s.flush()
                 ids.append(int(clip.id))
+            _bump_version(s)
             return ids
 
     def delete_sequence(self, source: str, name: str) -> bool:
@@ -355,4 +390,5 @@ class Catalog:
             if row is None:
                 return False
             s.delete(row)
+            _bump_version(s)
             return True

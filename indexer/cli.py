@@ -11,7 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from encoders.cliutil import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_common_options, emit, progress_enabled
+from encoders.cliutil import (EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_common_options, emit, progress_enabled,
+                              sigterm_as_interrupt)
+from encoders.errors import DanceSearchError
 
 from .sources import KINDS
 
@@ -71,6 +73,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_common_options(s)
     s.set_defaults(handler=cmd_corpus_stats)
 
+    from .media_check import register as register_check  # `dancesearch check`: broken clip media
+
+    register_check(subparsers)
+
 
 def _err(msg: str) -> None:
     print(f"error: {msg}", file=sys.stderr)
@@ -79,6 +85,7 @@ def _err(msg: str) -> None:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from .ingest import ingest
     from .workspace import Workspace
+
 
     if not args.path.exists():
         _err(f"PATH {args.path} does not exist")
@@ -94,9 +101,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         _err(f"--workers must be at least 1, got {args.workers}")
         return EXIT_USAGE
     ws = Workspace.from_args(args)
-    report = ingest(ws, args.kind, args.path, captions_file=args.captions, clip_seconds=args.clip_seconds,
-                    stride_seconds=args.stride_seconds, progress=progress_enabled(args), source=args.source,
-                    workers=args.workers)
+    with sigterm_as_interrupt():   # `kill` / demo stopping a step: the worker pool is shut down, temp files removed
+        report = ingest(ws, args.kind, args.path, captions_file=args.captions, clip_seconds=args.clip_seconds,
+                        stride_seconds=args.stride_seconds, progress=progress_enabled(args), source=args.source,
+                        workers=args.workers)
     for w in report.warnings:
         print(f"warning: {w}", file=sys.stderr)
 
@@ -121,11 +129,61 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return EXIT_FAILED if report.failed else EXIT_OK
 
 
+def _open_existing_catalog(ws: Any):
+    """The workspace's catalog, refusing a workspace that does not exist (as training and search do).
+
+    Why: opening creates the SQLite file, so a mistyped ``--home`` used to leave a new folder with an
+    empty catalog behind and report 0 clips as if that were the answer.
+    """
+    from sqlalchemy.exc import DBAPIError
+
+    if ws.db_url == f"sqlite:///{ws.catalog_path}" and not ws.catalog_path.is_file():
+        raise DanceSearchError(f"no catalog at {ws.catalog_path}: ingest data first "
+                               f"(dancesearch ingest npz DIR --home {ws.home})")
+    catalog = ws.catalog(create=False)
+    try:
+        catalog.count()
+    except DBAPIError as exc:
+        catalog.close()
+        raise DanceSearchError(f"{ws.db_url} is not a DanceSearch catalog ({getattr(exc, 'orig', exc)}); "
+                               "ingest data first") from None
+    return catalog
+
+
+#: Tags with numeric values that `corpus stats` shows in bins (one row per distinct value would be
+#: hundreds of rows): BPM in 10-BPM bins labelled with encoders.tempo's classes.
+BPM_BIN = 10
+
+
+def _tag_rows(tag: str, values: dict[str, int]) -> list[tuple[str, int]]:
+    """(value label, clips) rows of one tag for the human table; a BPM tag is binned."""
+    from encoders.tempo import tempo_class
+
+    numbers: dict[float, int] = {}
+    for v, n in values.items():
+        try:
+            numbers[float(v)] = n
+        except ValueError:
+            return sorted(values.items(), key=lambda kv: (-kv[1], kv[0]))
+    if "bpm" not in tag.lower() or not numbers:
+        return sorted(values.items(), key=lambda kv: (-kv[1], kv[0]))
+    bins: dict[int, int] = {}
+    for bpm, n in numbers.items():
+        if math.isfinite(bpm):
+            lo = int(bpm // BPM_BIN) * BPM_BIN
+            bins[lo] = bins.get(lo, 0) + n
+    rows = []
+    for lo in sorted(bins):
+        classes = dict.fromkeys(c for c in (tempo_class(lo), tempo_class(lo + BPM_BIN - 1e-9)) if c)
+        rows.append((f"{lo}-{lo + BPM_BIN - 1} ({'/'.join(classes)})", bins[lo]))
+    return rows
+
+
 def cmd_corpus_stats(args: argparse.Namespace) -> int:
     from .workspace import Workspace
 
     ws = Workspace.from_args(args)
-    catalog = ws.catalog()
+    catalog = _open_existing_catalog(ws)
     try:
         stats: dict[str, Any] = catalog.stats()
     finally:
@@ -151,7 +209,7 @@ def cmd_corpus_stats(args: argparse.Namespace) -> int:
             t.add_column("value")
             t.add_column("clips", justify="right")
             for tag, values in stats["tags"].items():
-                for v, n in values.items():
+                for v, n in _tag_rows(tag, values):
                     t.add_row(tag, v, str(n))
             console.print(t)
 

@@ -9,7 +9,9 @@ import argparse
 import sys
 from typing import Any
 
-from encoders.cliutil import EXIT_OK, add_common_options, bounded_number, emit, info, progress_enabled
+from encoders.cliutil import (EXIT_OK, UsageError, add_common_options, bounded_number, emit, info, positive_int,
+                              progress_enabled, sigterm_as_interrupt)
+from encoders.errors import InputError
 
 from .index.base import BACKENDS, KINDS
 from .index.store import DEFAULT_INDEX_NAME
@@ -23,6 +25,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
 
 _BPM = bounded_number(float, 0, 400, "tempo (BPM)")
 _K = bounded_number(int, 1, 100, "k")
+_OFFSET = bounded_number(int, 0, 1_000, "offset")   # indexer.index.service.MAX_OFFSET (not imported: it pulls numpy)
+_MAX_QUERY_CHARS = 500                               # indexer.index.service.MAX_QUERY_CHARS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--uri", default=None,
                    help="Milvus URI: http://host:19530, or a local file for Milvus Lite (default HOME/indexes/NAME/milvus.db)")
     b.add_argument("--rebuild", action="store_true", help="build from scratch instead of adding new clips")
-    b.add_argument("--batch-size", type=int, default=64, help="clips embedded per batch (default 64)")
+    b.add_argument("--batch-size", type=positive_int, default=64, help="clips embedded per batch (default 64)")
     b.set_defaults(handler=cmd_index_build)
 
     s = subparsers.add_parser("search", help="search the indexed clips by text (or rank a genre by typicality)")
@@ -53,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--split", choices=("train", "val", "test"), default=None, help="restrict to a split")
     s.add_argument("--source", default=None, help="restrict to a source corpus")
     s.add_argument("--k", type=_K, default=10, help="number of results (1..100, default 10)")
-    s.add_argument("--offset", type=int, default=0, help="skip this many results (paging)")
+    s.add_argument("--offset", type=_OFFSET, default=0, help="skip this many results (paging, 0..1000)")
     s.add_argument("--uri", default=None, help="Milvus URI override for a milvus index")
     s.add_argument("--text-encoder", choices=("full", "fast"), default="full",
                    help="query encoder: full (default) or the run's distilled fast one (RUN/fast_text)")
@@ -71,8 +75,9 @@ def cmd_index_build(args: argparse.Namespace) -> int:
     if args.backend == "milvus" and not uri:
         uri = str(ws.index_dir(args.name) / "milvus.db")
     progress = stderr_progress("embedding") if progress_enabled(args) else None
-    report = build_or_update(ws, embedder, kind=args.kind, backend=args.backend, uri=uri, name=args.name,
-                             rebuild=args.rebuild, batch_size=args.batch_size, progress=progress)
+    with sigterm_as_interrupt():   # `kill` / demo stopping a step: the half-written generation's temp files go
+        report = build_or_update(ws, embedder, kind=args.kind, backend=args.backend, uri=uri, name=args.name,
+                                 rebuild=args.rebuild, batch_size=args.batch_size, progress=progress)
     payload = report.to_dict()
 
     def human() -> None:
@@ -98,16 +103,34 @@ def _print_results(body: dict[str, Any]) -> None:
         print("no clips match the filters", file=sys.stderr)
 
 
+def check_search_args(args: argparse.Namespace) -> None:
+    """What argparse cannot check alone, before the model is loaded: raises :class:`UsageError` (exit 2)."""
+    q = args.query.strip() if args.query is not None else None
+    if not q and not args.genre:
+        raise UsageError("give a query TEXT (not empty), or --genre G to rank a genre's clips by typicality")
+    if q and len(q) > _MAX_QUERY_CHARS:
+        raise UsageError(f"the query is {len(q)} characters long; at most {_MAX_QUERY_CHARS}")
+    if args.bpm_min is not None and args.bpm_max is not None and args.bpm_min > args.bpm_max:
+        raise UsageError(f"--bpm-min {args.bpm_min:g} is above --bpm-max {args.bpm_max:g}")
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from .index.embedder import load_embedder
     from .index.service import SearchEngine
     from .workspace import Workspace
 
+    check_search_args(args)
     ws = Workspace.from_args(args)
     embedder = load_embedder(args.run, text_encoder=args.text_encoder)
     engine = SearchEngine.open(ws, embedder, args.name, milvus_uri=args.uri)
-    req = engine.validate(args.query, args.k, args.offset, args.genre, args.bpm_min, args.bpm_max, args.split,
-                          args.source)
+    try:   # what needs the index (e.g. an unknown --genre) is a usage error too
+        req = engine.validate(args.query, args.k, args.offset, args.genre, args.bpm_min, args.bpm_max, args.split,
+                              args.source)
+    except InputError as exc:
+        field = {"q": "TEXT", "genre": "--genre", "bpm_min": "--bpm-min", "bpm_max": "--bpm-max",
+                 "k": "--k", "offset": "--offset"}.get(exc.field or "", exc.field)
+        detail = f" (expected {exc.expected})" if exc.expected else ""
+        raise UsageError(f"{field + ': ' if field else ''}{exc.reason}{detail}") from None
     body = engine.search(req)
     emit(args, body, lambda: _print_results(body))
     return EXIT_OK

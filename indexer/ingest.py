@@ -4,6 +4,10 @@ Per sequence: load and validate (the adapter), analyse the music once (cached by
 that motion and music have the same length (within max(1 s, 5 %); the longer is trimmed), cut clips,
 write each clip's files atomically under ``HOME/media/<source>/<sequence>/``, then write the catalog
 rows in one transaction. A bad file becomes a ``failed`` entry (path + reason) and the batch goes on.
+A disk that refuses writes (full, read-only, no permission, over quota) is different: every later file
+would fail the same way, so the batch stops at once with one :class:`StorageError`; the sequence being
+written is rolled back (its new media folder removed), the finished ones are kept, and re-running the
+same command continues where it stopped.
 
 Re-ingesting is idempotent: sequences are upserted by (source, name), clip keys are stable, and a
 clip whose span and source content are unchanged keeps its id (indexes store clip ids). When the
@@ -12,9 +16,12 @@ the media are not rewritten.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import math
+import os
 import re
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +30,8 @@ from typing import Any, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from encoders.atomic_io import atomic_save_npy
+from encoders.atomic_io import StorageError, atomic_save_npy, ensure_dir, storage_error
+from encoders.workers import die_with_parent
 from encoders.errors import DanceSearchError, InputError
 
 from .captions import CaptionEntry, assign_captions, parse_captions_file
@@ -54,7 +62,8 @@ class IngestReport:
         return not self.failed
 
     def as_dict(self) -> dict[str, Any]:
-        return {"sequences": self.sequences, "clips": self.clips, "failed": list(self.failed)}
+        return {"sequences": self.sequences, "clips": self.clips, "unchanged": self.unchanged,
+                "failed": list(self.failed)}
 
 
 def file_sha1(paths: Sequence[Path | None]) -> str:
@@ -101,10 +110,13 @@ class _Ingester:
         self.clip_seconds, self.stride_seconds = clip_seconds, stride_seconds
         self.matched_entries: set[int] = set()
         self.seen: set[str] = set()
+        self.last_name: str | None = None     # the sequence name of the candidate being ingested, once known
 
     def run_one(self, cand: Path) -> tuple[int, bool]:
         """Ingest one candidate; returns (clips written, media unchanged). Raises on bad input."""
+        self.last_name = None
         item = self.adapter.load(cand)
+        self.last_name = item.name
         if "/" in item.name or "\\" in item.name or item.name in ("", ".", ".."):
             raise InputError(cand, f"unusable sequence name {item.name!r}")
         if item.name in self.seen:
@@ -167,9 +179,25 @@ class _Ingester:
                 raise InputError(cand, "music features shorter than the recorded clip frames", field="length")
             y, sr = load_audio(item.audio, sr=None, mono=True)
 
-        if not media_ok:
-            self._write_media(item, spans, features, y, sr)
+        media_dir = self.ws.sequence_media_dir(self.source, item.name)
+        new_dirs = [d for d in (media_dir.parent, media_dir) if not d.exists()]
+        try:
+            if not media_ok:
+                self._write_media(item, spans, features, y, sr)
+            self._record(item, spans, has_audio, num_frames, analysed_bpm, meta_extra, content_fp, media_fp,
+                         old_meta, content_changed)
+        except BaseException:
+            # nothing of this sequence reached the catalog (one transaction): a media folder this call
+            # created holds only half of its files, and no catalog row will ever point at it
+            _remove_new_dirs(new_dirs)
+            raise
+        _remove_stale_media(self.ws, self.source, item.name, keep=len(spans))
+        return len(spans), media_ok
 
+    def _record(self, item: SequenceItem, spans: list[ClipSpan], has_audio: bool, num_frames: int,
+                analysed_bpm: float | None, meta_extra: dict[str, Any], content_fp: str, media_fp: str,
+                old_meta: dict[str, Any], content_changed: bool) -> None:
+        """The sequence's catalog rows (clips, captions, tags) in one transaction."""
         split = item.split or assign_split(self.source, item.name, item.split_group)
         bpm = item.bpm if item.bpm is not None else analysed_bpm
         annotations, unmatched = assign_captions(self.captions, self.source, item.name, spans)
@@ -198,8 +226,6 @@ class _Ingester:
                           dancer=item.dancer, fps=float(item.motion.fps), num_frames=int(num_frames), bpm=bpm,
                           has_audio=has_audio, split=split, meta=meta)
         self.catalog.replace_sequence(row, clip_rows, content_changed=content_changed)
-        _remove_stale_media(self.ws, self.source, item.name, keep=len(spans))
-        return len(spans), media_ok
 
     def _write_media(self, item: SequenceItem, spans: list[ClipSpan], features: np.ndarray | None,
                      y: np.ndarray | None, sr: int | None) -> None:
@@ -216,6 +242,42 @@ class _Ingester:
                     write_audio(paths["audio"], seg, sr, format="ogg")
 
 
+def _remove_new_dirs(dirs: Sequence[Path]) -> None:
+    """Remove folders a failed sequence created (innermost first; the outer one only when left empty)."""
+    for d in reversed(dirs):
+        try:
+            if d == dirs[-1]:
+                shutil.rmtree(d, ignore_errors=True)
+            else:
+                d.rmdir()
+        except OSError:
+            pass
+
+
+def storage_failure(exc: BaseException, workspace: Workspace) -> StorageError | None:
+    """``exc`` as a :class:`StorageError` when it means the workspace's disk refuses writes, else None.
+
+    Besides the file writes (which :mod:`encoders.atomic_io` recognises), the SQLite catalog reports a
+    full or read-only disk through SQLAlchemy with only a message.
+    """
+    err = storage_error(exc)
+    if err is not None:
+        return err
+    try:
+        from sqlalchemy.exc import DBAPIError
+    except ImportError:  # pragma: no cover - SQLAlchemy is a hard dependency
+        return None
+    if isinstance(exc, DBAPIError):
+        text = str(getattr(exc, "orig", exc)).lower()
+        where = workspace.catalog_path if workspace.db_url == f"sqlite:///{workspace.catalog_path}" else workspace.db_url
+        if "database or disk is full" in text:
+            return StorageError(where, errno.ENOSPC)
+        if "readonly database" in text or "read-only" in text:
+            return StorageError(where, errno.EROFS)
+    return None
+
+
+# --- feature workers -------------------------------------------------------------------------------
 def _warm_one(kind: str, root: str, candidate: str, cache_dir: str) -> None:
     """Worker: analyse one candidate's music into the feature cache (errors surface later, in order)."""
     try:
@@ -241,24 +303,31 @@ class _FeaturePrefetcher:
         from concurrent.futures import ProcessPoolExecutor
         import multiprocessing as mp
 
-        cache_dir.mkdir(parents=True, exist_ok=True)
+        ensure_dir(cache_dir)
         # spawn: torch / numba state is not fork-safe
-        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
+        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                                        initializer=die_with_parent, initargs=(os.getpid(),))
         self.futures = {str(c): self.pool.submit(_warm_one, kind, str(root), str(c), str(cache_dir))
                         for c in candidates}
 
     def wait_for(self, candidate: Path) -> None:
         fut = self.futures.get(str(candidate))
         if fut is not None:
-            fut.result()
+            try:
+                fut.result()
+            except Exception:  # noqa: BLE001 - a lost worker (e.g. killed): the sequential pass analyses it
+                pass
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-def default_workers() -> int:
-    import os
+def _stem(path: Path) -> str:
+    """The sequence name a file most likely has (``a.bvh.gz`` -> ``a``) when loading it failed."""
+    return path.name.split(".", 1)[0]
 
+
+def default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
@@ -286,36 +355,56 @@ def ingest(workspace: Workspace, kind: str, path: str | Path, captions_file: str
     entries = adapter.extra_captions()
     if captions_file is not None:
         entries += parse_captions_file(captions_file)
-    catalog = workspace.ensure().catalog()
+    try:
+        workspace.ensure()
+    except OSError as exc:
+        err = storage_error(exc, workspace.home)
+        if err is None:
+            raise
+        raise err from exc
+    catalog = workspace.catalog()
     report = IngestReport()
     report.failed += [f.as_dict() for f in adapter.failures]
     prefetch: _FeaturePrefetcher | None = None
     ing = _Ingester(workspace, catalog, adapter, source, entries, float(clip_seconds),
                     None if stride_seconds is None else float(stride_seconds))
+    failed_names: set[str] = set()
     try:
         candidates = adapter.candidates()
-        if workers > 1 and len(candidates) > 1:
-            prefetch = _FeaturePrefetcher(kind, adapter.root, candidates, workspace.feature_cache_dir, workers)
         bar = tqdm(candidates, desc=f"ingest {kind}", unit="seq", file=sys.stderr, disable=not progress,
                    dynamic_ncols=True)
-        for cand in bar:
+        for i, cand in enumerate(bar):
             if prefetch is not None:
                 prefetch.wait_for(cand)
             try:
                 n, unchanged = ing.run_one(cand)
             except InputError as exc:
                 report.failed.append({"path": exc.path or str(cand), "reason": failure_reason(exc)})
+                failed_names.add(ing.last_name or _stem(cand))
                 continue
             except Exception as exc:  # one broken file must not stop the batch; the reason is reported
+                fatal = storage_failure(exc, workspace)
+                if fatal is not None:   # ... but a disk that refuses writes stops it: the rest would fail too
+                    raise fatal.with_note(
+                        f"ingest stopped at {cand.name} ({report.sequences} of {len(candidates)} sequences done "
+                        f"and kept; run the same command again to continue)") from exc
                 report.failed.append({"path": str(cand), "reason": failure_reason(exc)})
+                failed_names.add(ing.last_name or _stem(cand))
                 continue
             report.sequences += 1
             report.clips += n
             report.unchanged += int(unchanged)
             report.per_sequence.append({"path": str(cand), "clips": n, "unchanged": unchanged})
             bar.set_postfix(clips=report.clips, failed=len(report.failed))
+            if not unchanged and prefetch is None and workers > 1 and len(candidates) - i > 2:
+                # the first sequence that needed work: analyse the music of the rest ahead, in workers. Not
+                # before: on a re-ingest where nothing changed, starting workers (each importing librosa and
+                # loading every file again) made it twice as slow as no workers at all
+                prefetch = _FeaturePrefetcher(kind, adapter.root, candidates[i + 1:], workspace.feature_cache_dir,
+                                              workers)
         for e in entries:
-            if id(e) not in ing.matched_entries:
+            # a line for a sequence that failed is not news: the failure is reported already
+            if id(e) not in ing.matched_entries and not any(e.matches_sequence(source, n) for n in failed_names):
                 report.warnings.append(f"{e.source_file}: line {e.line}: no ingested clip matches "
                                        f"{e.sequence!r}" + (f" #{e.clip_index}" if e.clip_index is not None else
                                                             f" [{e.start}, {e.end}] s"))

@@ -6,9 +6,15 @@ worker thread encodes every text query of a batch in one pass and searches the i
 filter, because that is several times cheaper per query than one request at a time.  With
 ``max_batch=1`` batching is off and each search runs alone in FastAPI's thread pool (torch and
 FAISS release the GIL, so those run in parallel).  Other handlers are plain ``def`` functions in
-the thread pool.  Shared state is read-only while serving (the engine); ``POST /v1/admin/reload``
-(API key required) swaps in a freshly loaded engine with a single reference assignment.  The
-batch worker stops with the app (lifespan shutdown).
+the thread pool.  Shared state is read-only while serving (the engine).  A change watcher thread
+(``search_api.live``) notices a rebuilt index or a changed catalog within ``reload_check_s`` and
+swaps in a new engine with a single reference assignment; ``POST /v1/admin/reload`` (API key
+required) does the same on demand and also reloads the model.  The batch worker and the watcher
+stop with the app (lifespan shutdown).
+
+In front of the routes: a request-body limit (``search_api.limits``, 413 before the body is read),
+the metrics middleware and, when configured, CORS.  ``/docs`` and ``/redoc`` use local copies of
+Swagger UI and ReDoc (``search_api.docs``), so they work offline.
 """
 from __future__ import annotations
 
@@ -22,17 +28,21 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from encoders.errors import DanceSearchError, InputError, ModelMismatchError
 from indexer.index.embedder import TextEmbeddingCache
 from indexer.index.service import NotFoundError, SearchEngine, SearchRequest
 
 from .batching import MicroBatcher
-from .media import MediaError
+from .docs import mount_offline_docs
+from .limits import BodyLimitMiddleware
+from .live import ChangeWatcher
+from .media import MediaError, MediaUnavailable
 from .metrics import Metrics, MetricsMiddleware
 from .runtime import ThreadSettings, configure_process
-from .schemas import (ERRORS, MAX_K, MAX_OFFSET, MAX_QUERY, ClipInfo, ErrorResponse, GenresResponse, Health,
-                      MotionJson, SearchBody, SearchResponse, Split)
+from .schemas import (ERRORS, MAX_K, MAX_OFFSET, MAX_QUERY, MEDIA_ERRORS, ClipInfo, ErrorResponse, GenresResponse,
+                      Health, MotionJson, SearchBody, SearchResponse, Split)
 from .service import ApiService
 from .settings import ApiSettings
 
@@ -41,8 +51,21 @@ MAX_CLIP_ID = 2**62  # keeps ids inside SQLite's 64-bit integers
 ClipId = Annotated[int, Path(ge=0, le=MAX_CLIP_ID, description="catalog clip id")]
 
 
-def error(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": {"code": code, "field": field, "message": message}})
+def error(status: int, code: str, message: str, field: str | None = None, headers: dict[str, str] | None = None,
+          **extra: Any) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": {"code": code, "field": field, "message": message,
+                                                               **extra}}, headers=headers)
+
+
+def allowed_methods(app: FastAPI, scope: dict[str, Any]) -> list[str]:
+    """Every method some route accepts at ``scope``'s path (for the ``Allow`` header of a 405): Starlette's
+    own 405 names only the first route that matched the path, e.g. GET but not POST for /v1/search."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        route_methods = getattr(route, "methods", None)
+        if route_methods and route.matches(scope)[0] != Match.NONE:
+            methods |= set(route_methods)
+    return sorted(methods)
 
 
 def _field_of(loc: tuple[Any, ...]) -> str:
@@ -72,9 +95,10 @@ def create_app(settings: ApiSettings | None = None, engine: SearchEngine | None 
     settings = settings or ApiSettings()
     loader = loader or (lambda: load_engine(settings))
     cache = TextEmbeddingCache(settings.embedding_cache_size) if settings.embedding_cache_size > 0 else None
-    service = ApiService(engine if engine is not None else loader(), loader, text_cache=cache)
     metrics = Metrics()
-    metrics.index_size.set(len(service.engine.index))
+    service = ApiService(engine if engine is not None else loader(), loader, text_cache=cache,
+                         milvus_uri=settings.milvus_uri, on_change=metrics.observe_state)
+    watcher = ChangeWatcher(service.refresh, settings.reload_check_s)
     if cache is not None:
         metrics.watch_cache(cache.stats)
     in_worker = ThreadSettings.capture().wrap  # searching threads run with this thread's torch / FAISS threads
@@ -87,17 +111,21 @@ def create_app(settings: ApiSettings | None = None, engine: SearchEngine | None 
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        watcher.start()
         yield
+        await run_in_threadpool(watcher.stop)
         if batcher is not None:
             await run_in_threadpool(batcher.close)  # lets the batch in progress finish, fails the queued ones
 
-    app = FastAPI(title="DanceSearch API", version=API_VERSION, lifespan=lifespan,
+    app = FastAPI(title="DanceSearch API", version=API_VERSION, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Search 3D dance clips by text description or genre. Errors are "
                               "`{\"error\": {\"code\", \"field\", \"message\"}}`.")
+    mount_offline_docs(app)
     app.state.service = service
     app.state.metrics = metrics
     app.state.settings = settings
     app.state.batcher = batcher
+    app.state.watcher = watcher
 
     async def run_search(q: str | None, k: int, offset: int, genres: list[str], bpm_min: float | None,
                          bpm_max: float | None, split: str | None, source: str | None) -> dict[str, Any]:
@@ -108,6 +136,8 @@ def create_app(settings: ApiSettings | None = None, engine: SearchEngine | None 
             body = await batcher.submit(req)
         metrics.observe_search(body)
         return body
+    app.add_middleware(BodyLimitMiddleware, default=(settings.max_body_bytes, "DANCESEARCH_MAX_BODY_BYTES"),
+                       limits={"/v1/search": (settings.max_search_body_bytes, "DANCESEARCH_MAX_SEARCH_BODY_BYTES")})
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["*"])
@@ -136,6 +166,10 @@ def create_app(settings: ApiSettings | None = None, engine: SearchEngine | None 
     async def _media(_: Request, exc: MediaError) -> JSONResponse:
         return error(404, "media_unavailable", str(exc), "id")
 
+    @app.exception_handler(MediaUnavailable)
+    async def _media_broken(_: Request, exc: MediaUnavailable) -> JSONResponse:
+        return error(503, "media_unavailable", str(exc), "id", clip_id=exc.clip_id, file=exc.file)
+
     @app.exception_handler(ModelMismatchError)
     async def _mismatch(_: Request, exc: ModelMismatchError) -> JSONResponse:
         return error(503, "model_mismatch", str(exc))
@@ -145,10 +179,23 @@ def create_app(settings: ApiSettings | None = None, engine: SearchEngine | None 
         return error(503, "unavailable", str(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}.get(
             exc.status_code, "http_error")
-        return error(exc.status_code, code, str(exc.detail))
+        headers = dict(exc.headers or {})
+        message = str(exc.detail)
+        if exc.status_code == 405:
+            allowed = allowed_methods(app, request.scope)
+            if allowed:
+                headers["Allow"] = ", ".join(allowed)
+            message = f"{request.method} is not allowed on {request.url.path}; allowed: {headers.get('Allow', '')}"
+        return error(exc.status_code, code, message, headers=headers or None)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # a bug: JSON like every other error (Starlette re-raises it afterwards, so it is logged with its traceback)
+        return error(500, "internal_error", f"the server failed on {request.method} {request.url.path}; "
+                                            "the operator's log has the details")
 
     # --- search ------------------------------------------------------------------------------------
     @app.get("/v1/search", response_model=SearchResponse, responses=ERRORS, tags=["search"],
@@ -188,7 +235,7 @@ def create_app(settings: ApiSettings | None = None, engine: SearchEngine | None 
         return body
 
     motion_responses: dict[int | str, dict[str, Any]] = {
-        **ERRORS,
+        **MEDIA_ERRORS,
         200: {"description": "npz: the MotionRecord file; json: player format; bvh: BVH text (metres, y up)",
               "content": {"application/octet-stream": {}, "application/json": {"schema": MotionJson.model_json_schema()},
                           "text/plain": {}}},
@@ -204,7 +251,7 @@ def create_app(settings: ApiSettings | None = None, engine: SearchEngine | None 
         return FileResponse(payload, media_type=media_type, filename=filename)
 
     @app.get("/v1/clips/{clip_id}/audio", response_class=Response, tags=["clips"],
-             responses={**ERRORS, 200: {"description": "the clip's audio segment",
+             responses={**MEDIA_ERRORS, 200: {"description": "the clip's audio segment",
                                         "content": {t: {} for t in ("audio/ogg", "audio/wav", "audio/mpeg", "audio/flac",
                                                                     "audio/mp4", "application/octet-stream")}}})
     def audio(clip_id: ClipId) -> FileResponse:
@@ -233,17 +280,26 @@ def create_app(settings: ApiSettings | None = None, engine: SearchEngine | None 
         return Response(data, media_type=content_type)
 
     @app.post("/v1/admin/reload", response_model=Health, tags=["ops"],
-              summary="Reload model and index after `dancesearch index build` (needs X-API-Key)",
+              summary="Reload model, index and catalog state now (needs X-API-Key)",
+              description="The server already switches to a rebuilt index or a changed catalog by itself within "
+                          "`DANCESEARCH_RELOAD_CHECK_S` seconds (default 1). This route also reloads the model "
+                          "(e.g. after replacing the run folder's weights). It is enabled only when the server was "
+                          "started with `DANCESEARCH_API_KEY` set; send that key in the `X-API-Key` header.",
               responses={401: {"model": ErrorResponse, "description": "missing or wrong API key"},
                          403: {"model": ErrorResponse, "description": "no API key configured on this server"},
                          503: {"model": ErrorResponse, "description": "the new index could not be loaded"}})
     def reload(x_api_key: Annotated[str | None, Header()] = None) -> Any:
         if settings.api_key is None:
-            return error(403, "forbidden", "routes that change server state are disabled: start the server with an API key")
+            auto = (f" (No reload is needed after `dancesearch ingest` or `dancesearch index build`: this server "
+                    f"checks every {settings.reload_check_s:g} s and switches by itself.)"
+                    if settings.reload_check_s > 0 else " (Automatic reload is off: DANCESEARCH_RELOAD_CHECK_S=0.)")
+            return error(403, "forbidden", "manual reload is disabled on this server: start it with the environment "
+                                           "variable DANCESEARCH_API_KEY set, then send that key in the X-API-Key "
+                                           "header." + auto, "x-api-key")
         if x_api_key is None or not hmac.compare_digest(x_api_key.encode(), settings.api_key.get_secret_value().encode()):
-            return error(401, "unauthorized", "missing or wrong X-API-Key", "x-api-key")
+            return error(401, "unauthorized", "missing or wrong X-API-Key header (it must equal the server's "
+                                              "DANCESEARCH_API_KEY)", "x-api-key")
         info = service.reload()
-        metrics.index_size.set(len(service.engine.index))
         return {"status": "reloaded", "model": service.engine.model_id, "index": info}
 
     @app.get("/", include_in_schema=False)

@@ -5,17 +5,24 @@ mismatch is reported as ``error: ...`` (exit 1) instead of a server that answers
 
 Concurrent searches are micro-batched (one text-encoder pass and one index scan for many
 requests; see search_api/batching.py): --max-batch, --batch-window-ms and --batch-workers tune
-it, --max-batch 1 turns it off.  Left out, these flags (and --workers-threads, --embedding-cache)
-fall back to DANCESEARCH_MAX_BATCH, DANCESEARCH_BATCH_WINDOW_MS, DANCESEARCH_BATCH_WORKERS,
-DANCESEARCH_TORCH_THREADS and DANCESEARCH_EMBEDDING_CACHE_SIZE, then to the defaults.
+it, --max-batch 1 turns it off.  Left out, these flags (and --workers-threads, --embedding-cache,
+--keep-alive, --reload-check) fall back to DANCESEARCH_MAX_BATCH, DANCESEARCH_BATCH_WINDOW_MS,
+DANCESEARCH_BATCH_WORKERS, DANCESEARCH_TORCH_THREADS, DANCESEARCH_EMBEDDING_CACHE_SIZE,
+DANCESEARCH_KEEP_ALIVE_S and DANCESEARCH_RELOAD_CHECK_S, then to the defaults.
+
+The server follows its workspace: a rebuilt index or a changed catalog is picked up within
+--reload-check seconds, without a restart.  docs/OPERATIONS.md covers deployment: keep-alive behind
+proxies, the API key, body limits, monitoring.
 """
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from pathlib import Path
 
-from encoders.cliutil import EXIT_OK, add_common_options, bounded_number, info, port_number
+from encoders.cliutil import EXIT_OK, add_common_options, bounded_number, info, port_available, port_number
+from encoders.errors import DanceSearchError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,6 +52,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--embedding-cache", dest="embedding_cache_size",
                    type=bounded_number(int, 0, None, "--embedding-cache"), default=None, metavar="N",
                    help="query embeddings kept in an LRU cache (default 1024; 0 turns it off)")
+    p.add_argument("--keep-alive", dest="keep_alive_s", type=bounded_number(float, 0.1, 3600, "--keep-alive"),
+                   default=None, metavar="S",
+                   help="seconds an idle keep-alive connection stays open (default 75, $DANCESEARCH_KEEP_ALIVE_S); "
+                        "keep it above the idle timeout of the clients and proxies in front")
+    p.add_argument("--reload-check", dest="reload_check_s", type=bounded_number(float, 0, 3600, "--reload-check"),
+                   default=None, metavar="S",
+                   help="how often to look for a rebuilt index or a changed catalog and switch to it "
+                        "(default 1, $DANCESEARCH_RELOAD_CHECK_S; 0 turns it off)")
     p.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"))
     p.set_defaults(handler=cmd_serve)
 
@@ -53,17 +68,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .app import create_app, load_engine
+    from .serving import uvicorn_config
     from .settings import ApiSettings
 
     given = {name: getattr(args, name) for name in ("torch_threads", "max_batch", "batch_window_ms", "batch_workers",
-                                                    "embedding_cache_size", "text_encoder")
+                                                    "embedding_cache_size", "text_encoder", "keep_alive_s",
+                                                    "reload_check_s")
              if getattr(args, name) is not None}  # flags left out: $DANCESEARCH_* or the defaults
     settings = ApiSettings(home=args.home, db=args.db, run=args.run, index_name=args.index_name,
                            milvus_uri=args.milvus_uri, host=args.host, port=args.port, log_level=args.log_level,
                            api_key=os.environ.get("DANCESEARCH_API_KEY") or None, **given)
+    if settings.port and not port_available(settings.host, settings.port):   # before loading or printing anything
+        raise DanceSearchError(f"port {settings.port} is in use on {settings.host}: stop the server using it "
+                               "or pass --port to choose another")
     engine = load_engine(settings)  # errors here exit 1 with a message, before binding the port
     app = create_app(settings, engine=engine)
     info(f"DanceSearch API on http://{settings.host}:{settings.port} (docs: /docs; model {engine.model_id}, "
          f"{len(engine.index)} clips)")
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False)
+    handler = logging.StreamHandler()  # reloads and broken media: one line each, beside uvicorn's own lines
+    handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+    ours = logging.getLogger("dancesearch")
+    ours.addHandler(handler)
+    ours.setLevel(settings.log_level.upper())
+    ours.propagate = False
+    uvicorn.Server(uvicorn_config(app, settings)).run()
     return EXIT_OK

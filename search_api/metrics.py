@@ -1,5 +1,6 @@
 """Prometheus metrics: request latency histograms per route, search latency per mode, micro-batch sizes
-and queue waits, and the query-embedding cache's hits and misses.
+and queue waits, the query-embedding cache's hits and misses, and the served workspace state (index
+generation, catalog version, index entries hidden because their clip left the catalog, reloads).
 
 Each app gets its own ``CollectorRegistry`` so several apps (tests) can live in one process.
 """
@@ -49,6 +50,30 @@ class Metrics:
         self.queue_wait = Histogram("dancesearch_search_queue_seconds",
                                     "how long the oldest search of a batch waited for the worker",
                                     buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.reloads = Counter("dancesearch_reloads_total", "switches to a new index / catalog state",
+                               ["trigger", "result"], registry=self.registry)
+        self.index_generation = Gauge("dancesearch_index_generation", "generation of the index being served",
+                                      registry=self.registry)
+        self.catalog_version = Gauge("dancesearch_catalog_version", "catalog change counter the server answers from",
+                                     registry=self.registry)
+        self.index_hidden = Gauge("dancesearch_index_hidden_vectors",
+                                  "index entries left out because their clip is gone from the catalog "
+                                  "(rebuild the index to drop them)", registry=self.registry)
+        self.catalog_unindexed = Gauge("dancesearch_catalog_unindexed_clips",
+                                       "catalog clips the served index does not have yet", registry=self.registry)
+
+    def observe_state(self, trigger: str, info: dict[str, Any]) -> None:
+        """Record a (re)load of the served state (``ApiService.on_change``)."""
+        if trigger.endswith("-failed"):
+            self.reloads.labels(trigger.removesuffix("-failed"), "error").inc()
+            return
+        if trigger != "start":
+            self.reloads.labels(trigger, "ok").inc()
+        self.index_size.set(info.get("searchable") or 0)
+        self.index_generation.set(info.get("generation") or 0)
+        self.catalog_version.set(info.get("catalog_version") or 0)
+        self.index_hidden.set(info.get("hidden") or 0)
+        self.catalog_unindexed.set(info.get("unindexed") or 0)
 
     def observe_batch(self, size: int, waited_s: float) -> None:
         self.batch_size.observe(size)

@@ -114,6 +114,8 @@ class ErrorDetail(BaseModel):
     code: str
     field: str | None = None
     message: str
+    clip_id: int | None = Field(None, description="media_unavailable (503): the clip whose stored file is broken")
+    file: str | None = Field(None, description="media_unavailable (503): that file, relative to the workspace")
 
 
 class ErrorResponse(BaseModel):
@@ -129,5 +131,10 @@ class Health(BaseModel):
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "malformed request (e.g. invalid JSON)"},
     404: {"model": ErrorResponse, "description": "unknown clip id or missing media"},
+    413: {"model": ErrorResponse, "description": "the request body is over the route's limit"},
     422: {"model": ErrorResponse, "description": "a parameter is out of range or unknown; `field` names it"},
+}
+MEDIA_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    503: {"model": ErrorResponse, "description": "the clip's stored file is missing or broken (`clip_id`, `file`)"},
 }

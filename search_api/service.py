@@ -1,23 +1,35 @@
-"""The HTTP-facing service: the shared SearchEngine plus media URLs, media rendering, hot reload and
+"""The HTTP-facing service: the shared SearchEngine plus media URLs, media rendering, reloads and
 the query-embedding cache shared across reloads.
 
 Ranking, filtering and explanations live in ``indexer.index.service`` (also used by the CLI);
 this module only adds what is specific to serving over HTTP.  Searches arrive either one at a
 time (:meth:`ApiService.search`) or as a micro-batch from ``batching.MicroBatcher``
 (:meth:`ApiService.search_many`).
+
+State changes (see ``search_api.live``): :meth:`ApiService.refresh` (called about once a second by
+the app's change watcher) notices a new index generation or a catalog change and swaps in a new
+engine; :meth:`ApiService.reload` (``POST /v1/admin/reload``) also reloads the model.  Either builds
+the new engine completely, then replaces ONE reference: a request reads ``self.engine`` once and is
+answered from that state alone.
 """
 from __future__ import annotations
 
+import logging
 import threading
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from encoders.motion.bvh_write import motion_bvh
 from encoders.motion.record import MotionRecord
 from indexer.index.embedder import TextEmbeddingCache
 from indexer.index.service import SearchEngine, SearchRequest
 
-from .media import MOTION_FORMATS, MediaError, audio_media_type, contained_path, motion_json_bytes
+from .live import Consistency, Signature, consistent_engine
+from .media import (MOTION_FORMATS, MediaChecker, MediaError, MediaUnavailable, audio_media_type, contained_path,
+                    motion_json_bytes)
+
+log = logging.getLogger("dancesearch.api")
 
 
 def media_urls(clip_id: int, has_audio: bool) -> dict[str, str | None]:
@@ -32,14 +44,30 @@ def _with_media(item: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
-class ApiService:
-    """Holds the live engine; ``reload`` swaps in a freshly loaded one without blocking readers."""
+@dataclass(frozen=True)
+class ServedState:
+    """What the server answers from, swapped as ONE reference: the engine, how its index relates to the
+    catalog, and the workspace signature it was built from."""
 
-    def __init__(self, engine: SearchEngine, loader: Any = None, text_cache: TextEmbeddingCache | None = None) -> None:
+    engine: SearchEngine
+    consistency: Consistency
+    signature: Signature
+
+
+class ApiService:
+    """Holds the live engine; ``refresh`` / ``reload`` swap in a new one without blocking readers."""
+
+    def __init__(self, engine: SearchEngine, loader: Any = None, text_cache: TextEmbeddingCache | None = None,
+                 milvus_uri: str | None = None,
+                 on_change: Callable[[str, dict[str, Any]], None] | None = None) -> None:
         self.text_cache = text_cache
-        self._engine = self._with_cache(engine)
+        self.milvus_uri = milvus_uri
+        self.on_change = on_change
+        self.media = MediaChecker()
         self._loader = loader
         self._reload_lock = threading.Lock()
+        self._failed: Signature | None = None
+        self._install(self._with_cache(engine), reload_index=False, trigger="start")
 
     def _with_cache(self, engine: SearchEngine) -> SearchEngine:
         """The engine, using this service's embedding cache unless it was given its own."""
@@ -48,23 +76,75 @@ class ApiService:
         return engine
 
     @property
+    def _engine(self) -> SearchEngine:
+        return self._state.engine
+
+    @property
     def engine(self) -> SearchEngine:
-        return self._engine
+        return self._state.engine
+
+    @property
+    def consistency(self) -> Consistency:
+        return self._state.consistency
+
+    def _signature(self, engine: SearchEngine) -> Signature:
+        return Signature.read(engine.loaded.directory, engine.catalog)
+
+    def _install(self, engine: SearchEngine, reload_index: bool, trigger: str) -> None:
+        """Build the catalog-consistent engine from ``engine`` and make it THE engine (one assignment).
+
+        The signature is read before the state is, so a change made while building is seen by the
+        next check instead of being lost."""
+        sig = self._signature(engine)
+        fresh, consistency = consistent_engine(engine, sig.catalog, reload_index=reload_index,
+                                               milvus_uri=self.milvus_uri)
+        self._state = ServedState(fresh, consistency, sig)  # one assignment: readers see old or new, never a mix
+        if trigger != "start":
+            log.info("%s reload: index generation %s (%d vectors), catalog version %s, %d hidden, %d unindexed",
+                     trigger, fresh.loaded.manifest.get("generation"), len(fresh.index), sig.catalog,
+                     consistency.hidden, consistency.unindexed)
+        if self.on_change is not None:
+            self.on_change(trigger, self.index_info())
+
+    def refresh(self) -> bool:
+        """Switch to the workspace's current index generation / catalog state if either changed since
+        the last look; True when it switched.  A state that failed to load is not retried until the
+        workspace changes again (one log line per failure, no reload storm)."""
+        state = self._state
+        sig = self._signature(state.engine)
+        if sig == state.signature or sig == self._failed:
+            return False
+        with self._reload_lock:
+            if self._state is not state:  # an admin reload got there first
+                return False
+            try:
+                self._install(state.engine, reload_index=sig.index != state.signature.index, trigger="automatic")
+            except Exception:
+                self._failed = sig
+                if self.on_change is not None:
+                    self.on_change("automatic-failed", {})
+                raise
+            self._failed = None
+        return True
 
     def reload(self) -> dict[str, Any]:
+        """Load model, index and catalog state again (``POST /v1/admin/reload``)."""
         if self._loader is None:
             raise RuntimeError("this server was started without a loader; restart it instead")
         with self._reload_lock:
-            fresh = self._with_cache(self._loader())
-            self._engine = fresh  # one reference assignment: requests in flight keep the old engine
+            self._install(self._with_cache(self._loader()), reload_index=False, trigger="admin")
+            self._failed = None
         return self.index_info()
 
     def index_info(self) -> dict[str, Any]:
-        m = self._engine.loaded.manifest
+        state = self._state
+        engine = state.engine
+        m = engine.loaded.manifest
         return {"backend": m.get("backend"), "kind": m.get("kind"), "count": m.get("count"),
                 "generation": m.get("generation"), "updated_at": m.get("updated_at"),
-                "threshold": self._engine.threshold,
-                "text_encoder": getattr(self._engine.embedder, "text_encoder", "full")}
+                "threshold": engine.threshold,
+                "text_encoder": getattr(engine.embedder, "text_encoder", "full"),
+                "searchable": len(engine.index), **state.consistency.as_dict()}
 
     # --- search ------------------------------------------------------------------------------------
     def validate(self, q: str | None, k: int, offset: int, genres: list[str], bpm_min: float | None,
@@ -90,7 +170,9 @@ class ApiService:
         return out
 
     def similar(self, clip_id: int, k: int, offset: int) -> dict[str, Any]:
-        body = self._engine.similar(clip_id, k, offset)
+        engine = self._engine
+        engine.clip_row(clip_id)  # 404 for a clip gone from the catalog, even before the next refresh
+        body = engine.similar(clip_id, k, offset)
         body["results"] = [_with_media(r) for r in body["results"]]
         return body
 
@@ -101,16 +183,25 @@ class ApiService:
         return self._engine.genres()
 
     # --- media -------------------------------------------------------------------------------------
+    def _media_file(self, clip: Any, relative: str | None, kind: str) -> Path:
+        """The checked absolute path of one of ``clip``'s files (MediaError / MediaUnavailable if not)."""
+        path = contained_path(self._engine.workspace.home, relative, kind)
+        self.media.require(clip.id, kind, path, relative or "")
+        return path
+
     def motion(self, clip_id: int, fmt: str) -> tuple[Path | bytes, str, str]:
         """(file path or bytes, media type, download file name) of a clip's motion in ``fmt``."""
         if fmt not in MOTION_FORMATS:
             raise ValueError(fmt)
         clip = self._engine.clip_row(clip_id)
-        path = contained_path(self._engine.workspace.home, clip.motion_path, "motion")
+        path = self._media_file(clip, clip.motion_path, "motion")
         stem = clip.key.replace("/", "_").replace("#", "_")
         if fmt == "npz":
             return path, "application/octet-stream", f"{stem}.npz"
-        record = MotionRecord.load(path)
+        try:
+            record = MotionRecord.load(path)
+        except Exception as exc:  # noqa: BLE001 - checked a moment ago: the file changed under us
+            raise self.media.unavailable(clip.id, "motion", clip.motion_path, f"it does not load ({exc})") from exc
         if fmt == "json":
             return motion_json_bytes(record), "application/json", f"{stem}.json"
         return motion_bvh(record).encode(), "text/plain; charset=utf-8", f"{stem}.bvh"
@@ -119,5 +210,8 @@ class ApiService:
         clip = self._engine.clip_row(clip_id)
         if not clip.audio_path:
             raise MediaError(f"clip {clip_id} has no audio (its source has none)")
-        path = contained_path(self._engine.workspace.home, clip.audio_path, "audio")
+        path = self._media_file(clip, clip.audio_path, "audio")
         return path, audio_media_type(path)
+
+
+__all__ = ["ApiService", "MediaUnavailable", "media_urls"]

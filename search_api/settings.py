@@ -45,6 +45,19 @@ class ApiSettings(BaseSettings):
                                                            "is off by default (it would grow with every new query)")
     cors_origins: list[str] = Field(default_factory=list, description="browser origins allowed to call the API")
     log_level: str = "info"
+    keep_alive_s: float = Field(
+        75.0, gt=0, le=3600,
+        description="seconds an idle keep-alive connection stays open; longer than the idle timeout of the clients "
+                    "and proxies in front (httpx 5 s, the UI's client 30 s, nginx upstream 60 s, AWS ALB 60 s), so the "
+                    "client always closes first and never sends a request on a connection the server is closing "
+                    "(uvicorn's default of 5 s raced httpx's 5 s pool expiry: dropped requests under load)")
+    reload_check_s: float = Field(
+        1.0, ge=0, le=3600,
+        description="how often the server checks whether the index (its manifest) or the catalog (its change "
+                    "counter) changed, and switches to the new state; 0 turns the automatic reload off")
+    max_search_body_bytes: int = Field(64 * 1024, ge=1024, description="largest accepted body of POST /v1/search "
+                                                                       "(a full request is well under 2 KiB)")
+    max_body_bytes: int = Field(64 * 1024, ge=0, description="largest accepted request body of every other route")
 
     def encoder_threads(self) -> int:
         """``torch_threads``, or its default for the batching mode (see the field)."""

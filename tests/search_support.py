@@ -137,3 +137,32 @@ class ServerThread:
         self.server.should_exit = True
         self.thread.join(timeout=20)
         self.sock.close()
+
+
+class ConfiguredServerThread(ServerThread):
+    """A :class:`ServerThread` configured like ``dancesearch serve`` (``search_api.serving.uvicorn_config``:
+    keep-alive from the settings), for tests of connection behaviour."""
+
+    def __init__(self, app: Any, settings: Any) -> None:
+        import uvicorn
+
+        from search_api.serving import uvicorn_config
+
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = int(self.sock.getsockname()[1])
+        self.server = uvicorn.Server(uvicorn_config(app, settings, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+
+def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:
+    """Poll ``predicate`` until it returns something truthy (returned) or ``timeout`` passes (AssertionError)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)

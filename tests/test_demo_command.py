@@ -111,5 +111,150 @@ def test_demo_once_on_a_tiny_corpus(tmp_path: Path) -> None:
     r2 = subprocess.run(dancesearch_cmd("demo", "--once", "--home", str(home), "--port", str(port), *run_args()),
                         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r2.returncode == 0, r2.stderr[-3000:]
-    assert "demo: ingest" not in r2.stderr and "demo: index" not in r2.stderr
+    # (the idempotent ingest always runs: it is what finishes an interrupted setup)
+    assert "demo: demo corpus" not in r2.stderr and "demo: index" not in r2.stderr
+    assert "demo: ingest: 32 sequences, 32 clips (32 unchanged)" in r2.stderr
     assert "#1" in r2.stdout
+
+
+# --- issue 18 item 1: an interrupted setup is finished, never served -------------------------------------
+def _fake_steps(monkeypatch: pytest.MonkeyPatch, settings: DemoSettings, ingest_report: dict) -> list[str]:
+    """Record the steps ensure_demo_workspace runs; the corpus step really writes the (tiny) corpus."""
+    from generation.procedural.corpus import write_demo_corpus
+    from ui import commands
+
+    calls: list[str] = []
+
+    def run_step(what: str, args: list[str], capture_json: bool = False) -> dict | None:
+        calls.append(what)
+        if what == "demo corpus":
+            write_demo_corpus(settings.corpus_dir, clips=4, workers=1, progress=False, datasheet=False)
+        return dict(ingest_report) if what == "ingest" else None
+
+    monkeypatch.setattr(commands, "_run_step", run_step)
+    monkeypatch.setattr(commands, "missing_commands", lambda: {})
+    return calls
+
+
+def _catalog_with_clips(home: Path, n: int) -> None:
+    from indexer.catalog import ClipRow, SequenceRow
+    from indexer.workspace import Workspace
+
+    cat = Workspace(home).ensure().catalog()
+    for i in range(n):
+        cat.replace_sequence(SequenceRow("npz", f"s{i}", None, "waltz", None, 30.0, 360, 90.0, True, "train"),
+                             [ClipRow(0, 0, 360, 12.0, f"media/npz/s{i}/0.motion.npz", None, None)],
+                             content_changed=False)
+    cat.close()
+
+
+def test_interrupted_corpus_generation_is_finished_not_served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture) -> None:
+    from generation.procedural.corpus import write_demo_corpus
+    from ui.commands import corpus_state, ensure_demo_workspace
+
+    settings = DemoSettings(home=tmp_path / "home", clips=4)
+    # what Ctrl-C during `corpus demo` + ingest left: some clip files, no manifest, some clips in the catalog
+    write_demo_corpus(settings.corpus_dir, clips=4, workers=1, progress=False, datasheet=False)
+    (settings.corpus_dir / "manifest.json").unlink()
+    for f in settings.corpus_dir.glob("breaking_*"):
+        f.unlink()
+    _catalog_with_clips(settings.home, 2)
+    assert not corpus_state(settings.corpus_dir).complete
+    calls = _fake_steps(monkeypatch, settings, {"sequences": 4, "clips": 4, "unchanged": 2, "failed": []})
+    ensure_demo_workspace(settings)
+    assert calls == ["demo corpus", "ingest", "index"]
+    assert "is incomplete" in capsys.readouterr().err
+    assert corpus_state(settings.corpus_dir).complete
+
+
+def test_interrupted_ingest_is_finished(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from generation.procedural.corpus import write_demo_corpus
+    from ui.commands import ensure_demo_workspace
+
+    settings = DemoSettings(home=tmp_path / "home")
+    write_demo_corpus(settings.corpus_dir, clips=4, workers=1, progress=False, datasheet=False)
+    _catalog_with_clips(settings.home, 2)           # the ingest was stopped after 2 of 4 sequences
+    calls = _fake_steps(monkeypatch, settings, {"sequences": 4, "clips": 4, "unchanged": 2, "failed": []})
+    ensure_demo_workspace(settings)
+    assert calls == ["ingest", "index"]
+
+
+def test_complete_workspace_only_rechecks_the_catalog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from generation.procedural.corpus import write_demo_corpus
+    from ui.commands import ensure_demo_workspace
+
+    settings = DemoSettings(home=tmp_path / "home")
+    write_demo_corpus(settings.corpus_dir, clips=4, workers=1, progress=False, datasheet=False)
+    _catalog_with_clips(settings.home, 4)
+    index_dir = settings.home / "indexes" / "default"
+    index_dir.mkdir(parents=True)
+    (index_dir / "manifest.json").write_text(json.dumps({"count": 4}))
+    calls = _fake_steps(monkeypatch, settings, {"sequences": 4, "clips": 4, "unchanged": 4, "failed": []})
+    ensure_demo_workspace(settings)
+    assert calls == ["ingest"]
+    # an index that misses catalog clips (its build was interrupted, or it is from before) is brought up to date
+    (index_dir / "manifest.json").write_text(json.dumps({"count": 3}))
+    calls.clear()
+    ensure_demo_workspace(settings)
+    assert calls == ["ingest", "index"]
+
+
+def test_an_ingest_that_misses_clips_is_not_served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from generation.procedural.corpus import write_demo_corpus
+    from encoders.errors import DanceSearchError
+    from ui.commands import ensure_demo_workspace
+
+    settings = DemoSettings(home=tmp_path / "home")
+    write_demo_corpus(settings.corpus_dir, clips=4, workers=1, progress=False, datasheet=False)
+    calls = _fake_steps(monkeypatch, settings, {"sequences": 3, "clips": 3, "unchanged": 0, "failed": []})
+    with pytest.raises(DanceSearchError, match="3 of the corpus' 4 clips"):
+        ensure_demo_workspace(settings)
+    assert "index" not in calls
+
+
+# --- issue 18 item 6: stopping demo stops its running step cleanly -----------------------------------------
+STEP_CHILD = """
+import signal, sys, time
+from pathlib import Path
+marker = Path(sys.argv[1])
+marker.with_suffix(".started").write_text("1")
+try:
+    time.sleep(60)
+except KeyboardInterrupt:          # SIGINT: clean up (slowly), then leave
+    time.sleep(1.0)
+    marker.write_text("cleaned up")
+    sys.exit(130)
+"""
+
+STEP_PARENT = """
+import sys
+from ui.commands import _terminate_like_ctrl_c, run_step_process
+_terminate_like_ctrl_c()
+try:
+    run_step_process([sys.executable, "-c", sys.argv[1], sys.argv[2]])
+except KeyboardInterrupt:
+    print("parent: interrupted after the step exited", flush=True)
+    sys.exit(130)
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_stopping_demo_stops_the_step_and_waits_for_it(tmp_path: Path, sig: signal.Signals) -> None:
+    marker = tmp_path / "step.done"
+    proc = subprocess.Popen([sys.executable, "-c", STEP_PARENT, STEP_CHILD, str(marker)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.with_suffix(".started").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    # the step got the stop, cleaned up, and demo returned only after that (subprocess.run would SIGKILL it)
+    assert marker.read_text() == "cleaned up"
+    assert "interrupted after the step exited" in out

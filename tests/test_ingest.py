@@ -112,7 +112,7 @@ def ingested(corpus_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tupl
 
 def test_npz_ingest_end_to_end(ingested: tuple[Workspace, dict, str]) -> None:
     ws, payload, err = ingested
-    assert payload == {"sequences": 2, "clips": 5, "failed": [], "_code": 0}
+    assert payload == {"sequences": 2, "clips": 5, "unchanged": 0, "failed": [], "_code": 0}
     assert "zzz" in err and "warning" in err                               # unmatched caption line is reported
     cat = Catalog(ws.db_url)
     clips = {c.key: c for c in cat.clips()}
@@ -196,7 +196,7 @@ def test_bad_inputs_are_reported_per_file(tmp_path: Path, capsys: pytest.Capture
     home = tmp_path / "home"
     code, payload, err = run_cli(["ingest", "npz", str(d), "--home", str(home), "--json"], capsys)
     assert code == 1
-    assert set(payload) == {"sequences", "clips", "failed"}
+    assert set(payload) == {"sequences", "clips", "unchanged", "failed"}
     assert payload["sequences"] == 2 and payload["clips"] == 2
     reasons = {Path(f["path"]).name: f["reason"] for f in payload["failed"]}
     expected = {
@@ -255,7 +255,7 @@ def test_captions_option_clip_options_and_stats(tmp_path: Path, capsys: pytest.C
     home = tmp_path / "home"
     code, payload, _ = run_cli(["ingest", "npz", str(d), "--home", str(home), "--json", "--captions", str(caps),
                                 "--clip-seconds", "6", "--stride-seconds", "3", "--source", "mine"], capsys)
-    assert code == 0 and payload == {"sequences": 1, "clips": 7, "failed": []}      # starts 0,3,...,18
+    assert code == 0 and payload == {"sequences": 1, "clips": 7, "unchanged": 0, "failed": []}      # starts 0,3,...,18
     code, stats, _ = run_cli(["corpus", "stats", "--home", str(home), "--json"], capsys)
     assert code == 0
     assert {"clips", "genres", "splits", "sources", "tags"} <= set(stats)

@@ -45,10 +45,14 @@ def _markdown(at: AppTest) -> list[str]:
     return [m.value for m in at.markdown]
 
 
+def _texts(at: AppTest) -> list[str]:
+    return [t.value for t in at.text]
+
+
 def _captions_shown(at: AppTest, api: ui_testserver.RunningApi) -> list[str]:
-    """Captions of the result cards, in page (rank) order."""
+    """Captions of the result cards, in page (rank) order (plain ``st.text``: dataset text is never Markdown)."""
     captions = {c.caption for c in api.clips}
-    return [m for m in _markdown(at) if m in captions]
+    return [m for m in _texts(at) if m in captions]
 
 
 def test_empty_input_shows_guidance_and_no_search(api: ui_testserver.RunningApi, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -167,3 +171,56 @@ def test_unreachable_api_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(at.error) == 1 and "unreachable" in at.error[0].value and url in at.error[0].value
     assert "dancesearch serve" in at.error[0].value
     assert at.button(key="retry") and not at.get("iframe")
+
+
+# --- dataset text is plain text (issue 18 item 9) and the query box has the API's limit (item 11) ---------
+EVIL_CAPTION = "![x](http://example.invalid/a.png)"
+
+
+@pytest.fixture
+def evil_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[ui_testserver.RunningApi]:
+    """The test API with one clip whose caption, tag and (through the explanation) API text carry a Markdown image."""
+    specs = (("waltz", 88.0, EVIL_CAPTION, {"energy": "![e](http://example.invalid/e.png)", "body_part": "arms"}),
+             *ui_testserver.CLIP_SPECS[1:])
+    monkeypatch.setattr(ui_testserver, "CLIP_SPECS", specs)
+    yield from ui_testserver.serve(seconds=1.0)
+
+
+def test_dataset_captions_render_as_plain_text(evil_api: ui_testserver.RunningApi,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    at = _app(monkeypatch, evil_api.url)
+    _search(at, "waltz")
+    assert EVIL_CAPTION in _texts(at)                      # shown literally, as text
+    assert any(EVIL_CAPTION in t for t in _texts(at) if t.startswith("- "))   # the Details caption list too
+    markdown_like = [*(m.value for m in at.markdown), *(c.value for c in at.caption),
+                     *(w.value for w in at.warning), *(i.value for i in at.info)]
+    assert not [m for m in markdown_like if "![" in m]     # no Markdown image anywhere on the page
+    assert not at.get("image") and not at.get("imgs")
+    why = next(c.value for c in at.caption if c.value.startswith("Why:") and "example.invalid/a.png" in c.value)
+    assert "\\!\\[x\\]\\(http://example.invalid/a.png\\)" in why    # API text quoting the caption is escaped
+    at.button(key="more_1").click().run()                  # the "similar to" line quotes the caption too
+    line = next(m.value for m in at.markdown if m.value.startswith("Clips similar to"))
+    assert "![" not in line and "example.invalid/a.png" in line
+
+
+def test_md_escape_makes_markdown_inert() -> None:
+    import re
+
+    src = Path(APP).read_text()
+    start, end = src.index("_MD_SPECIAL = "), src.index("def sidebar")
+    ns: dict = {"re": re}
+    exec(src[start:end], ns)          # the helper alone: importing app.py would run the page
+    esc = ns["md_escape"]
+    assert esc("![x](http://e/a.png)") == "\\!\\[x\\]\\(http://e/a.png\\)"
+    assert esc("a *b* `c` <img src=x> $x$ :red[y]\n# h") == "a \\*b\\* \\`c\\` \\<img src=x\\> \\$x\\$ :red\\[y\\] # h"
+
+
+def test_query_box_limit_matches_the_api(api: ui_testserver.RunningApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    from search_api.schemas import MAX_QUERY
+    from ui.refine import MAX_REFINEMENT_CHARS, Refinement, refined_text
+
+    at = _app(monkeypatch, api.url)
+    box = at.text_input(key="q_input")
+    assert box.proto.max_chars == MAX_QUERY - MAX_REFINEMENT_CHARS > 0
+    longest = refined_text("w" * box.proto.max_chars, Refinement(tempo="medium", body_part="hands", energy="medium"))
+    assert len(longest) <= MAX_QUERY                       # a refined query of a full box is still accepted

@@ -167,7 +167,7 @@ def test_search_renders_results_and_players(backend: Backend, ui_url: str, brows
     page = browser.new_page(viewport={"width": 1400, "height": 1350})
     try:
         page.goto(ui_url, wait_until="domcontentloaded")
-        box = page.get_by_label("Describe a dance")
+        box = page.get_by_label("Describe a dance", exact=True)
         box.wait_for(timeout=30_000)
         page.get_by_text("Type a description of a dance").wait_for(timeout=10_000)   # empty state first
 
@@ -224,7 +224,7 @@ def test_running_ui_explains_an_api_that_went_down(backend: Backend, ui_url: str
     page = browser.new_page()
     try:
         page.goto(ui_url, wait_until="domcontentloaded")
-        box = page.get_by_label("Describe a dance")
+        box = page.get_by_label("Describe a dance", exact=True)
         box.wait_for(timeout=30_000)
         box.fill("a query nobody has sent before")   # not in the UI's search cache
         page.get_by_role("button", name="Search", exact=True).click()

@@ -7,6 +7,14 @@ the two. This module turns transport problems into three error types the UI can 
 - :class:`ApiUnreachable`: nothing answers at the URL (connection refused, DNS, timeout);
 - :class:`ApiRequestError`: the API rejected the request (4xx, with the API's error code and field);
 - :class:`ApiServerError`: the API failed (5xx) or answered something that is not the contract.
+
+Connections are kept alive between requests (Streamlit reruns reuse this client).  A server closes
+an idle connection after its keep-alive timeout; if it does so just as a request goes out on that
+connection, the request is lost (``httpx.RemoteProtocolError`` / ``ReadError``).  Two defences:
+this client lets idle connections expire after ``keepalive_expiry_s`` (30 s), below the server's
+keep-alive (``dancesearch serve --keep-alive``, 75 s by default), so it is normally the client that
+closes first; and every request here is an idempotent GET, so one dropped on a connection is sent
+once more (on a fresh connection) before anything is reported.
 """
 from __future__ import annotations
 
@@ -59,6 +67,8 @@ class ApiClientSettings:
     search_timeout_s: float = 10.0
     media_timeout_s: float = 30.0
     connect_timeout_s: float = 2.0
+    keepalive_expiry_s: float = 30.0  # below the server's keep-alive (75 s by default): the client closes first
+    retries_on_dropped_connection: int = 1  # GETs are idempotent: resend one the server dropped unanswered
 
 
 @dataclass(frozen=True)
@@ -164,7 +174,8 @@ class ApiClient:
         self.settings = settings
         self.base_url = settings.base_url.rstrip("/")
         self._http = httpx.Client(base_url=self.base_url, transport=transport,
-                                  timeout=httpx.Timeout(settings.search_timeout_s, connect=settings.connect_timeout_s))
+                                  timeout=httpx.Timeout(settings.search_timeout_s, connect=settings.connect_timeout_s),
+                                  limits=httpx.Limits(keepalive_expiry=settings.keepalive_expiry_s))
 
     def close(self) -> None:
         self._http.close()
@@ -226,7 +237,7 @@ class ApiClient:
         if timeout is not None:
             kwargs["timeout"] = httpx.Timeout(timeout, connect=self.settings.connect_timeout_s)
         try:
-            resp = self._http.get(path, **kwargs)
+            resp = self._get(path, kwargs)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise ApiUnreachable(self.base_url, "connection refused or host not found") from exc
         except httpx.TimeoutException as exc:
@@ -238,6 +249,22 @@ class ApiClient:
         if resp.status_code >= 500:
             raise ApiServerError(f"the search API failed on {path} (HTTP {resp.status_code})")
         return resp
+
+    def _get(self, path: str, kwargs: dict[str, Any]) -> httpx.Response:
+        """GET, resent when the connection dropped without an answer (see the module docstring)."""
+        attempts = 1 + max(0, self.settings.retries_on_dropped_connection)
+        for attempt in range(attempts):
+            try:
+                return self._http.get(path, **kwargs)
+            except httpx.TransportError as exc:
+                if attempt + 1 >= attempts or not _dropped(exc):
+                    raise
+        raise AssertionError("unreachable")
+
+
+def _dropped(exc: httpx.TransportError) -> bool:
+    """Whether ``exc`` means the connection died under a request that was sent (not a timeout, not a refusal)."""
+    return isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError))
 
 
 def _request_error(resp: httpx.Response) -> ApiRequestError:

@@ -7,6 +7,11 @@ Page flow: search box (+ example queries) and sidebar filters (genres, tempo ran
 results) -> one API call -> result cards rendered text-first (so the first results show at once),
 then each card's skeleton player is filled from the cached media -> refinement bar (tempo, body
 part, energy, genre) and "More like this" buttons that re-query and update the list in place.
+
+Dataset text (captions, tags, genre names, clip keys, the API's explanations that quote them) is never
+rendered as Markdown: a caption like ``![x](http://host/a.png)`` would otherwise make every viewer's
+browser fetch that URL. Captions go through ``st.text``; short values inside app-made Markdown lines go
+through :func:`md_escape`.
 """
 from __future__ import annotations
 
@@ -22,8 +27,13 @@ import streamlit as st
 from ui.api_client import (ApiClient, ApiClientSettings, ApiError, ApiRequestError, ApiUnreachable, ClipResult,
                            SearchRequest, SearchResponse, DEFAULT_API_URL)
 from ui.player import PlayerSettings, audio_data_url, encode_motion, player_html
-from ui.refine import (BODY_PART_PHRASES, ENERGY_PHRASES, EXAMPLE_QUERIES, TEMPO_RANGES, Refinement,
-                       apply_refinement, filter_results, slider_to_bpm, tempo_class)
+from ui.refine import (BODY_PART_PHRASES, ENERGY_PHRASES, EXAMPLE_QUERIES, MAX_REFINEMENT_CHARS, TEMPO_RANGES,
+                       Refinement, apply_refinement, filter_results, slider_to_bpm, tempo_class)
+from search_api.schemas import MAX_QUERY
+
+#: The query box's limit: the API's (search_api.schemas.MAX_QUERY) minus what the refinement bar may append,
+#: so a refined query is never refused as too long.
+QUERY_MAX_CHARS = MAX_QUERY - MAX_REFINEMENT_CHARS
 
 API_URL_ENV = "DANCESEARCH_API_URL"
 PUBLIC_API_URL_ENV = "DANCESEARCH_PUBLIC_API_URL"
@@ -134,6 +144,16 @@ def _refinement_from_state() -> Refinement:
 
 
 # --- page pieces -----------------------------------------------------------------------------------
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()!|~$])")
+
+
+def md_escape(text: object) -> str:
+    """``text`` made inert inside a Markdown line (never at its start): the characters that make links,
+    images, emphasis, code, HTML, LaTeX and Streamlit directives (``:red[..]`` needs a ``[``) are
+    backslash-escaped, and line breaks become spaces, so no block structure can start either."""
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+
+
 def sidebar(settings: UiSettings) -> tuple[list[str], tuple[float | None, float | None], int, int]:
     """Filters; returns (genres, bpm range, k, columns). Raises ApiError when the API cannot list genres."""
     with st.sidebar:
@@ -156,8 +176,10 @@ def sidebar(settings: UiSettings) -> tuple[list[str], tuple[float | None, float 
 def search_box() -> None:
     with st.form("search", border=False):
         c1, c2 = st.columns([6, 1], vertical_alignment="bottom")
-        c1.text_input("Describe a dance", key="q_input",
-                      placeholder="e.g. a slow lyrical waltz that travels in circles")
+        c1.text_input("Describe a dance", key="q_input", max_chars=QUERY_MAX_CHARS,
+                      placeholder="e.g. a slow lyrical waltz that travels in circles",
+                      help=f"Up to {QUERY_MAX_CHARS} characters: the search API takes {MAX_QUERY}, and the "
+                           f"refinement bar may add up to {MAX_REFINEMENT_CHARS}.")
         c2.form_submit_button("Search", type="primary", on_click=_submit_query, use_container_width=True)
     with st.container(horizontal=True, vertical_alignment="center", gap="small"):
         st.caption("Try:", width="content")
@@ -194,18 +216,21 @@ def result_card(clip: ClipResult, api_url: str, slot_cols: int) -> "st.delta_gen
         head = [f"**#{clip.rank}**" if clip.rank is not None else f"**#{clip.id}**"]
         if clip.score is not None:
             head.append(f"score {clip.score:.3f}")
-        head.append(f"**{clip.genre or 'unknown genre'}**")
+        head.append(f"**{md_escape(clip.genre) if clip.genre else 'unknown genre'}**")
         if clip.bpm is not None:
             head.append(f"{clip.bpm:.0f} BPM ({tempo_class(clip.bpm)})")
         if clip.duration_s is not None:
             head.append(f"{clip.duration_s:.1f} s")
         st.markdown(" · ".join(head))
-        st.markdown(clip.caption or "_no caption_")
+        if clip.caption:
+            st.text(clip.caption)        # dataset text: never Markdown
+        else:
+            st.markdown("_no caption_")
         tags = badge_tags(clip.tags)
         if tags:
-            st.markdown(" ".join(f":gray-badge[{k}: {v}]" for k, v in tags))
+            st.markdown(" ".join(f":gray-badge[{k}: {md_escape(v)}]" for k, v in tags))
         if clip.explanation.get("text"):
-            st.caption(f"Why: {clip.explanation['text']}")
+            st.caption(f"Why: {md_escape(clip.explanation['text'])}")
         slot = st.empty()
         slot.caption("loading the clip…")
         b1, b2 = st.columns(2)
@@ -233,12 +258,13 @@ def badge_tags(tags: Mapping[str, object]) -> list[tuple[str, str]]:
 
 def details(clip: ClipResult, api_url: str) -> None:
     client = get_client(api_url)
-    st.markdown(f"`{clip.key}` (clip id {clip.id})")
+    st.text(f"{clip.key} (clip id {clip.id})")
     meta = {"dancer": clip.dancer, "split": clip.split, "duration_s": clip.duration_s, "bpm": clip.bpm,
             "genre": clip.genre, "score": clip.score, "tags": dict(clip.tags)}
     st.json({k: v for k, v in meta.items() if v is not None}, expanded=False)
     if clip.captions:
-        st.markdown("**Captions**\n" + "\n".join(f"- {c}" for c in clip.captions))
+        st.markdown("**Captions**")
+        st.text("\n".join(f"- {' '.join(c.split())}" for c in clip.captions))
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", clip.key).strip("_") or f"clip{clip.id}"
     for label, media_key, ext, mime in (("motion (.npz)", "motion_npz", "npz", "application/octet-stream"),
                                         ("motion (.bvh)", "motion_bvh", "bvh", "text/plain"),
@@ -281,16 +307,16 @@ def show_api_error(exc: ApiError, settings: UiSettings) -> None:
 def status_line(resp: SearchResponse, shown: int, text: str | None, refinement: Refinement) -> None:
     parts = [f"**{shown}** result{'s' if shown != 1 else ''}"]
     if text:
-        parts.append(f"for “{text}”")
+        parts.append(f"for “{md_escape(text)}”")
     elif resp.mode == "genre":
         parts.append("by genre")
     if resp.took_ms is not None:
         parts.append(f"in {resp.took_ms:.0f} ms")
     if resp.model:
-        parts.append(f"· model `{resp.model}`")
+        parts.append(f"· model `{resp.model.replace('`', '')}`")
     st.markdown(" ".join(parts))
     if not refinement.is_empty:
-        st.markdown("Refined by: " + " ".join(f":blue-badge[{c}]" for c in refinement.chips()))
+        st.markdown("Refined by: " + " ".join(f":blue-badge[{md_escape(c)}]" for c in refinement.chips()))
 
 
 # --- main ------------------------------------------------------------------------------------------
@@ -322,7 +348,7 @@ def main() -> None:
     try:
         if more_like is not None:
             st.button("← Back to search results", key="back", on_click=_back_to_search)
-            st.markdown(f"Clips similar to **{more_like[1]}**")
+            st.markdown(f"Clips similar to **{md_escape(more_like[1])}**")
             filtering = bool(request.genres) or request.bpm_min is not None or request.bpm_max is not None
             resp = cached_similar(settings.api_url, more_like[0], min(3 * k, 100) if filtering else k)
             results = filter_results(resp.results, request.genres, request.bpm_min, request.bpm_max)[:k]

@@ -10,7 +10,8 @@ import importlib
 import sys
 from typing import Sequence
 
-from encoders.cliutil import EXIT_FAILED, EXIT_USAGE
+from encoders.atomic_io import storage_error
+from encoders.cliutil import EXIT_FAILED, EXIT_USAGE, UsageError
 from encoders.errors import DanceSearchError
 
 # Modules that contribute sub-commands, in the order their commands appear in --help.
@@ -46,8 +47,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return int(handler(args) or 0)
+    except UsageError as exc:   # a bad value argparse could not check: same exit code as its own errors
+        print(f"{parser.prog} {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except DanceSearchError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as exc:
+        # a full / read-only / forbidden disk reached by a write outside encoders.atomic_io (a library
+        # writing its own files): one message, no traceback. Any other OSError is a bug worth its traceback.
+        err = storage_error(exc)
+        if err is None:
+            raise
+        print(f"error: {err}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -1,18 +1,25 @@
 """``dancesearch ui`` (the Streamlit web UI) and ``dancesearch demo`` (the main job behind ``make demo``).
 
-``demo`` makes a fresh clone useful in one command: when the workspace catalog is empty it writes the
-procedural demo corpus (``dancesearch corpus demo``) into HOME/demo_corpus and ingests it
-(``dancesearch ingest npz``), builds the vector index when it is missing (``dancesearch index build``),
-then starts the API (``dancesearch serve``) and the UI as child processes, prints their URLs and
-waits for Ctrl-C, after which both are shut down. ``--once`` stops after one example search (CI smoke).
+``demo`` makes a fresh clone useful in one command: it writes the procedural demo corpus
+(``dancesearch corpus demo``) into HOME/demo_corpus unless a complete one is there, ingests it
+(``dancesearch ingest npz``, idempotent: seconds when nothing changed), builds or updates the vector
+index when the catalog changed or the index is missing (``dancesearch index build``), then starts the
+API (``dancesearch serve``) and the UI as child processes, prints their URLs and waits for Ctrl-C,
+after which both are shut down. ``--once`` stops after one example search (CI smoke).
 Each step runs as its own ``dancesearch`` process, so every layer is used exactly as a user would.
+
+Setup is resumable: the corpus counts as complete only when the generator's manifest (written after
+every clip) is there and names files that all exist, and the ingest always runs, so a setup stopped
+half-way (Ctrl-C, SIGTERM, a crash) is finished by the next ``demo`` instead of serving partial data.
+Stopping ``demo`` while a step runs stops that step cleanly (it gets SIGINT, the stop every dancesearch
+command cleans up after) and waits for it, so no worker process outlives it.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,7 +29,9 @@ from typing import Sequence
 
 import httpx
 
-from encoders.cliutil import bounded_number, positive_int, EXIT_FAILED, EXIT_OK, add_common_options, emit, info, resolve_home
+from encoders.atomic_io import ensure_dir
+from encoders.cliutil import (EXIT_FAILED, EXIT_OK, add_common_options, bounded_number, emit, info, port_available,
+                              positive_int, resolve_home, terminate_like_ctrl_c)
 from encoders.errors import DanceSearchError
 
 from .api_client import ApiClient, ApiError, SearchRequest
@@ -112,12 +121,8 @@ def streamlit_cmd(host: str, port: int, api_url: str, public_api_url: str | None
 
 
 def port_is_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
+    """True when a server could bind ``host:port`` now (the one check serve, ui and demo share)."""
+    return port_available(host, port)
 
 
 def _repo_root() -> Path:
@@ -171,13 +176,69 @@ class Child:
 
 
 # --- demo steps ------------------------------------------------------------------------------------
-def _run_step(what: str, args: Sequence[str]) -> None:
+STEP_STOP_GRACE_S = 60.0      # a stopped step's time to clean up after SIGINT before SIGTERM, then SIGKILL
+STEP_ESCALATE_S = 10.0
+
+
+def run_step_process(cmd: Sequence[str], capture_stdout: bool = False) -> tuple[int, str]:
+    """Run one setup step to completion; returns (exit code, its stdout when ``capture_stdout``).
+
+    The step gets its own session, so a terminal's Ctrl-C reaches only ``demo``, which then stops the step
+    exactly once. ``subprocess.run`` would SIGKILL the step 0.25 s after an interrupt, leaving the step's
+    worker processes behind; instead the step gets SIGINT and the time to shut its workers down
+    (:func:`stop_step`), and only then is the interrupt passed on.
+    """
+    proc = subprocess.Popen(list(cmd), cwd=_repo_root(), env=_child_env(), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE if capture_stdout else sys.stderr, text=capture_stdout,
+                            start_new_session=True)
+    try:
+        out, _ = proc.communicate()
+    except BaseException:
+        stop_step(proc)
+        raise
+    return proc.returncode, out or ""
+
+
+def stop_step(proc: subprocess.Popen, grace_s: float = STEP_STOP_GRACE_S) -> None:
+    """Stop a running step and wait for it: SIGINT (the clean stop: KeyboardInterrupt runs its cleanup),
+    then SIGTERM and finally SIGKILL to its whole process group if it does not exit in time (or if
+    ``demo`` is interrupted again while waiting).
+
+    SIGINT rather than the SIGTERM ``demo`` may have received: Python's default SIGTERM action ends a
+    process without any cleanup, and the corpus generator's pool workers would then outlive it.
+    """
+    for sig, wait_s in ((signal.SIGINT, grace_s), (signal.SIGTERM, STEP_ESCALATE_S), (signal.SIGKILL, STEP_ESCALATE_S)):
+        if proc.poll() is not None:
+            return
+        try:
+            if sig == signal.SIGINT:
+                proc.send_signal(sig)
+            else:
+                os.killpg(proc.pid, sig)    # the step and whatever it started (it leads its own group)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            proc.wait(timeout=wait_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+        except KeyboardInterrupt:   # asked to stop again: escalate now
+            continue
+    proc.poll()
+
+
+def _run_step(what: str, args: Sequence[str], capture_json: bool = False) -> dict | None:
     info(f"demo: {what}: dancesearch {' '.join(args)}")
     # the steps' own output goes to stderr: stdout stays one JSON object under --json
-    rc = subprocess.run(dancesearch_cmd(*args), cwd=_repo_root(), env=_child_env(), stdin=subprocess.DEVNULL,
-                        stdout=sys.stderr).returncode
+    rc, out = run_step_process(dancesearch_cmd(*args), capture_stdout=capture_json)
     if rc != 0:
         raise DanceSearchError(f"demo step '{what}' failed (exit code {rc}); its message is above")
+    if not capture_json:
+        return None
+    try:
+        return json.loads(out)
+    except ValueError:
+        return None
 
 
 def available_commands() -> set[str]:
@@ -222,23 +283,88 @@ def catalog_clip_count(settings: DemoSettings) -> int:
             return 0
 
 
+@dataclass(frozen=True)
+class CorpusState:
+    """How much of the demo corpus is on disk."""
+
+    complete: bool
+    files: int                   # clip .npz files present
+    expected: int | None         # clips the generator's manifest lists (None: no usable manifest)
+    planned: int | None          # the --clips it was generated for
+    reason: str                  # why it is incomplete ("" when complete)
+
+
+def corpus_state(corpus_dir: Path) -> CorpusState:
+    """Complete = the manifest ``corpus demo`` writes after the last clip is there and every clip it lists
+    has its .npz and .ogg. Why not "any .npz exists": an interrupted generator leaves some clips and no
+    manifest, and serving those means whole genres missing."""
+    from generation.procedural.corpus import MANIFEST
+
+    files = sum(1 for _ in corpus_dir.glob("*.npz")) if corpus_dir.is_dir() else 0
+    path = corpus_dir / MANIFEST
+    if not path.is_file():
+        return CorpusState(False, files, None, None, f"{files} clip files and no manifest: generation did not finish"
+                           if files else "not generated yet")
+    try:
+        manifest = json.loads(path.read_text())
+        names = [str(n) for n in manifest["clips"]]
+        planned = manifest.get("parameters", {}).get("planned_clips")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        return CorpusState(False, files, None, None, f"unreadable manifest {path} ({exc})")
+    missing = [n for n in names if not (corpus_dir / f"{n}.npz").is_file() or not (corpus_dir / f"{n}.ogg").is_file()]
+    if missing or manifest.get("num_clips") != len(names):
+        return CorpusState(False, files, len(names), planned,
+                           f"{len(missing)} of the {len(names)} clips its manifest lists are missing")
+    return CorpusState(True, files, len(names), planned, "")
+
+
+def index_is_current(settings: DemoSettings, clips_in_catalog: int) -> bool:
+    """The live index (its manifest is written last) exists and holds every catalog clip."""
+    manifest = settings.home / "indexes" / "default" / "manifest.json"
+    try:
+        return int(json.loads(manifest.read_text()).get("count", -1)) == clips_in_catalog
+    except (OSError, ValueError, TypeError, AttributeError):
+        return False
+
+
 def ensure_demo_workspace(settings: DemoSettings) -> None:
-    """Demo corpus -> catalog -> index, each step only when its output is missing."""
+    """Demo corpus -> catalog -> index; resumes a setup that was stopped half-way.
+
+    The corpus is generated unless a complete one is there (:func:`corpus_state`); the ingest always runs
+    (idempotent; a second run only checks fingerprints, see README for the time it takes); the index is
+    built or updated when the ingest changed something or the index does not hold every catalog clip.
+    """
     missing = missing_commands()
     if missing:
         raise DanceSearchError("demo needs " + ", ".join(f"`dancesearch {c}` ({w})" for c, w in missing.items())
                                + ", which this installation lacks")
     home = str(settings.home)
     run_opt = ["--run", str(settings.run)] if settings.run else []
-    ingested = False
-    if catalog_clip_count(settings) == 0:
-        if not any(settings.corpus_dir.glob("*.npz")):
-            clips = ["--clips", str(settings.clips)] if settings.clips else []
-            _run_step("demo corpus", ["corpus", "demo", "--out", str(settings.corpus_dir), *clips])
-        _run_step("ingest", ["ingest", "npz", str(settings.corpus_dir), "--home", home])
-        ingested = True
-    index_dir = settings.home / "indexes" / "default"
-    if ingested or not index_dir.is_dir() or not any(index_dir.iterdir()):
+    state = corpus_state(settings.corpus_dir)
+    in_catalog = catalog_clip_count(settings)
+    if not state.complete:
+        if state.files or in_catalog:
+            info(f"demo: the workspace {home} is incomplete ({state.reason}; {in_catalog} clips in the catalog), "
+                 "probably from an interrupted setup: finishing it")
+        clips = ["--clips", str(settings.clips)] if settings.clips else []
+        _run_step("demo corpus", ["corpus", "demo", "--out", str(settings.corpus_dir), *clips])
+        state = corpus_state(settings.corpus_dir)
+        if not state.complete:
+            raise DanceSearchError(f"the demo corpus at {settings.corpus_dir} is still incomplete after generating "
+                                   f"it ({state.reason}); delete that folder and run demo again")
+    elif settings.clips and state.planned is not None and settings.clips != state.planned:
+        info(f"demo: --clips {settings.clips} ignored: {settings.corpus_dir} already holds a complete "
+             f"{state.planned}-clip corpus (use another --home, or delete {home}, for a new one)")
+    report = _run_step("ingest", ["ingest", "npz", str(settings.corpus_dir), "--home", home, "--json"],
+                       capture_json=True) or {}
+    done = int(report.get("sequences", 0))
+    info(f"demo: ingest: {done} sequences, {report.get('clips', 0)} clips ({report.get('unchanged', 0)} unchanged)")
+    if state.expected is not None and done < state.expected:
+        raise DanceSearchError(f"the demo workspace {home} is incomplete: {done} of the corpus' {state.expected} "
+                               "clips were ingested; run demo again, or delete the workspace to start over")
+    changed = report.get("unchanged") != done
+    in_catalog = catalog_clip_count(settings)
+    if changed or not index_is_current(settings, in_catalog):
         _run_step("index", ["index", "build", "--home", home, *run_opt])
 
 
@@ -291,11 +417,7 @@ def _print_search(payload: dict) -> None:
 # --- handlers --------------------------------------------------------------------------------------
 def _terminate_like_ctrl_c() -> None:
     """Make SIGTERM (process managers, `kill`) stop the command the way Ctrl-C does: children shut down too."""
-    def raise_interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    if hasattr(signal, "SIGTERM"):
-        signal.signal(signal.SIGTERM, raise_interrupt)
+    terminate_like_ctrl_c()
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
@@ -320,7 +442,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     settings = DemoSettings(home=resolve_home(args.home), host=args.host, api_port=args.port, ui_port=args.ui_port,
                             with_ui=not (args.no_ui or args.once), clips=args.clips, run=args.run,
                             startup_timeout_s=args.startup_timeout)
-    settings.home.mkdir(parents=True, exist_ok=True)
+    ensure_dir(settings.home)
     ensure_demo_workspace(settings)
     children: list[Child] = []
     try:

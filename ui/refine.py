@@ -33,6 +33,10 @@ BODY_PART_PHRASES: dict[str, str] = {
     "torso": "with lots of torso movement",
 }
 ENERGY_PHRASES: dict[str, str] = {"low": "with low energy", "medium": "with medium energy", "high": "with high energy"}
+#: The most :func:`refined_text` can append to a query (", " + the longest phrase of each kind); the UI's
+#: query box leaves this much room below the API's query length limit.
+MAX_REFINEMENT_CHARS: int = sum(2 + max(map(len, table.values()))
+                                for table in (BODY_PART_PHRASES, ENERGY_PHRASES, TEMPO_PHRASES))
 
 EXAMPLE_QUERIES: tuple[str, ...] = (
     "a slow lyrical waltz that travels in circles",

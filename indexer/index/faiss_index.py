@@ -487,7 +487,14 @@ class FaissIndex(VectorIndex):
 
     # --- persistence (used by store.py) ---------------------------------------------------------
     def write_index_file(self, path: Path) -> None:
-        faiss.write_index(self._index, str(path))
+        """Serialise the index to ``path`` through a Python file.
+
+        Why not ``faiss.write_index(index, str(path))``: FAISS' own file writer only prints a close error
+        (e.g. "No space left on device") and returns, leaving a truncated file that looks written.
+        Through a Python file every failed write raises ``OSError`` with its errno.
+        """
+        with open(path, "wb") as fh:
+            faiss.write_index(self._index, faiss.PyCallbackIOWriter(fh.write))
 
     @classmethod
     def from_parts(cls, kind: str, dim: int, params: FaissParams, index_path: Path | None,

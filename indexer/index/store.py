@@ -4,7 +4,7 @@ Layout (one *generation* per save; the manifest names the generation that is liv
 
     manifest.json            written LAST, atomically: backend, kind, dim, count, model id,
                              calibration (no-match threshold), files of the live generation
-    index-<g>.faiss          FAISS index (faiss.write_index to a temp file, then os.replace)
+    index-<g>.faiss          FAISS index (faiss.write_index to an encoders.atomic_io temp file, then os.replace)
     vectors-<g>.npy          the full vectors (ivfpq re-ranking memory-maps it; rebuilds reuse it)
     attrs-<g>.npz            clip ids + filter columns, aligned with the vectors
     centroids-<g>.npz        per-genre sums and counts of clip embeddings (genre search)
@@ -17,9 +17,7 @@ Loading checks the model id the index was built with and refuses another model.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from encoders.atomic_io import atomic_path, atomic_save_npz, atomic_write_json
+from encoders.atomic_io import atomic_path, atomic_save_npz, atomic_write_json, ensure_dir
 from encoders.errors import DanceSearchError, ModelMismatchError
 
 from .base import VectorIndex
@@ -125,17 +123,13 @@ def read_manifest(directory: Path) -> dict[str, Any] | None:
 
 
 def _write_faiss(index: FaissIndex, target: Path) -> None:
-    """faiss.write_index to a temp file in the same folder, fsync, os.replace."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        index.write_index_file(Path(tmp))
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """faiss.write_index through :func:`encoders.atomic_io.atomic_path` (temp file, fsync, os.replace).
+
+    Why not a private ``mkstemp``: the temp file would keep mkstemp's mode 0600 while every other file
+    of the workspace is 0644 (umask), and a full disk would surface as FAISS' bare RuntimeError.
+    """
+    with atomic_path(target, suffix=".tmp") as tmp:
+        index.write_index_file(tmp)
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
@@ -160,8 +154,7 @@ def _cleanup(directory: Path, live: dict[str, str]) -> None:
 def save_index(index: VectorIndex, directory: Path, *, model_id: str, centroids: GenreCentroids,
                calibration: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Persist ``index`` as a new generation and switch the manifest to it; returns the manifest."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = ensure_dir(directory)
     old = read_manifest(directory) if (directory / MANIFEST).exists() else None
     gen = int(old.get("generation", 0)) + 1 if old else 1
     files: dict[str, str] = {"attrs": f"attrs-{gen}.npz", "centroids": f"centroids-{gen}.npz"}

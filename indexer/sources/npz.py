@@ -108,6 +108,14 @@ class NpzAdapter(SourceAdapter):
         return sorted(self.root.glob("*.npz"))
 
     def extra_captions(self) -> list[CaptionEntry]:
+        """The folder's ``captions.jsonl``; for a single file, only its lines for that file's sequence.
+
+        Why: the folder's captions file describes every sequence of the folder, so ingesting one file
+        would otherwise report every other sequence's lines as matching no ingested clip.
+        """
+        if self.root.is_file():
+            name = self.root.stem
+            return [e for e in self._captions if e.sequence == name or e.sequence.rsplit("/", 1)[-1] == name]
         return list(self._captions)
 
     def load(self, candidate: Path) -> SequenceItem:
