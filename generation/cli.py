@@ -31,6 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from .windows.cli import register as register_windows
 
     register_windows(actions)
+    from .genre.cli import register as register_genre
+
+    register_genre(subparsers)
 
 
 def run_demo(args: argparse.Namespace) -> int:
