@@ -1,0 +1,119 @@
+"""The GCDance denoiser sized for a CPU: body and hand experts, music cross-attention, genre FiLM (Fig. 3).
+
+x_t (B, T, 319) -> predicted clean motion (B, T, 319) in the normaliser's units. The body expert sees the
+layout's body dims (contacts, root, 22 joints) and attends to the music; the hand expert sees the 30 finger
+joints and attends to the music *and the body expert's features* (body features injected into the hand
+branch's cross-attention, FineNet's FDGN). Tokens are the frames downsampled ``time_stride`` times by a
+strided convolution and upsampled back by a transposed one: fewer tokens is what makes CPU training
+feasible (``../shared/notes/generation.md``). Classifier-free guidance: ``drop_music`` / ``drop_genre``
+replace a condition by a learned null embedding (training drops them at random; sampling runs both).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from encoders.errors import DanceSearchError
+
+from ..representation.layout import FEATURE_DIM, LAYOUT
+from .blocks import DenoiserBlock
+
+MUSIC_DIM = 35
+
+
+@dataclass
+class DenoiserConfig:
+    window_frames: int = 120
+    d_model: int = 192
+    heads: int = 4
+    body_layers: int = 4
+    hand_layers: int = 2
+    ff_mult: int = 2
+    dropout: float = 0.1
+    time_stride: int = 2
+    genre_dim: int = 384            # the text backbone's embedding of "This is a {genre} type of music."
+    music_dim: int = MUSIC_DIM
+
+    def __post_init__(self) -> None:
+        if self.window_frames % self.time_stride:
+            raise DanceSearchError(f"window_frames {self.window_frames} must be a multiple of time_stride "
+                                   f"{self.time_stride}")
+        if self.d_model % self.heads:
+            raise DanceSearchError(f"d_model {self.d_model} must be a multiple of heads {self.heads}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def step_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sinusoidal embedding of diffusion steps (B,) -> (B, dim)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = t.float()[:, None] * freqs[None]
+    return torch.cat([torch.sin(args), torch.cos(args)], dim=-1)
+
+
+class _Expert(nn.Module):
+    """Input projection + temporal downsampling + blocks + upsampling + output projection of one part."""
+
+    def __init__(self, in_dim: int, layers: int, c: DenoiserConfig) -> None:
+        super().__init__()
+        self.inp = nn.Linear(in_dim, c.d_model)
+        self.down = nn.Conv1d(c.d_model, c.d_model, kernel_size=c.time_stride, stride=c.time_stride)
+        self.pos = nn.Parameter(torch.zeros(1, c.window_frames // c.time_stride, c.d_model))
+        self.blocks = nn.ModuleList(DenoiserBlock(c.d_model, c.heads, c.ff_mult, c.dropout, c.d_model)
+                                    for _ in range(layers))
+        self.up = nn.ConvTranspose1d(c.d_model, c.d_model, kernel_size=c.time_stride, stride=c.time_stride)
+        self.out = nn.Sequential(nn.LayerNorm(c.d_model), nn.Linear(c.d_model, in_dim))
+        nn.init.normal_(self.pos, std=0.02)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.down(self.inp(x).transpose(1, 2)).transpose(1, 2)
+        return h + self.pos[:, :h.shape[1]]
+
+    def decode(self, h: torch.Tensor) -> torch.Tensor:
+        return self.out(self.up(h.transpose(1, 2)).transpose(1, 2))
+
+
+class GCDanceDenoiser(nn.Module):
+    def __init__(self, config: DenoiserConfig = DenoiserConfig()) -> None:
+        super().__init__()
+        c = self.config = config
+        self.body_dims = int(LAYOUT.body_rotations.stop)          # [0, 139): contacts, root, body joints
+        self.body = _Expert(self.body_dims, c.body_layers, c)
+        self.hand = _Expert(FEATURE_DIM - self.body_dims, c.hand_layers, c)
+        self.music_in = nn.Linear(c.music_dim, c.d_model)
+        self.music_down = nn.Conv1d(c.d_model, c.d_model, kernel_size=c.time_stride, stride=c.time_stride)
+        self.music_pos = nn.Parameter(torch.zeros(1, c.window_frames // c.time_stride, c.d_model))
+        self.null_music = nn.Parameter(torch.zeros(1, 1, c.d_model))
+        self.genre_adapter = nn.Sequential(nn.Linear(c.genre_dim, c.d_model), nn.GELU(), nn.Linear(c.d_model, c.d_model))
+        self.null_genre = nn.Parameter(torch.zeros(1, c.d_model))
+        self.step_mlp = nn.Sequential(nn.Linear(c.d_model, c.d_model), nn.SiLU(), nn.Linear(c.d_model, c.d_model))
+        nn.init.normal_(self.music_pos, std=0.02)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, music: torch.Tensor, genre: torch.Tensor,
+                drop_music: torch.Tensor | None = None, drop_genre: torch.Tensor | None = None) -> torch.Tensor:
+        c = self.config
+        b, frames, dim = x_t.shape
+        if dim != FEATURE_DIM or frames != c.window_frames or music.shape != (b, frames, c.music_dim):
+            raise DanceSearchError(f"denoiser input: motion {tuple(x_t.shape)} (expected (B, {c.window_frames}, "
+                                   f"{FEATURE_DIM})), music {tuple(music.shape)}")
+        m = self.music_down(self.music_in(music).transpose(1, 2)).transpose(1, 2) + self.music_pos
+        if drop_music is not None:
+            m = torch.where(drop_music.view(b, 1, 1), self.null_music.expand_as(m), m)
+        g = self.genre_adapter(genre)
+        if drop_genre is not None:
+            g = torch.where(drop_genre.view(b, 1), self.null_genre.expand_as(g), g)
+        cond = self.step_mlp(step_embedding(t, c.d_model)) + g
+        hb = self.body.encode(x_t[..., :self.body_dims])
+        for block in self.body.blocks:
+            hb = block(hb, m, cond)
+        hh = self.hand.encode(x_t[..., self.body_dims:])
+        memory = torch.cat([m, hb], dim=1)                     # body features injected into the hand branch
+        for block in self.hand.blocks:
+            hh = block(hh, memory, cond)
+        return torch.cat([self.body.decode(hb), self.hand.decode(hh)], dim=-1)

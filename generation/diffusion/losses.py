@@ -1,0 +1,39 @@
+"""The training objectives of GCDance III-B: simple (eq. 5), joint positions (6), velocity (7), foot contact (8).
+
+The model predicts normalised features; eq. 6 and 8 need joint positions, so predictions and targets are
+de-normalised and posed by forward kinematics on the project's SMPL-X skeleton (``encoders.motion``, the
+same FK the representation decodes with). Eq. 8 uses the *predicted* contact labels: where the model says
+a foot (ankle / toe) touches the floor, that joint's predicted velocity is pushed to zero.
+"""
+from __future__ import annotations
+
+import torch
+
+from encoders.motion.kinematics import forward_kinematics
+from encoders.motion.rotations import rot6d_to_matrix
+from encoders.motion.skeleton import FOOT_JOINTS, smplx52
+
+from ..representation.layout import LAYOUT, NUM_JOINTS, ROT_DIM
+from ..representation.normalizer import Normalizer
+
+_FOOT = [smplx52().index(n) for n in FOOT_JOINTS]
+
+
+def joint_positions(features: torch.Tensor) -> torch.Tensor:
+    """(B, T, 319) de-normalised features -> (B, T, 52, 3) joint positions (differentiable)."""
+    b, t, _ = features.shape
+    rot = rot6d_to_matrix(features[..., LAYOUT.rotations].reshape(b, t, NUM_JOINTS, ROT_DIM))
+    return forward_kinematics(rot, features[..., LAYOUT.root], smplx52())
+
+
+def diffusion_losses(pred: torch.Tensor, target: torch.Tensor, normalizer: Normalizer) -> dict[str, torch.Tensor]:
+    """The four losses (scalars) for normalised predictions and targets (B, T, 319)."""
+    simple = torch.mean((pred - target) ** 2)                                         # eq. 5
+    velocity = torch.mean(((pred[:, 1:] - pred[:, :-1]) - (target[:, 1:] - target[:, :-1])) ** 2)   # eq. 7
+    p_feat, t_feat = normalizer.denormalise(pred), normalizer.denormalise(target)
+    p_pos, t_pos = joint_positions(p_feat), joint_positions(t_feat)
+    joints = torch.mean(((p_pos - t_pos) ** 2).sum(-1))                                # eq. 6
+    foot_vel = p_pos[:, 1:, _FOOT] - p_pos[:, :-1, _FOOT]                              # (B, T-1, 4, 3)
+    contact = (p_feat[:, :-1, LAYOUT.contacts] > 0.5).to(pred.dtype).unsqueeze(-1)     # predicted labels
+    foot = torch.mean(((foot_vel * contact) ** 2).sum(-1))                             # eq. 8
+    return {"simple": simple, "joints": joints, "velocity": velocity, "foot": foot}

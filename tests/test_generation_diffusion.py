@@ -1,0 +1,134 @@
+"""The GCDance denoiser, its DDIM sampler, inpainting and long-term sampling, on tiny configurations."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from encoders.errors import DanceSearchError
+from generation.diffusion.denoiser import DenoiserConfig, GCDanceDenoiser
+from generation.diffusion.losses import diffusion_losses, joint_positions
+from generation.diffusion.sampling import assemble_windows, ddim_sample
+from generation.diffusion.schedule import DDIMScheduler
+from generation.representation import FEATURE_DIM, LAYOUT, Normalizer
+from generation.representation.codec import decode
+
+TINY = DenoiserConfig(window_frames=16, d_model=32, heads=2, body_layers=1, hand_layers=1, genre_dim=8, dropout=0.0)
+
+
+def _model(seed: int = 0) -> GCDanceDenoiser:
+    torch.manual_seed(seed)
+    return GCDanceDenoiser(TINY)
+
+
+def _inputs(b: int = 2, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(b, 16, FEATURE_DIM, generator=g), torch.randint(0, 1000, (b,), generator=g),
+            torch.randn(b, 16, 35, generator=g), torch.randn(b, 8, generator=g))
+
+
+def test_shapes_and_the_body_expert_never_sees_the_hands() -> None:
+    model = _model().eval()
+    x, t, music, genre = _inputs()
+    out = model(x, t, music, genre)
+    assert out.shape == (2, 16, FEATURE_DIM)
+    x2 = x.clone()
+    x2[..., LAYOUT.hand_rotations] += 1.0                     # change only the hands
+    out2 = model(x2, t, music, genre)
+    body = slice(0, LAYOUT.body_rotations.stop)
+    torch.testing.assert_close(out2[..., body], out[..., body])
+    assert not torch.allclose(out2[..., LAYOUT.hand_rotations], out[..., LAYOUT.hand_rotations])
+    # the hand expert does see the body (its features are in the hand branch's cross-attention)
+    x3 = x.clone()
+    x3[..., LAYOUT.body_rotations] += 1.0
+    assert not torch.allclose(model(x3, t, music, genre)[..., LAYOUT.hand_rotations], out[..., LAYOUT.hand_rotations])
+    with pytest.raises(DanceSearchError, match="denoiser input"):
+        model(x[:, :8], t, music, genre)
+    with pytest.raises(DanceSearchError, match="multiple of time_stride"):
+        DenoiserConfig(window_frames=15)
+
+
+def test_ddim_with_a_perfect_x0_prediction_returns_x0() -> None:
+    sched = DDIMScheduler()
+    x0 = torch.randn(3, 16, 5)
+    x = torch.randn(3, 16, 5)
+    ts = sched.set_timesteps(10).tolist()
+    for i, t in enumerate(ts):
+        x = sched.step(x0, t, ts[i + 1] if i + 1 < len(ts) else None, x)
+    torch.testing.assert_close(x, x0)
+    noisy = sched.add_noise(x0, torch.zeros_like(x0), torch.zeros(3, dtype=torch.long))
+    torch.testing.assert_close(noisy, x0 * sched.alphas_cumprod[0].sqrt())
+    assert float(sched.alphas_cumprod[-1]) < 1e-4 and float(sched.alphas_cumprod[0]) > 0.999
+
+
+def test_x0_training_reduces_the_loss_on_a_tiny_set() -> None:
+    torch.manual_seed(0)
+    model = _model()
+    sched = DDIMScheduler()
+    x0, _, music, genre = _inputs(4, seed=1)
+    x0 = x0 * 0.3
+    norm = Normalizer(np.zeros(FEATURE_DIM), np.ones(FEATURE_DIM), 1)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    first = last = None
+    for step in range(60):
+        t = torch.randint(0, 1000, (4,))
+        xt = sched.add_noise(x0, torch.randn_like(x0), t)
+        losses = diffusion_losses(model(xt, t, music, genre), x0, norm)
+        loss = losses["simple"] + 0.1 * losses["velocity"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        first = losses["simple"].item() if first is None else first
+        last = losses["simple"].item()
+    assert last < 0.7 * first, (first, last)
+    assert set(losses) == {"simple", "joints", "velocity", "foot"} and all(torch.isfinite(v) for v in losses.values())
+
+
+def test_joint_positions_match_the_representation_decoder() -> None:
+    rng = np.random.default_rng(0)
+    feats = rng.normal(0, 0.3, (10, FEATURE_DIM)).astype(np.float32)
+    want = decode(feats).positions
+    got = joint_positions(torch.as_tensor(feats)[None])[0].numpy()
+    np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def test_sampling_is_deterministic_and_the_genre_changes_the_dance() -> None:
+    model, sched = _model(), DDIMScheduler()
+    _, _, music, genre = _inputs()
+    a = ddim_sample(model, sched, music, genre, steps=5, guidance=2.0, generator=torch.Generator().manual_seed(3))
+    b = ddim_sample(model, sched, music, genre, steps=5, guidance=2.0, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(a, b)
+    # a trained model learns to use the genre; here the FiLM gates start at zero, so open them first
+    for name, p in model.named_parameters():
+        if "to_gamma" in name or "to_beta" in name:
+            torch.nn.init.normal_(p, std=0.5)
+    c = ddim_sample(model, sched, music, genre, steps=5, generator=torch.Generator().manual_seed(3))
+    d = ddim_sample(model, sched, music, -genre, steps=5, generator=torch.Generator().manual_seed(3))
+    assert (c - d).abs().mean() > 1e-3
+
+
+def test_inpainting_keeps_the_constrained_frames_and_joints() -> None:
+    model, sched = _model(), DDIMScheduler()
+    _, _, music, genre = _inputs()
+    known = torch.randn(2, 16, FEATURE_DIM)
+    mask = torch.zeros(2, 16, FEATURE_DIM, dtype=torch.bool)
+    mask[:, :4] = True                                        # keep the first frames (continue a dance)
+    mask[:, :, LAYOUT.body_rotations] = True                  # keep the body everywhere (generate the hands)
+    out = ddim_sample(model, sched, music, genre, steps=4, known=known, mask=mask,
+                      generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out[mask], known[mask])
+    assert not torch.allclose(out[~mask], known[~mask])
+
+
+def test_long_term_windows_agree_on_their_overlaps_and_assemble_without_a_jump() -> None:
+    model, sched = _model(), DDIMScheduler()
+    _, _, music, genre = _inputs(3)
+    wins = ddim_sample(model, sched, music, genre, steps=4, chain_windows=True, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(wins[1:, :8], wins[:-1, 8:])
+    dance = assemble_windows(wins)
+    assert dance.shape == (4 * 8, FEATURE_DIM)
+    torch.testing.assert_close(dance[:8], wins[0, :8])
+    torch.testing.assert_close(dance[8:16], wins[0, 8:])          # identical overlaps: the fade changes nothing
+    ramp = assemble_windows(torch.stack([torch.zeros(16, 1), torch.ones(16, 1)]))
+    assert ramp[0, 0] == 0 and ramp[-1, 0] == 1
+    assert (ramp[1:, 0] - ramp[:-1, 0]).max() <= 1 / 8 + 1e-6         # a linear fade, no jump
