@@ -34,6 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from .genre.cli import register as register_genre
 
     register_genre(subparsers)
+    from .diffusion.cli import register as register_generate
+
+    register_generate(subparsers)
 
 
 def run_demo(args: argparse.Namespace) -> int:

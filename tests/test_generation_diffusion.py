@@ -132,3 +132,94 @@ def test_long_term_windows_agree_on_their_overlaps_and_assemble_without_a_jump()
     ramp = assemble_windows(torch.stack([torch.zeros(16, 1), torch.ones(16, 1)]))
     assert ramp[0, 0] == 0 and ramp[-1, 0] == 1
     assert (ramp[1:, 0] - ramp[:-1, 0]).max() <= 1 / 8 + 1e-6         # a linear fade, no jump
+
+
+def _tiny_run(tmp_path):
+    from generation.diffusion.run_dir import save_run
+
+    model = _model()
+    for name, p in model.named_parameters():               # an "trained" model: conditioning gates open
+        if "to_gamma" in name or "to_beta" in name:
+            torch.nn.init.normal_(p, std=0.2)
+    norm = Normalizer(np.zeros(FEATURE_DIM), np.full(FEATURE_DIM, 0.2), 1)
+    genres = ["popping", "waltz"]
+    emb = np.random.default_rng(0).normal(size=(2, 8)).astype(np.float32)
+    return save_run(tmp_path / "run", model, model.state_dict(), norm, genres, emb, {"steps": 0}, "test", [], {})
+
+
+def test_pipeline_long_dance_is_continuous_deterministic_and_checked(tmp_path) -> None:
+    from encoders.errors import InputError
+    from generation.diffusion.pipeline import DancePipeline
+
+    pipe = DancePipeline.from_pretrained(_tiny_run(tmp_path))
+    music = np.random.default_rng(1).normal(size=(44, 35)).astype(np.float32)   # 16-frame windows, hop 8: 5 windows
+    a = pipe(music, "Popping", seed=3, steps=4)
+    b = pipe(music, "popping", seed=3, steps=4)
+    assert a.windows == 5 and a.record.num_frames == 44 and a.genre == "popping"
+    np.testing.assert_allclose(a.record.positions, b.record.positions)
+    c = pipe(music, "waltz", seed=3, steps=4)
+    assert not np.allclose(c.record.positions, a.record.positions)
+    # no seam: chained windows placed in the world agree on every overlap, so the cross-fade joins equal poses
+    x0 = pipe._sample(torch.as_tensor(np.stack([music[i * 8:i * 8 + 16] for i in range(4)])),
+                      pipe.genre_embeddings[0].expand(4, -1), seed=0, steps=4, guidance=2.0, hop=8)
+    world = pipe.world_windows(x0, 8)
+    for prev, nxt in zip(world[:-1], world[1:]):
+        np.testing.assert_allclose(nxt[:8, LAYOUT.root], prev[8:, LAYOUT.root], atol=1e-4)
+        np.testing.assert_allclose(decode(nxt[:8]).positions, decode(prev[8:]).positions, atol=1e-3)
+    with pytest.raises(InputError, match="unknown genre 'tap'"):
+        pipe(music, "tap")
+    with pytest.raises(InputError, match="shorter than one window"):
+        pipe(music[:10], "waltz")
+    (tmp_path / "run" / "model.pt").write_bytes(b"junk")
+    with pytest.raises(InputError, match="model.pt"):
+        DancePipeline.from_pretrained(tmp_path / "run")
+
+
+def test_generate_command_end_to_end(tmp_path, demo_workspace, capsys) -> None:
+    """A tiny run directory, real catalog music and a real audio file, npz and BVH out, bad input refused."""
+    import json
+
+    import soundfile as sf
+
+    from encoders.motion.bvh import read_bvh
+    from encoders.motion.record import MotionRecord
+    from indexer.datasets import examples_for_split
+    from ui.cli import main
+
+    run = _tiny_run(tmp_path)
+    clip = examples_for_split(demo_workspace, "test")[0].clip_id
+    out = tmp_path / "dance.npz"
+    assert main(["generate", "--clip", str(clip), "--home", str(demo_workspace.home), "--genre", "waltz",
+                 "--run", str(run), "--seconds", "6", "--steps", "3", "--out", str(out), "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    rec = MotionRecord.load(out)
+    assert rec.num_frames == 180 and rec.rotations_6d is not None and payload["genre"] == "waltz"
+    assert payload["music_beats"] > 0 and payload["windows"] == 22
+    # an audio file: 5 s of clicks at 120 BPM
+    sr = 22050
+    y = np.zeros(5 * sr, dtype=np.float32)
+    for k in range(10):
+        y[int(k * 0.5 * sr):int(k * 0.5 * sr) + 400] = np.sin(np.arange(400) * 0.3) * 0.8
+    sf.write(tmp_path / "clicks.wav", y, sr)
+    bvh = tmp_path / "dance.bvh"
+    assert main(["generate", "--music", str(tmp_path / "clicks.wav"), "--genre", "popping", "--run", str(run),
+                 "--steps", "2", "--out", str(bvh)]) == 0
+    assert read_bvh(bvh).to_record().num_frames == 150
+
+    def cli(*args: str) -> tuple[int, str]:
+        try:
+            rc = main(["generate", *args, "--run", str(run)])
+        except SystemExit as exc:                       # argparse's own usage errors
+            rc = exc.code
+        return rc, capsys.readouterr().err
+
+    sf.write(tmp_path / "silence.wav", np.zeros(5 * sr, dtype=np.float32), sr)
+    cases = [(["--music", str(tmp_path / "silence.wav"), "--genre", "waltz", "--out", str(out)], 1, "silent"),
+             (["--music", str(tmp_path / "clicks.wav"), "--genre", "tap", "--out", str(out)], 1, "unknown genre 'tap'"),
+             (["--music", str(tmp_path / "clicks.wav"), "--genre", "waltz", "--seconds", "9", "--out", str(out)], 1,
+              "shorter than --seconds"),
+             (["--music", str(tmp_path / "clicks.wav"), "--genre", "waltz", "--out", str(tmp_path / "d.mp4")], 2, ".npz or .bvh"),
+             (["--music", str(tmp_path / "clicks.wav"), "--genre", "waltz", "--seconds", "1", "--out", str(out)], 2, "--seconds")]
+    for args, want, msg in cases:
+        rc, err = cli(*args)
+        assert rc == want and msg in err and "Traceback" not in err, (args, err)

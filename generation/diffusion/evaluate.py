@@ -1,0 +1,48 @@
+"""Scoring a generator on a catalog split: one generated 4-s window per real window, same music and genre.
+
+The real windows of the split (non-overlapping) are the ground truth; for each, the generator makes a
+window from that window's music and genre, and the generated set is scored against the real one with
+``generation.metrics.evaluate_generation`` (the generated windows carry the real window's music beats, so
+BAS measures the generated motion against the music it was made for). The real-data floor
+(``docs/results/generation_floor.md``) is what the numbers are read against.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from ..metrics.catalog_source import window_samples
+from ..metrics.sample import DanceSample
+from ..metrics.suite import evaluate_generation
+from ..representation.codec import decode
+from ..representation.layout import FPS
+from ..windows import WindowStore
+from .pipeline import DancePipeline
+
+
+def generate_for_split(pipe: DancePipeline, store: WindowStore, split: str, steps: int = 20, guidance: float = 2.0,
+                       seed: int = 0, batch: int = 36) -> tuple[list[DanceSample], float]:
+    """Generated samples (one per real window of ``split``) and the seconds it took."""
+    t0 = time.perf_counter()
+    out: list[DanceSample] = []
+    n = store.num_windows(split)
+    for start in range(0, n, batch):
+        wins = [store.window(split, i) for i in range(start, min(n, start + batch))]
+        x = pipe.sample_windows(np.stack([w.music for w in wins]), [w.genre for w in wins], seed=seed + start,
+                                steps=steps, guidance=guidance)
+        for w, feats in zip(wins, x):
+            rec = decode(feats)
+            out.append(DanceSample(f"gen-{w.clip_id}@{w.start}", rec.positions, FPS, rec.joint_names,
+                                   w.beat_times if w.has_music else None, {"genre": w.genre}))
+    return out, time.perf_counter() - t0
+
+
+def evaluate_generator(pipe: DancePipeline, store: WindowStore, split: str = "test", protocols=("dancesearch",),
+                       steps: int = 20, guidance: float = 2.0, seed: int = 0) -> dict[str, Any]:
+    real = window_samples(store, split)
+    generated, seconds = generate_for_split(pipe, store, split, steps, guidance, seed)
+    return {"split": split, "windows": len(real), "steps": steps, "guidance": guidance, "seed": seed,
+            "generation_seconds": round(seconds, 1), "model_id": pipe.model_id,
+            "protocols": {p: evaluate_generation(generated, real, p, per_sample=False) for p in protocols}}

@@ -1,0 +1,82 @@
+"""The generator's run directory: everything needed to sample from, or audit, one trained denoiser.
+
+::
+
+    RUN/config.json          {"format": 1, "kind": "gcdance", "representation", "denoiser", "train", "genres",
+                              "genre_prompt", "text_backbone", "data"}
+    RUN/model.pt             denoiser state_dict (the best validation checkpoint)
+    RUN/normalizer.npz       feature statistics of the training windows (generation.representation)
+    RUN/genre_embeddings.npy (G, E) text embeddings of "This is a {genre} type of music." (no backbone needed
+                             to sample a named genre)
+    RUN/history.json         losses per evaluation
+    RUN/README.md            model card
+
+A run made for another motion representation is refused when loaded.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from encoders.atomic_io import atomic_save_npy, atomic_write_bytes, atomic_write_json
+from encoders.errors import DanceSearchError, InputError
+from encoders.versioned_json import read_versioned_json
+
+from ..representation.layout import REPRESENTATION_ID
+from ..representation.normalizer import Normalizer
+from .denoiser import DenoiserConfig, GCDanceDenoiser
+
+RUN_FORMAT = 1
+KIND = "gcdance"
+GENRE_PROMPT = "This is a {genre} type of music."
+
+
+def save_run(run_dir: str | Path, model: GCDanceDenoiser, state: dict[str, torch.Tensor], normalizer: Normalizer,
+             genres: list[str], genre_embeddings: np.ndarray, train_config: dict[str, Any], text_backbone: str,
+             history: list[dict[str, Any]], data: dict[str, Any]) -> Path:
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in state.items()}, buf)
+    atomic_write_bytes(run_dir / "model.pt", buf.getvalue())
+    normalizer.save(run_dir / "normalizer.npz")
+    atomic_save_npy(run_dir / "genre_embeddings.npy", np.asarray(genre_embeddings, dtype=np.float32))
+    atomic_write_json(run_dir / "history.json", history)
+    atomic_write_json(run_dir / "config.json", {
+        "format": RUN_FORMAT, "kind": KIND, "representation": REPRESENTATION_ID, "denoiser": model.config.to_dict(),
+        "train": train_config, "genres": genres, "genre_prompt": GENRE_PROMPT, "text_backbone": text_backbone,
+        "data": data})
+    return run_dir
+
+
+def load_run(run_dir: str | Path) -> tuple[GCDanceDenoiser, Normalizer, list[str], np.ndarray, dict[str, Any]]:
+    run_dir = Path(run_dir)
+    missing = [f for f in ("config.json", "model.pt", "normalizer.npz", "genre_embeddings.npy")
+               if not (run_dir / f).is_file()]
+    if missing:
+        raise DanceSearchError(f"{run_dir} is not a generator run directory (missing {', '.join(missing)}); "
+                               f"train one with `dancesearch generate-train --out DIR`")
+    raw = read_versioned_json(run_dir / "config.json", RUN_FORMAT, "generator config", "generator run")
+    if raw.get("kind") != KIND:
+        raise InputError(run_dir / "config.json", "not a generator run", field="kind", expected=KIND,
+                         got=str(raw.get("kind")))
+    if raw.get("representation") != REPRESENTATION_ID:
+        raise InputError(run_dir / "config.json", "made for another motion representation", field="representation",
+                         expected=REPRESENTATION_ID, got=str(raw.get("representation")))
+    model = GCDanceDenoiser(DenoiserConfig(**raw["denoiser"]))
+    try:
+        model.load_state_dict(torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True))
+    except Exception as exc:  # torch raises many types for a corrupt or mismatched checkpoint
+        raise InputError(run_dir / "model.pt", f"cannot read the generator checkpoint: {exc}") from exc
+    model.eval()
+    normalizer = Normalizer.load(run_dir / "normalizer.npz")
+    emb = np.load(run_dir / "genre_embeddings.npy")
+    genres = list(raw["genres"])
+    if emb.shape != (len(genres), model.config.genre_dim):
+        raise InputError(run_dir / "genre_embeddings.npy", "genre embeddings do not match the genres",
+                         expected=f"({len(genres)}, {model.config.genre_dim})", got=str(emb.shape))
+    return model, normalizer, genres, emb, raw

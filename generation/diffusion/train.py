@@ -1,0 +1,178 @@
+"""Training the denoiser on the catalog's 4-s windows (GCDance III-B), with a wall-clock budget.
+
+One step: a batch of canonical, normalised training windows; a random diffusion step per window; the
+motion noised by the cosine schedule; the denoiser predicts the clean motion from the noisy one, the
+music and the genre prompt's embedding; music and genre are each dropped (replaced by learned nulls)
+with probability ``cond_drop`` so classifier-free guidance works at sampling. Losses eq. 5-8 are
+combined by ``loss_combination`` (``fixed`` weights, ``nash`` or ``aligned``; ``generation.diffusion.mtl``).
+Every ``eval_every`` steps the simple loss on a fixed set of validation windows (fixed steps and noise)
+decides which checkpoint is kept. The budget in minutes ends training early, so the documented recipe
+fits a machine's time whatever its speed (``steps`` bounds it too).
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from encoders.errors import DanceSearchError
+
+from ..windows import WindowDataset, WindowStore
+from .denoiser import DenoiserConfig, GCDanceDenoiser
+from .losses import diffusion_losses
+from .mtl import LossCombiner
+from .run_dir import GENRE_PROMPT, save_run
+from .schedule import DDIMScheduler
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 20000
+    minutes: float = 80.0
+    batch_size: int = 32
+    lr: float = 4e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 300
+    cond_drop: float = 0.15
+    loss_weights: dict[str, float] = field(default_factory=lambda: {"simple": 1.0, "joints": 1.0, "velocity": 1.0,
+                                                                   "foot": 1.0})
+    loss_combination: str = "fixed"
+    eval_every: int = 250
+    val_windows: int = 128
+    seed: int = 0
+    num_threads: int = 2
+    text_backbone: str = "minilm"
+
+
+def genre_embeddings(genres: list[str], backbone_name: str = "minilm") -> tuple[np.ndarray, str]:
+    """(G, E) embeddings of each genre's prompt with the project's text backbone, and its identity."""
+    from encoders.model.text import build_backbone
+
+    backbone = build_backbone(backbone_name).eval()
+    with torch.no_grad():
+        emb = backbone([GENRE_PROMPT.format(genre=g) for g in genres]).float().numpy()
+    return emb, str(getattr(backbone, "identity", backbone_name))
+
+
+def train_denoiser(store: WindowStore, out: str | Path, denoiser: DenoiserConfig = DenoiserConfig(),
+                   config: TrainConfig = TrainConfig(), progress: bool = True,
+                   embeddings: tuple[np.ndarray, str] | None = None) -> dict[str, Any]:
+    """Train on ``store``'s train split (validate on val), write the run directory ``out``, return the history."""
+    if store.num_windows("train") < config.batch_size:
+        raise DanceSearchError(f"only {store.num_windows('train')} training windows: fewer than one batch "
+                               f"({config.batch_size}); ingest more clips with SMPL-X rotations")
+    if store.config.window_frames != denoiser.window_frames:
+        raise DanceSearchError(f"window cache gives {store.config.window_frames}-frame windows, the denoiser "
+                               f"expects {denoiser.window_frames}")
+    torch.manual_seed(config.seed)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    normalizer = store.fit_normalizer("train")
+    genres = store.genres
+    emb, backbone_id = embeddings if embeddings is not None else genre_embeddings(genres, config.text_backbone)
+    genre_table = torch.as_tensor(emb, dtype=torch.float32)
+    model = GCDanceDenoiser(denoiser)
+    sched = DDIMScheduler()
+    combiner = LossCombiner(config.loss_combination,
+                            importance=[config.loss_weights[k] for k in ("simple", "joints", "velocity", "foot")])
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    lr_at = lambda s: min(1.0, (s + 1) / config.warmup_steps) * 0.5 * (1 + np.cos(np.pi * min(s / config.steps, 1.0)))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    data = WindowDataset(store, "train", normalizer)
+    loader = torch.utils.data.DataLoader(data, batch_size=config.batch_size, shuffle=True, drop_last=True,
+                                         generator=torch.Generator().manual_seed(config.seed))
+    val = _validation_batch(store, normalizer, genres, genre_table, config)
+    shared = [p for p in model.parameters()]
+    history: list[dict[str, Any]] = []
+    best = (float("inf"), 0, copy.deepcopy(model.state_dict()))
+    start = time.perf_counter()
+    step, seen = 0, 0
+    bar = tqdm(total=config.steps, desc="train generator", unit="step", disable=not progress)
+    running: dict[str, float] = {}
+    while step < config.steps and time.perf_counter() - start < config.minutes * 60:
+        for batch in loader:
+            model.train()
+            x0, music = batch["motion"], batch["music"]
+            b = len(x0)
+            g = genre_table[batch["genre"]]
+            t = torch.randint(0, sched.num_train_timesteps, (b,))
+            xt = sched.add_noise(x0, torch.randn_like(x0), t)
+            pred = model(xt, t, music, g, drop_music=torch.rand(b) < config.cond_drop,
+                         drop_genre=torch.rand(b) < config.cond_drop)
+            losses = diffusion_losses(pred, x0, normalizer)
+            names = ("simple", "joints", "velocity", "foot")
+            total, _ = combiner.combine([losses[k] for k in names], shared)
+            opt.zero_grad()
+            total.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            scheduler.step()
+            step += 1
+            seen += b
+            for k in names:
+                running[k] = running.get(k, 0.0) + losses[k].item()
+            bar.update(1)
+            if step % config.eval_every == 0 or step == config.steps:
+                row = {"step": step, "windows": seen, "seconds": round(time.perf_counter() - start, 1),
+                       **{f"train_{k}": v / config.eval_every for k, v in running.items()},
+                       "val_simple": _val_loss(model, val)}
+                running = {}
+                history.append(row)
+                bar.set_postfix(val=f"{row['val_simple']:.4f}")
+                if row["val_simple"] < best[0]:
+                    best = (row["val_simple"], step, copy.deepcopy(model.state_dict()))
+                    _save(out, model, best, normalizer, genres, emb, config, backbone_id, history, store, seen, start)
+            if step >= config.steps or time.perf_counter() - start >= config.minutes * 60:
+                break
+    bar.close()
+    if not history or history[-1]["step"] != step:
+        row = {"step": step, "windows": seen, "seconds": round(time.perf_counter() - start, 1),
+               "val_simple": _val_loss(model, val)}
+        history.append(row)
+        if row["val_simple"] < best[0]:
+            best = (row["val_simple"], step, copy.deepcopy(model.state_dict()))
+    _save(out, model, best, normalizer, genres, emb, config, backbone_id, history, store, seen, start)
+    return {"best_step": best[1], "best_val_simple": best[0], "steps": step, "windows": seen,
+            "seconds": round(time.perf_counter() - start, 1), "history": history}
+
+
+def _save(out, model, best, normalizer, genres, emb, config, backbone_id, history, store, seen, start) -> None:
+    data = {"windows_train": store.num_windows("train"), "windows_val": store.num_windows("val"),
+            "cache_hash": store.content_hash, "best_step": best[1], "best_val_simple": best[0],
+            "windows_seen": seen, "train_seconds": round(time.perf_counter() - start, 1)}
+    save_run(out, model, best[2], normalizer, genres, emb, asdict(config), backbone_id, history, data)
+
+
+def _validation_batch(store: WindowStore, normalizer, genres: list[str], genre_table: torch.Tensor,
+                      config: TrainConfig) -> dict[str, torch.Tensor]:
+    n = store.num_windows("val")
+    if n == 0:
+        raise DanceSearchError("the catalog's val split has no windows: the generator selects its checkpoint on it")
+    rng = np.random.default_rng(config.seed)
+    idx = rng.choice(n, size=min(n, config.val_windows), replace=False)
+    wins = [store.window("val", int(i)) for i in idx]
+    gen = torch.Generator().manual_seed(config.seed + 1)
+    x0 = torch.as_tensor(np.stack([normalizer.normalise(w.motion) for w in wins]), dtype=torch.float32)
+    return {"x0": x0, "music": torch.as_tensor(np.stack([w.music for w in wins])),
+            "genre_emb": genre_table[torch.tensor([genres.index(w.genre) for w in wins])],
+            "t": torch.randint(0, 1000, (len(wins),), generator=gen),
+            "noise": torch.randn(x0.shape, generator=gen)}
+
+
+@torch.no_grad()
+def _val_loss(model: GCDanceDenoiser, val: dict[str, torch.Tensor]) -> float:
+    model.eval()
+    sched = DDIMScheduler()
+    xt = sched.add_noise(val["x0"], val["noise"], val["t"])
+    total, n = 0.0, len(xt)
+    for i in range(0, n, 64):
+        sl = slice(i, i + 64)
+        pred = model(xt[sl], val["t"][sl], val["music"][sl], val["genre_emb"][sl])
+        total += float(((pred - val["x0"][sl]) ** 2).mean()) * len(xt[sl])
+    return total / n
