@@ -63,15 +63,23 @@ def test_cli_floor_and_generated_folder(demo_workspace, tmp_path: Path, capsys: 
     assert res["metrics"]["bas"] is None and any("BAS" in n for n in res["notes"])   # records carry no beats
 
 
-def test_cli_usage_errors_exit_2(demo_workspace, tmp_path: Path) -> None:
+def test_cli_usage_errors_exit_2(demo_workspace, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     home = str(demo_workspace.home)
+
+    def run(*args: str) -> tuple[int, str]:
+        try:
+            rc = main(["eval", "generation", *args])
+        except SystemExit as exc:                       # argparse's own usage errors
+            rc = exc.code
+        return rc, capsys.readouterr().err
+
     for args in (["--home", home, "--split", "test"],                                     # no predictions
                  ["--home", home, "--split", "test", "--pred-split", "test"],             # same split
                  ["--home", home, "--pred-split", "train", "--gt", str(tmp_path)],        # floor needs --split
                  ["--home", home, "--split", "test", "--pred", str(tmp_path), "--pred-split", "train"]):
-        r = _cli("eval", "generation", *args)
-        assert r.returncode == 2, (args, r.stderr)
-        assert "Traceback" not in r.stderr
+        rc, err = run(*args)
+        assert rc == 2, (args, err)
+        assert "Traceback" not in err
     r = _cli("eval", "generation", "--home", str(tmp_path / "nowhere"), "--split", "test", "--pred-split", "train")
     assert r.returncode == 1 and "no catalog" in r.stderr and "Traceback" not in r.stderr
 
@@ -83,3 +91,19 @@ def test_floor_with_a_small_pool_is_one_draw_with_a_note(demo_workspace, capsys:
     out = json.loads(capsys.readouterr().out)
     assert out["draws"] == 1 and any("one draw" in n for n in out["notes"])
     assert len(out["metrics"]["fid_k"]["values"]) == 1
+
+
+def test_motion_genre_classifier_separates_real_windows(demo_workspace) -> None:
+    from generation.metrics.genre_control import MotionGenreClassifier, motion_descriptor
+
+    store = window_store(demo_workspace.home)
+    train = window_samples(store, "train")
+    labels = [s.meta["genre"] for s in train]
+    assert len(set(labels)) >= 3
+    clf = MotionGenreClassifier.fit(train, labels, epochs=200)
+    assert clf.accuracy(train, labels) > 0.9
+    assert len(motion_descriptor(train[0])) == 66 + 32 + 90 + 2 * 52 * 3
+    # a window's own genre beats chance on an unseen window of the same clip (windows 1 s apart)
+    shifted = window_samples(window_store(demo_workspace.home, stride_seconds=2.0), "train")
+    odd = [s for s in shifted if s.meta["start"] % 120]
+    assert clf.accuracy(odd, [s.meta["genre"] for s in odd]) > 1.5 / len(set(labels))

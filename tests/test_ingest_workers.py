@@ -60,7 +60,7 @@ def _alive(pid: int) -> bool:
     return st is not None and st[0] not in ("Z", "X")     # a zombie has exited; only its parent must reap it
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGKILL, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)])
 def test_workers_exit_when_the_ingest_is_killed(tmp_path: Path, sig: signal.Signals) -> None:
     """SIGKILL: the workers notice their parent is gone. SIGTERM: the ingest stops like Ctrl-C and shuts
     its pool down (exit 130) instead of vanishing without cleanup."""
