@@ -223,3 +223,16 @@ def test_generate_command_end_to_end(tmp_path, demo_workspace, capsys) -> None:
     for args, want, msg in cases:
         rc, err = cli(*args)
         assert rc == want and msg in err and "Traceback" not in err, (args, err)
+
+
+def test_shipped_generator_loads_and_dances() -> None:
+    from generation.diffusion.cli import DEFAULT_RUN
+    from generation.diffusion.pipeline import DancePipeline
+
+    if not (DEFAULT_RUN / "model.pt").is_file():
+        pytest.skip("no shipped generator in models/generator")
+    pipe = DancePipeline.from_pretrained(DEFAULT_RUN)
+    assert len(pipe.genres) == 18 and pipe.model_id.startswith("gcdance-")
+    music = np.random.default_rng(0).normal(size=(120, 35)).astype(np.float32)
+    out = pipe(music, "waltz", steps=4)
+    assert out.record.positions.shape == (120, 52, 3) and np.isfinite(out.record.positions).all()

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from encoders.atomic_io import atomic_save_npy, atomic_write_bytes, atomic_write_json
+from encoders.atomic_io import atomic_save_npy, atomic_write_bytes, atomic_write_json, atomic_write_text
 from encoders.errors import DanceSearchError, InputError
 from encoders.versioned_json import read_versioned_json
 
@@ -46,11 +46,32 @@ def save_run(run_dir: str | Path, model: GCDanceDenoiser, state: dict[str, torch
     normalizer.save(run_dir / "normalizer.npz")
     atomic_save_npy(run_dir / "genre_embeddings.npy", np.asarray(genre_embeddings, dtype=np.float32))
     atomic_write_json(run_dir / "history.json", history)
+    atomic_write_text(run_dir / "README.md", model_card(model, genres, train_config, text_backbone, data))
     atomic_write_json(run_dir / "config.json", {
         "format": RUN_FORMAT, "kind": KIND, "representation": REPRESENTATION_ID, "denoiser": model.config.to_dict(),
         "train": train_config, "genres": genres, "genre_prompt": GENRE_PROMPT, "text_backbone": text_backbone,
         "data": data})
     return run_dir
+
+
+def model_card(model: GCDanceDenoiser, genres: list[str], train_config: dict[str, Any], text_backbone: str,
+               data: dict[str, Any]) -> str:
+    c = model.config
+    params = sum(p.numel() for p in model.parameters())
+    return "\n".join([
+        "# GCDance-style genre-controlled dance generator", "",
+        "Body / hand Transformer experts, music cross-attention, genre + step FiLM, x0 prediction, cosine DDIM.", "",
+        f"- parameters: {params:,}; d_model {c.d_model}, body {c.body_layers} + hand {c.hand_layers} layers, "
+        f"{c.window_frames}-frame windows downsampled x{c.time_stride}",
+        f"- genres ({len(genres)}): {', '.join(genres)}; prompt \"{GENRE_PROMPT}\" embedded by `{text_backbone}`",
+        f"- training: {data.get('windows_seen', '?')} windows seen in {data.get('train_seconds', '?')} s "
+        f"(budget {train_config.get('minutes')} min, at most {train_config.get('steps')} steps, batch "
+        f"{train_config.get('batch_size')}, loss combination `{train_config.get('loss_combination')}`)",
+        f"- data: {data.get('windows_train', '?')} train / {data.get('windows_val', '?')} val windows "
+        f"(cache {data.get('cache_hash', '')[:16]})",
+        f"- checkpoint: step {data.get('best_step')} (validation x0 MSE {data.get('best_val_simple', float('nan')):.4f})",
+        "", "Sample with `dancesearch generate --run DIR ...` or "
+        "`generation.diffusion.pipeline.DancePipeline.from_pretrained(DIR)`.", ""])
 
 
 def load_run(run_dir: str | Path) -> tuple[GCDanceDenoiser, Normalizer, list[str], np.ndarray, dict[str, Any]]:
