@@ -36,7 +36,7 @@ import numpy as np
 
 from encoders.errors import InputError
 
-from .pfc import (LEFT_FOOT, PFC_SCALE, REFERENCE_FPS, RIGHT_FOOT, ROOT_JOINT, _windows, foot_min_speeds,
+from .pfc import (LEFT_FOOT, PFC_SCALE, REFERENCE_FPS, RIGHT_FOOT, ROOT_JOINT, foot_min_speeds, windowed_mean,
                   joint_index, positions_at, root_acceleration, yup_to_zup)
 from .sample import DanceSample
 
@@ -91,17 +91,8 @@ def pbc_frames(sample: DanceSample, *, fps: float | None = REFERENCE_FPS,
 def pbc_raw(sample: DanceSample, *, fps: float | None = REFERENCE_FPS, hand_joints: Sequence[str] | None = None,
             window_frames: int | None = None) -> float:
     """The unscaled per-sequence score (POPDG's ``body_loss.mean()``); windows averaged when given."""
-    if window_frames is None:
-        return float(pbc_frames(sample, fps=fps, hand_joints=hand_joints).mean())
-    if int(window_frames) < 3:
-        raise InputError(sample.name, "PBC window too short", field="window_frames", expected=">= 3",
-                         got=str(window_frames))
-    pos, rate = positions_at(sample, fps, "PBC", 3)
-    parts = []
-    for w in _windows(len(pos), int(window_frames)):
-        sub = DanceSample(sample.name, pos[w], rate, sample.joint_names)
-        parts.append(float(pbc_frames(sub, fps=None, hand_joints=hand_joints).mean()))
-    return float(np.mean(parts))
+    return windowed_mean(sample, lambda s, rate: pbc_frames(s, fps=rate, hand_joints=hand_joints), "PBC", fps,
+                         window_frames)
 
 
 def pbc(sample: DanceSample, *, fps: float | None = REFERENCE_FPS, hand_joints: Sequence[str] | None = None,

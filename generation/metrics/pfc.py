@@ -122,19 +122,26 @@ def _windows(n: int, window_frames: int | None) -> list[slice]:
     return [slice(s, s + window_frames) for s in range(0, n - window_frames + 1, window_frames)]
 
 
+def windowed_mean(sample: DanceSample, per_frame, metric: str, fps: float | None, window_frames: int | None) -> float:
+    """Mean of ``per_frame(sample_at_fps)`` over the whole sample, or averaged over consecutive windows.
+
+    The one place PFC and PBC cut a sequence into ``window_frames``-frame windows (EDGE's clip length makes
+    long and short dances comparable); ``per_frame(sub)`` gets a sample already at the wanted rate.
+    """
+    if window_frames is None:
+        return float(per_frame(sample, fps).mean())
+    if int(window_frames) < 3:
+        raise InputError(sample.name, f"{metric} window too short", field="window_frames", expected=">= 3",
+                         got=str(window_frames))
+    pos, rate = positions_at(sample, fps, metric, 3)
+    parts = [float(per_frame(DanceSample(sample.name, pos[w], rate, sample.joint_names), None).mean())
+             for w in _windows(len(pos), int(window_frames))]
+    return float(np.mean(parts))
+
+
 def pfc_raw(sample: DanceSample, *, fps: float | None = REFERENCE_FPS, window_frames: int | None = None) -> float:
     """The unscaled per-sequence score (EDGE's ``foot_loss.mean()``); windows averaged when given."""
-    if window_frames is None:
-        return float(pfc_frames(sample, fps=fps).mean())
-    if int(window_frames) < 3:
-        raise InputError(sample.name, "PFC window too short", field="window_frames", expected=">= 3",
-                         got=str(window_frames))
-    pos, rate = positions_at(sample, fps, "PFC", 3)
-    parts = []
-    for w in _windows(len(pos), int(window_frames)):
-        sub = DanceSample(sample.name, pos[w], rate, sample.joint_names)
-        parts.append(float(pfc_frames(sub, fps=None).mean()))
-    return float(np.mean(parts))
+    return windowed_mean(sample, lambda s, rate: pfc_frames(s, fps=rate), "PFC", fps, window_frames)
 
 
 def pfc(sample: DanceSample, *, fps: float | None = REFERENCE_FPS, window_frames: int | None = None) -> float:
