@@ -230,6 +230,9 @@ def test_running_ui_explains_an_api_that_went_down(backend: Backend, ui_url: str
         page.get_by_role("button", name="Search", exact=True).click()
         page.get_by_text("The search API is unreachable").wait_for(timeout=30_000)
         assert page.get_by_text(backend.url).count() >= 1
-        assert page.get_by_role("button", name="Retry").count() == 1
+        # Streamlit streams elements one by one: the button can land a moment after the error text.
+        retry = page.get_by_role("button", name="Retry")
+        retry.wait_for(timeout=15_000)
+        assert retry.count() == 1
     finally:
         page.close()
