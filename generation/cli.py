@@ -37,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from .diffusion.cli import register as register_generate
 
     register_generate(subparsers)
+    from .genre_match.cli import register as register_gs
+
+    register_gs(subparsers)
 
 
 def run_demo(args: argparse.Namespace) -> int:

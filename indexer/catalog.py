@@ -4,9 +4,15 @@ A ``Clip.id`` is the vector id used by every index, so the catalog never reuses 
 use AUTOINCREMENT, and re-ingesting an unchanged sequence keeps its clips' rows (and ids) in place;
 a clip whose span or content changed gets a new id. Works with SQLite and PostgreSQL URLs.
 
-Every write (``replace_sequence``, ``delete_sequence``) also bumps a change counter in the same
-transaction (``catalog_meta`` row ``version``, read with :meth:`Catalog.version`), so a long-running
+Every write (``replace_sequence``, ``delete_sequence``, ``add_generated``) also bumps a change counter in
+the same transaction (``catalog_meta`` row ``version``, read with :meth:`Catalog.version`), so a long-running
 reader such as the API server can notice a re-ingest with one cheap query instead of diffing clips.
+
+Schema changes are additive only: a new table is created by ``create_all`` the next time a writer opens
+an existing catalog (no column of an existing table is ever added or changed), so every older
+``catalog.sqlite`` keeps opening. Added so far: ``catalog_meta`` (change counter), ``generation_jobs``
+(the API's generation jobs, :class:`GenerationJob`) and ``clip_provenance`` (how a ``generated`` clip was
+made, :class:`ClipProvenance`). Readers of the added tables treat a missing table as empty.
 """
 from __future__ import annotations
 
@@ -24,7 +30,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 from encoders.errors import DanceSearchError
 
 SPLITS = ("train", "val", "test")
-CAPTION_ORIGINS = ("file", "metadata")
+CAPTION_ORIGINS = ("file", "metadata", "request")   # request: the text a generation request was made with
+GENERATED_SOURCE = "generated"   # source of the clips the generation API stores
+GENERATED_SPLIT = "gen"          # their split: never train / val / test, so no training or evaluation reads them
+JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
+JOB_FINAL_STATES = ("done", "failed", "cancelled")
 
 
 class CatalogError(DanceSearchError):
@@ -127,6 +137,42 @@ class CatalogMeta(Base):
 
 
 VERSION_KEY = "version"
+
+
+class GenerationJob(Base):
+    """One ``POST /v1/generate`` request and its fate (kept across server restarts)."""
+
+    __tablename__ = "generation_jobs"
+    __table_args__ = (Index("ix_generation_jobs_state", "state"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    stage: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    result: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "state": self.state, "progress": float(self.progress or 0.0), "stage": self.stage,
+                "params": dict(self.params or {}), "result": self.result, "error": self.error,
+                "cancel_requested": bool(self.cancel_requested), "created_at": self.created_at,
+                "started_at": self.started_at, "finished_at": self.finished_at}
+
+
+class ClipProvenance(Base):
+    """How a generated clip was made: model id, seed, parameters, segment origins (``data``, JSON)."""
+
+    __tablename__ = "clip_provenance"
+
+    clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id", ondelete="CASCADE"), primary_key=True)
+    job_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    model_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    data: Mapped[dict] = mapped_column(JSON, default=dict)
 
 
 def _bump_version(s: Session) -> None:
@@ -392,3 +438,83 @@ class Catalog:
             s.delete(row)
             _bump_version(s)
             return True
+
+    # --- generated clips and generation jobs (tables added by create_all; see the module docstring) -----
+    def add_generated(self, seq: SequenceRow, clips: Seq[ClipRow], provenance: Seq[dict],
+                      job_id: str | None = None) -> list[int]:
+        """Insert a new sequence of generated clips with their provenance rows in ONE transaction; returns
+        the clip ids in ``clips`` order. ``provenance[i]`` belongs to ``clips[i]`` (its ``model_id`` key is
+        also stored in a column)."""
+        if len(provenance) != len(clips):
+            raise ValueError("one provenance dict per clip")
+        with self.session() as s:
+            if s.scalars(select(Sequence).where(Sequence.source == seq.source, Sequence.name == seq.name)
+                         ).one_or_none() is not None:
+                raise CatalogError(f"sequence {seq.source}/{seq.name} already exists")
+            row = Sequence(source=seq.source, name=seq.name)
+            for attr in ("path", "genre", "dancer", "fps", "num_frames", "bpm", "has_audio", "split", "meta"):
+                setattr(row, attr, getattr(seq, attr))
+            s.add(row)
+            s.flush()
+            ids: list[int] = []
+            for c, prov in zip(clips, provenance):
+                clip = Clip(key=clip_key(seq.source, seq.name, c.clip_index), sequence_id=row.id,
+                            clip_index=c.clip_index, start_frame=c.start_frame, end_frame=c.end_frame,
+                            duration_s=c.duration_s, genre=seq.genre, dancer=seq.dancer, split=seq.split,
+                            bpm=seq.bpm, motion_path=c.motion_path, music_path=c.music_path,
+                            audio_path=c.audio_path, tags=dict(c.tags), source=seq.source)
+                clip.captions = [Caption(text=t, origin=o) for t, o in c.captions]
+                s.add(clip)
+                s.flush()
+                s.add(ClipProvenance(clip_id=clip.id, job_id=job_id, model_id=prov.get("model_id"), data=dict(prov)))
+                ids.append(int(clip.id))
+            _bump_version(s)
+            return ids
+
+    def provenance(self, clip_id: int) -> dict | None:
+        """The provenance dict of a generated clip (None for other clips, or a catalog without the table)."""
+        try:
+            with self.session() as s:
+                row = s.get(ClipProvenance, int(clip_id))
+                return None if row is None else {**dict(row.data or {}), "job_id": row.job_id, "model_id": row.model_id}
+        except (OperationalError, ProgrammingError):
+            return None
+
+    def add_job(self, job_id: str, params: dict, created_at: float) -> dict[str, Any]:
+        with self.session() as s:
+            row = GenerationJob(id=job_id, state="queued", progress=0.0, stage="queued", params=dict(params),
+                                cancel_requested=False, created_at=float(created_at))
+            s.add(row)
+            s.flush()
+            return row.as_dict()
+
+    def job(self, job_id: str) -> dict[str, Any] | None:
+        with self.session() as s:
+            row = s.get(GenerationJob, str(job_id))
+            return None if row is None else row.as_dict()
+
+    def jobs(self, states: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """Jobs (oldest first), optionally only those in ``states``."""
+        stmt = select(GenerationJob).order_by(GenerationJob.created_at, GenerationJob.id)
+        if states is not None:
+            stmt = stmt.where(GenerationJob.state.in_(list(states)))
+        with self.session() as s:
+            return [r.as_dict() for r in s.scalars(stmt)]
+
+    def count_jobs(self, states: Iterable[str]) -> int:
+        with self.session() as s:
+            return int(s.scalar(select(func.count(GenerationJob.id)).where(GenerationJob.state.in_(list(states))))
+                       or 0)
+
+    def update_job(self, job_id: str, only_if_state: Iterable[str] | None = None, **fields: Any) -> bool:
+        """Set ``fields`` of a job; with ``only_if_state`` only when its state is one of them (an atomic
+        compare-and-set: claiming a queued job, cancelling one that has not started). True when it changed."""
+        unknown = set(fields) - {"state", "progress", "stage", "result", "error", "cancel_requested", "started_at",
+                                 "finished_at", "params"}
+        if unknown:
+            raise ValueError(f"unknown job fields {sorted(unknown)}")
+        stmt = update(GenerationJob).where(GenerationJob.id == str(job_id))
+        if only_if_state is not None:
+            stmt = stmt.where(GenerationJob.state.in_(list(only_if_state)))
+        with self.session() as s:
+            return bool(s.execute(stmt.values(**fields)).rowcount)

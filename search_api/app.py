@@ -12,17 +12,24 @@ swaps in a new engine with a single reference assignment; ``POST /v1/admin/reloa
 required) does the same on demand and also reloads the model.  The batch worker and the watcher
 stop with the app (lifespan shutdown).
 
+Generation (``search_api.generate_api``, ``search_api.jobs``): ``POST /v1/generate`` queues a job for a bounded
+pool of worker threads (``generate_workers``, queue limit ``generate_queue_limit``, 429 + Retry-After when
+full); ``GET`` / ``DELETE /v1/jobs/{id}`` read and cancel it. Job records and the generated clips live in the
+catalog; the workers start with the app (jobs a previous process left running are marked failed) and stop
+with it. The generator loads on first use. Routes that change state need the API key when one is
+configured (``search_api.auth``).
+
 In front of the routes: a request-body limit (``search_api.limits``, 413 before the body is read),
 the metrics middleware and, when configured, CORS.  ``/docs`` and ``/redoc`` use local copies of
 Swagger UI and ReDoc (``search_api.docs``), so they work offline.
 """
 from __future__ import annotations
 
-import hmac
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, AsyncIterator, Callable
 
-from fastapi import FastAPI, Header, Path, Query, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
@@ -34,8 +41,11 @@ from encoders.errors import DanceSearchError, InputError, ModelMismatchError
 from indexer.index.embedder import TextEmbeddingCache
 from indexer.index.service import NotFoundError, SearchEngine, SearchRequest
 
+from .auth import API_KEY_HEADER, BEARER, key_matches, presented_key
 from .batching import MicroBatcher
 from .docs import mount_offline_docs
+from .generate_api import mount_generation
+from .jobs import GenerationBackend, JobManager, TextGenre, make_backend
 from .limits import BodyLimitMiddleware
 from .live import ChangeWatcher
 from .media import MediaError, MediaUnavailable
@@ -90,8 +100,13 @@ def load_engine(settings: ApiSettings) -> SearchEngine:
 
 
 def create_app(settings: ApiSettings | None = None, engine: SearchEngine | None = None,
-               loader: Callable[[], SearchEngine] | None = None) -> FastAPI:
-    """The app; ``engine`` (already loaded) or else ``loader`` / the settings provide model and index."""
+               loader: Callable[[], SearchEngine] | None = None, generator: GenerationBackend | None = None,
+               genre_fn: Callable[[str], tuple[str, Any]] | None = None) -> FastAPI:
+    """The app; ``engine`` (already loaded) or else ``loader`` / the settings provide model and index.
+
+    ``generator`` runs generation jobs (default: ``search_api.jobs.make_backend``: GCRM when a GS network is
+    available, else :class:`search_api.jobs.DiffusionBackend` on ``settings.generator_run``, loaded on first use); ``genre_fn`` maps a request's text to a genre (default:
+    the shipped text genre classifier, loaded on first use)."""
     settings = settings or ApiSettings()
     loader = loader or (lambda: load_engine(settings))
     cache = TextEmbeddingCache(settings.embedding_cache_size) if settings.embedding_cache_size > 0 else None
@@ -101,6 +116,10 @@ def create_app(settings: ApiSettings | None = None, engine: SearchEngine | None 
     watcher = ChangeWatcher(service.refresh, settings.reload_check_s)
     if cache is not None:
         metrics.watch_cache(cache.stats)
+    if generator is None:
+        generator = make_backend(settings, service.engine.workspace, lambda: service.engine)
+    jobs = JobManager(service.engine.workspace, generator, genre_fn or TextGenre(), workers=settings.generate_workers,
+                      queue_limit=settings.generate_queue_limit, warm_up=settings.generate_warm_up)
     in_worker = ThreadSettings.capture().wrap  # searching threads run with this thread's torch / FAISS threads
 
     batcher: MicroBatcher[SearchRequest, dict[str, Any]] | None = None
@@ -112,7 +131,9 @@ def create_app(settings: ApiSettings | None = None, engine: SearchEngine | None 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         watcher.start()
+        jobs.start()
         yield
+        await run_in_threadpool(jobs.stop)   # running jobs end failed / interrupted; queued ones wait for the next start
         await run_in_threadpool(watcher.stop)
         if batcher is not None:
             await run_in_threadpool(batcher.close)  # lets the batch in progress finish, fails the queued ones
@@ -126,10 +147,13 @@ def create_app(settings: ApiSettings | None = None, engine: SearchEngine | None 
     app.state.settings = settings
     app.state.batcher = batcher
     app.state.watcher = watcher
+    app.state.jobs = jobs
 
     async def run_search(q: str | None, k: int, offset: int, genres: list[str], bpm_min: float | None,
-                         bpm_max: float | None, split: str | None, source: str | None) -> dict[str, Any]:
-        req = service.validate(q, k, offset, genres, bpm_min, bpm_max, split, source)  # 4xx before queueing
+                         bpm_max: float | None, split: str | None, source: str | None,
+                         include_generated: bool = False) -> dict[str, Any]:
+        req = service.validate(q, k, offset, genres, bpm_min, bpm_max, split, source,
+                               include_generated)  # 4xx before queueing
         if batcher is None:
             body = await run_in_threadpool(in_worker(service.search_one), req)
         else:
@@ -137,9 +161,10 @@ def create_app(settings: ApiSettings | None = None, engine: SearchEngine | None 
         metrics.observe_search(body)
         return body
     app.add_middleware(BodyLimitMiddleware, default=(settings.max_body_bytes, "DANCESEARCH_MAX_BODY_BYTES"),
-                       limits={"/v1/search": (settings.max_search_body_bytes, "DANCESEARCH_MAX_SEARCH_BODY_BYTES")})
+                       limits={"/v1/search": (settings.max_search_body_bytes, "DANCESEARCH_MAX_SEARCH_BODY_BYTES"),
+                               "/v1/generate": (settings.max_upload_bytes, "DANCESEARCH_MAX_UPLOAD_BYTES")})
     if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["*"])
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
@@ -209,14 +234,16 @@ def create_app(settings: ApiSettings | None = None, engine: SearchEngine | None 
         bpm_max: Annotated[float | None, Query(ge=0, le=400)] = None,
         split: Annotated[Split | None, Query()] = None,
         source: Annotated[str | None, Query(max_length=64)] = None,
+        include_generated: Annotated[bool, Query(description="also return clips the generator made (catalog "
+                                                             "source `generated`)")] = False,
     ) -> dict[str, Any]:
-        return await run_search(q, k, offset, list(genre), bpm_min, bpm_max, split, source)
+        return await run_search(q, k, offset, list(genre), bpm_min, bpm_max, split, source, include_generated)
 
     @app.post("/v1/search", response_model=SearchResponse, responses=ERRORS, tags=["search"],
               summary="Search clips (JSON body with the same fields as GET)")
     async def search_post(body: SearchBody) -> dict[str, Any]:
         return await run_search(body.q, body.k, body.offset, body.genre or [], body.bpm_min, body.bpm_max, body.split,
-                                body.source)
+                                body.source, body.include_generated)
 
     # --- clips ---------------------------------------------------------------------------------------
     @app.get("/v1/clips/{clip_id}", response_model=ClipInfo, responses=ERRORS, tags=["clips"])
@@ -284,11 +311,13 @@ def create_app(settings: ApiSettings | None = None, engine: SearchEngine | None 
               description="The server already switches to a rebuilt index or a changed catalog by itself within "
                           "`DANCESEARCH_RELOAD_CHECK_S` seconds (default 1). This route also reloads the model "
                           "(e.g. after replacing the run folder's weights). It is enabled only when the server was "
-                          "started with `DANCESEARCH_API_KEY` set; send that key in the `X-API-Key` header.",
+                          "started with `DANCESEARCH_API_KEY` set; send that key in the `X-API-Key` header (or as "
+                          "`Authorization: Bearer KEY`).",
               responses={401: {"model": ErrorResponse, "description": "missing or wrong API key"},
                          403: {"model": ErrorResponse, "description": "no API key configured on this server"},
                          503: {"model": ErrorResponse, "description": "the new index could not be loaded"}})
-    def reload(x_api_key: Annotated[str | None, Header()] = None) -> Any:
+    def reload(x_api_key: Annotated[str | None, Depends(API_KEY_HEADER)] = None,
+               bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)] = None) -> Any:
         if settings.api_key is None:
             auto = (f" (No reload is needed after `dancesearch ingest` or `dancesearch index build`: this server "
                     f"checks every {settings.reload_check_s:g} s and switches by itself.)"
@@ -296,11 +325,16 @@ def create_app(settings: ApiSettings | None = None, engine: SearchEngine | None 
             return error(403, "forbidden", "manual reload is disabled on this server: start it with the environment "
                                            "variable DANCESEARCH_API_KEY set, then send that key in the X-API-Key "
                                            "header." + auto, "x-api-key")
-        if x_api_key is None or not hmac.compare_digest(x_api_key.encode(), settings.api_key.get_secret_value().encode()):
+        if not key_matches(presented_key(x_api_key, bearer), settings.api_key):
             return error(401, "unauthorized", "missing or wrong X-API-Key header (it must equal the server's "
                                               "DANCESEARCH_API_KEY)", "x-api-key")
         info = service.reload()
         return {"status": "reloaded", "model": service.engine.model_id, "index": info}
+
+    def classify(texts: list[str]) -> Any:
+        return in_worker(service.engine.classify)(texts)
+
+    mount_generation(app, settings, jobs, lambda clip_id: service.engine.clip_row(clip_id), classify)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

@@ -13,6 +13,16 @@ DANCESEARCH_KEEP_ALIVE_S and DANCESEARCH_RELOAD_CHECK_S, then to the defaults.
 The server follows its workspace: a rebuilt index or a changed catalog is picked up within
 --reload-check seconds, without a restart.  docs/OPERATIONS.md covers deployment: keep-alive behind
 proxies, the API key, body limits, monitoring.
+
+Generation (POST /v1/generate, /v1/jobs): --generator-run, --generate-workers and --generate-queue (or
+DANCESEARCH_GENERATOR_RUN, DANCESEARCH_GENERATE_WORKERS, DANCESEARCH_GENERATE_QUEUE_LIMIT);
+--generator-backend gcrm|diffusion|auto and --gs-run (DANCESEARCH_GENERATOR_BACKEND, DANCESEARCH_GS_RUN):
+auto (default) stitches dances with GCRM when a GS network is available (models/gs), else plain diffusion.
+The models load in the background at start (--no-generate-warm-up: on the first job).
+
+API key: routes that change state (generate, job cancel, admin reload) need DANCESEARCH_API_KEY when it is
+set. Binding beyond the loopback interface (e.g. --host 0.0.0.0) without a key is refused (exit 2) unless
+--allow-no-key is given, which then prints a warning: anyone who can reach the port could start jobs.
 """
 from __future__ import annotations
 
@@ -21,7 +31,8 @@ import logging
 import os
 from pathlib import Path
 
-from encoders.cliutil import EXIT_OK, add_common_options, bounded_number, info, port_available, port_number
+from encoders.cliutil import (EXIT_OK, UsageError, add_common_options, bounded_number, info, port_available,
+                              port_number)
 from encoders.errors import DanceSearchError
 
 
@@ -60,6 +71,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    default=None, metavar="S",
                    help="how often to look for a rebuilt index or a changed catalog and switch to it "
                         "(default 1, $DANCESEARCH_RELOAD_CHECK_S; 0 turns it off)")
+    p.add_argument("--generator-run", dest="generator_run", type=Path, default=None, metavar="DIR",
+                   help="generator run folder for POST /v1/generate (default: models/generator)")
+    p.add_argument("--generate-workers", dest="generate_workers", type=bounded_number(int, 1, 64, "--generate-workers"),
+                   default=None, metavar="N", help="generation jobs run at once (default 1)")
+    p.add_argument("--generate-queue", dest="generate_queue_limit",
+                   type=bounded_number(int, 0, 10000, "--generate-queue"), default=None, metavar="N",
+                   help="generation jobs that may wait for a worker; more are refused with 429 (default 8)")
+    p.add_argument("--generator-backend", dest="generator_backend", choices=("auto", "gcrm", "diffusion"),
+                   default=None, help="what makes the dances: gcrm (candidates from diffusion and the catalog, chosen "
+                                      "by GS + coherence, stitched), diffusion (plain long-term sampling), auto "
+                                      "(default, $DANCESEARCH_GENERATOR_BACKEND: gcrm when a GS network is at --gs-run)")
+    p.add_argument("--gs-run", dest="gs_run", type=Path, default=None, metavar="DIR",
+                   help="GS network run folder for gcrm (default: models/gs)")
+    p.add_argument("--no-generate-warm-up", dest="generate_warm_up", action="store_false", default=None,
+                   help="load the generation models on the first job instead of in the background at start")
+    p.add_argument("--allow-no-key", action="store_true",
+                   help="allow --host beyond 127.0.0.1 without DANCESEARCH_API_KEY (write routes are then open "
+                        "to anyone who can reach the port; a warning is printed)")
     p.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"))
     p.set_defaults(handler=cmd_serve)
 
@@ -73,11 +102,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     given = {name: getattr(args, name) for name in ("torch_threads", "max_batch", "batch_window_ms", "batch_workers",
                                                     "embedding_cache_size", "text_encoder", "keep_alive_s",
-                                                    "reload_check_s")
-             if getattr(args, name) is not None}  # flags left out: $DANCESEARCH_* or the defaults
+                                                    "reload_check_s", "generator_run", "generate_workers",
+                                                    "generate_queue_limit", "generator_backend", "gs_run",
+                                                    "generate_warm_up")
+             if getattr(args, name, None) is not None}  # flags left out: $DANCESEARCH_* or the defaults
+    if "generate_warm_up" not in given and "DANCESEARCH_GENERATE_WARM_UP" not in os.environ:
+        given["generate_warm_up"] = True      # a server warms its generator up; tests building apps do not
     settings = ApiSettings(home=args.home, db=args.db, run=args.run, index_name=args.index_name,
                            milvus_uri=args.milvus_uri, host=args.host, port=args.port, log_level=args.log_level,
                            api_key=os.environ.get("DANCESEARCH_API_KEY") or None, **given)
+    from .auth import is_loopback
+
+    if settings.api_key is None and not is_loopback(settings.host):
+        if not args.allow_no_key:
+            raise UsageError(f"refusing to serve on {settings.host} without an API key: anyone who can reach it could "
+                             "start generation jobs and cancel them. Set DANCESEARCH_API_KEY (clients send it as "
+                             "X-API-Key), bind --host 127.0.0.1, or pass --allow-no-key to accept the risk")
+        info(f"WARNING: serving on {settings.host} WITHOUT an API key (--allow-no-key): POST /v1/generate and "
+             "DELETE /v1/jobs/{id} are open to anyone who can reach this port")
     if settings.port and not port_available(settings.host, settings.port):   # before loading or printing anything
         raise DanceSearchError(f"port {settings.port} is in use on {settings.host}: stop the server using it "
                                "or pass --port to choose another")

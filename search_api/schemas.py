@@ -27,6 +27,8 @@ class SearchBody(BaseModel):
     bpm_max: float | None = Field(None, ge=0, le=400)
     split: Split | None = None
     source: str | None = Field(None, max_length=64)
+    include_generated: bool = Field(False, description="also return clips the generator made (catalog source "
+                                                       "'generated'); left out by default")
 
     @field_validator("genre")
     @classmethod
@@ -80,14 +82,40 @@ class QueryEcho(BaseModel):
     bpm_max: float | None
     split: str | None = None
     source: str | None = None
+    include_generated: bool = False
     similar_to: int | None = None
+
+
+class MusicSuggestion(BaseModel):
+    clip_id: int
+    key: str | None = None
+    score: float = Field(description="the query's score against the clip (text-dance cosine)")
+    genre: str | None = None
+    bpm: float | None = None
+    audio: str | None = Field(None, description="URL of the clip's audio")
+
+
+class Proposal(BaseModel):
+    """What to generate for a query the catalog cannot serve (outcome ``gap``)."""
+
+    genre: str = Field(description="the catalog genre the text maps to (the generator's condition)")
+    confidence: float = Field(description="0..1, the genre classifier's probability of that genre")
+    genre_source: str = Field(description="'genre_text' (the text genre classifier) or 'centroids' (fallback)")
+    music: list[MusicSuggestion] = Field(description="catalog clips whose music fits the description, best first")
 
 
 class SearchResponse(BaseModel):
     query: QueryEcho
     mode: Literal["text", "genre", "similar"]
-    no_match: bool = Field(description="true when the best score is below the threshold calibrated on the val split")
+    no_match: bool = Field(description="true unless outcome is 'match' (a gap or a non-dance text, no result, "
+                                       "or a best score below the threshold calibrated on the val split)")
     threshold: float | None
+    outcome: Literal["match", "gap", "not_dance"] = Field(
+        "match", description="match: the catalog has clips that fit; gap: a dance the catalog cannot serve well; "
+                             "not_dance: the text is not about dance or movement (generation is declined)")
+    outcome_reason: str | None = Field(None, description="a sentence for the user explaining the outcome")
+    outcome_scores: dict[str, float] | None = Field(None, description="the query gate's probability of each outcome")
+    proposal: Proposal | None = Field(None, description="for a gap: the genre and music to generate a dance with")
     model: str
     took_ms: float
     total: int = Field(description="clips that satisfy the filters")

@@ -20,9 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 from encoders.motion.bvh_write import motion_bvh
 from encoders.motion.record import MotionRecord
 from indexer.index.embedder import TextEmbeddingCache
+from indexer.index.filters import ClipFilter
 from indexer.index.service import SearchEngine, SearchRequest
 
 from .live import Consistency, Signature, consistent_engine
@@ -42,6 +45,92 @@ def _with_media(item: dict[str, Any]) -> dict[str, Any]:
     item = dict(item)
     item["media"] = media_urls(item["id"], bool(item.pop("has_audio", False)))
     return item
+
+
+MUSIC_SUGGESTIONS = 5
+
+
+class GenreProposer:
+    """Genre and music for a gap query (the ``proposal`` of a search whose outcome is ``gap``).
+
+    Genre: ``generation.genre.GenreClassifier`` (models/genre_text, the frozen text backbone + head trained
+    on the corpus captions), loaded on the first gap and kept; when it cannot load, or names a genre this
+    index does not hold, the genre whose clip centroid is closest to the query vector (softmax of the
+    centroid scores as confidence).  Only gap searches pay for it (one backbone pass, a few ms).
+
+    Music: the catalog clips *of the proposed genre* (with audio, generated clips left out) ranked by the
+    query's score against each clip, i.e. by the trained encoders.  Why this and not a music-only score:
+    the clip embedding blends motion and music, and the demo model's music-only path was never trained to
+    align with text on its own (``TrainConfig.unimodal_loss_weight`` is off: no measured gain,
+    docs/results/retrieval_demo.md), so its scores are not a reliable "music fits" signal; restricting
+    to the proposed genre keeps the music's genre traits (drum pattern, scale, tempo range) consistent with
+    the genre the generator is conditioned on, and within it the blended score prefers the clips whose
+    tempo, energy, mood and instrument (music-realised attributes) fit the words of the description.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._classifier: Any = None
+        self._failed = False
+
+    def _genre_classifier(self) -> Any:
+        with self._lock:
+            if self._classifier is None and not self._failed:
+                try:
+                    from generation.genre import GenreClassifier
+
+                    self._classifier = GenreClassifier.from_pretrained()
+                except Exception as exc:  # noqa: BLE001 - fall back to the centroids
+                    self._failed = True
+                    log.warning("genre classifier unavailable for gap proposals (%s); using centroids", exc)
+            return self._classifier
+
+    def genre(self, engine: SearchEngine, text: str, qvec: np.ndarray) -> tuple[str, float, str] | None:
+        known = engine.known_genres()
+        clf = self._genre_classifier()
+        if clf is not None:
+            try:
+                pred = clf.predict([text])[0]
+                if pred.genre in known:
+                    return pred.genre, float(pred.confidence), "genre_text"
+            except Exception as exc:  # noqa: BLE001
+                log.warning("genre classifier failed (%s); using centroids", exc)
+        names, scores = [], []
+        for g in sorted(known):
+            c = engine.loaded.centroids.centroid(g)
+            if c is not None:
+                names.append(g)
+                scores.append(float(np.dot(c, qvec)))
+        if not names:
+            return None
+        z = np.asarray(scores) / 0.1
+        p = np.exp(z - z.max())
+        p /= p.sum()
+        k = int(np.argmax(p))
+        return names[k], float(p[k]), "centroids"
+
+    def propose(self, engine: SearchEngine, req: SearchRequest) -> dict[str, Any] | None:
+        if not req.q:
+            return None
+        qvec = engine.encode(req.q)[0]  # the text cache answers: the search encoded it a moment ago
+        found = self.genre(engine, req.q, qvec)
+        if found is None:
+            return None
+        genre, confidence, source = found
+        flt = ClipFilter((genre,), exclude_sources=("generated",))
+        hits = engine.index.search(qvec[None, :], MUSIC_SUGGESTIONS * 3, flt).row(0)
+        rows = engine._clip_rows({cid for cid, _ in hits})
+        music = []
+        for cid, score in hits:
+            clip = rows.get(cid)
+            if clip is None or not clip.audio_path:
+                continue
+            music.append({"clip_id": int(cid), "key": clip.key, "score": round(float(score), 6), "genre": clip.genre,
+                          "bpm": None if clip.bpm is None else float(clip.bpm),
+                          "audio": media_urls(int(cid), True)["audio"]})
+            if len(music) >= MUSIC_SUGGESTIONS:
+                break
+        return {"genre": genre, "confidence": round(confidence, 4), "genre_source": source, "music": music}
 
 
 @dataclass(frozen=True)
@@ -67,6 +156,7 @@ class ApiService:
         self._loader = loader
         self._reload_lock = threading.Lock()
         self._failed: Signature | None = None
+        self.proposer = GenreProposer()
         self._install(self._with_cache(engine), reload_index=False, trigger="start")
 
     def _with_cache(self, engine: SearchEngine) -> SearchEngine:
@@ -148,26 +238,35 @@ class ApiService:
 
     # --- search ------------------------------------------------------------------------------------
     def validate(self, q: str | None, k: int, offset: int, genres: list[str], bpm_min: float | None,
-                 bpm_max: float | None, split: str | None, source: str | None) -> SearchRequest:
+                 bpm_max: float | None, split: str | None, source: str | None,
+                 include_generated: bool = False) -> SearchRequest:
         """A validated request (raises InputError naming the field): cheap, done before queueing."""
-        return self._engine.validate(q, k, offset, genres, bpm_min, bpm_max, split, source)
+        return self._engine.validate(q, k, offset, genres, bpm_min, bpm_max, split, source, include_generated)
 
     def search(self, q: str | None, k: int, offset: int, genres: list[str], bpm_min: float | None,
-               bpm_max: float | None, split: str | None, source: str | None) -> dict[str, Any]:
-        return self.search_one(self.validate(q, k, offset, genres, bpm_min, bpm_max, split, source))
+               bpm_max: float | None, split: str | None, source: str | None,
+               include_generated: bool = False) -> dict[str, Any]:
+        return self.search_one(self.validate(q, k, offset, genres, bpm_min, bpm_max, split, source, include_generated))
+
+    def _finish(self, engine: SearchEngine, req: SearchRequest, body: dict[str, Any]) -> dict[str, Any]:
+        body["results"] = [_with_media(r) for r in body["results"]]
+        if body.get("outcome") == "gap" and body.get("mode") == "text" and body.get("results"):
+            try:
+                body["proposal"] = self.proposer.propose(engine, req)
+            except Exception:  # noqa: BLE001 - a proposal is a bonus: the search answer stands without it
+                log.exception("gap proposal failed")
+        return body
 
     def search_one(self, req: SearchRequest) -> dict[str, Any]:
-        body = self._engine.search(req)
-        body["results"] = [_with_media(r) for r in body["results"]]
-        return body
+        engine = self._engine
+        return self._finish(engine, req, engine.search(req))
 
     def search_many(self, requests: list[SearchRequest]) -> list[dict[str, Any] | Exception]:
         """Bodies (with media URLs) of a batch, or per request the exception it raised alone."""
-        out = self._engine.search_many(requests)  # one engine for the whole batch, even during a reload
-        for body in out:
-            if isinstance(body, dict):
-                body["results"] = [_with_media(r) for r in body["results"]]
-        return out
+        engine = self._engine
+        out = engine.search_many(requests)  # one engine for the whole batch, even during a reload
+        return [self._finish(engine, req, body) if isinstance(body, dict) else body
+                for req, body in zip(requests, out)]
 
     def similar(self, clip_id: int, k: int, offset: int) -> dict[str, Any]:
         engine = self._engine

@@ -58,6 +58,27 @@ class ApiSettings(BaseSettings):
     max_search_body_bytes: int = Field(64 * 1024, ge=1024, description="largest accepted body of POST /v1/search "
                                                                        "(a full request is well under 2 KiB)")
     max_body_bytes: int = Field(64 * 1024, ge=0, description="largest accepted request body of every other route")
+    # --- generation (POST /v1/generate, /v1/jobs) --------------------------------------------------------
+    generator_run: Path | None = Field(None, description="generator run folder (default: models/generator)")
+    generate_workers: int = Field(1, ge=1, le=64, description="generation jobs run at the same time (threads)")
+    generate_queue_limit: int = Field(8, ge=0, le=10000, description="jobs that may wait for a worker; one more "
+                                                                     "is refused with 429 and Retry-After")
+    max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="largest POST /v1/generate body (an "
+                                                                         "uploaded audio file and its form)")
+    generate_max_seconds: float = Field(60.0, ge=4.0, le=300.0, description="longest dance one request may ask for")
+    generate_max_candidates: int = Field(4, ge=1, le=32, description="most candidates one request may ask for")
+    generator_backend: Literal["auto", "gcrm", "diffusion"] = Field(
+        "auto", description="what makes the dances: gcrm (FineNet's GCRM: 4-s candidates from diffusion and from "
+                            "catalog windows retrieved by text and music, chosen by GS + coherence and stitched), "
+                            "diffusion (plain long-term sampling), auto (gcrm when a GS network is at gs_run)")
+    gs_run: Path | None = Field(None, description="GS network run folder for gcrm (default: models/gs)")
+    gcrm_diffusion_candidates: int = Field(2, ge=0, le=16, description="gcrm: diffusion samples per 4-s segment "
+                                                                        "(all sampled in one batch)")
+    gcrm_catalog_candidates: int = Field(2, ge=0, le=16, description="gcrm: catalog windows per 4-s segment "
+                                                                      "(train split, retrieved by text and music)")
+    generate_warm_up: bool = Field(False, description="load the generation models in a background thread at start, "
+                                                      "so the first job does not wait for them (`dancesearch serve` "
+                                                      "turns it on unless --no-generate-warm-up)")
 
     def encoder_threads(self) -> int:
         """``torch_threads``, or its default for the batching mode (see the field)."""

@@ -2,7 +2,8 @@
 
 Each operation of /openapi.json is exercised with schema-valid (positive) and schema-violating
 (negative) generated requests against a real uvicorn server. Bounded: 6 examples per
-operation and mode by default ($DANCESEARCH_FUZZ_EXAMPLES for more). (Driven through hypothesis directly: schemathesis' pytest plugin does not
+operation and mode by default ($DANCESEARCH_FUZZ_EXAMPLES for more). The generation routes run with a tiny
+real diffusion run and a queue of 2 (so 429 answers are exercised too). (Driven through hypothesis directly: schemathesis' pytest plugin does not
 support pytest 9 yet.)
 """
 from __future__ import annotations
@@ -21,23 +22,29 @@ from indexer.index.builder import build_index  # noqa: E402
 from indexer.index.service import SearchEngine  # noqa: E402
 from search_api.app import create_app  # noqa: E402
 from search_api.settings import ApiSettings  # noqa: E402
+from search_api.jobs import DiffusionBackend  # noqa: E402
 from search_support import ServerThread, WordEmbedder, make_workspace  # noqa: E402
+from test_generate_api import add_long_clip, tiny_run  # noqa: E402
 
 CHECKS = [st_checks.not_a_server_error, st_checks.status_code_conformance, st_checks.content_type_conformance,
           st_checks.response_schema_conformance]
 EXAMPLES = int(os.environ.get("DANCESEARCH_FUZZ_EXAMPLES", "6"))  # per operation and mode; raise it for a long run
 EXPECTED_OPERATIONS = {"GET /v1/search", "POST /v1/search", "GET /v1/clips/{clip_id}", "GET /v1/clips/{clip_id}/similar",
                        "GET /v1/clips/{clip_id}/motion", "GET /v1/clips/{clip_id}/audio", "GET /v1/genres",
-                       "GET /healthz", "GET /readyz", "POST /v1/admin/reload"}
+                       "GET /healthz", "GET /readyz", "POST /v1/admin/reload", "POST /v1/generate",
+                       "GET /v1/jobs/{job_id}", "DELETE /v1/jobs/{job_id}", "GET /v1/clips/{clip_id}/provenance"}
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("fuzz")
     ws = make_workspace(home, clips_per_genre=3)
+    add_long_clip(ws, seconds=6.0)
     emb = WordEmbedder()
     build_index(ws, emb)
-    app = create_app(ApiSettings(home=home), engine=SearchEngine.open(ws, emb))
+    app = create_app(ApiSettings(home=home, generate_queue_limit=2, max_upload_bytes=256 * 1024),
+                     engine=SearchEngine.open(ws, emb), generator=DiffusionBackend(tiny_run(home.parent)),
+                     genre_fn=lambda text: ("waltz", 0.5))
     with ServerThread(app) as srv:
         yield srv
 

@@ -226,12 +226,14 @@ def test_keep_alive_flag_and_variable_reach_uvicorn(monkeypatch):
 
 
 def _load(url: str, clients: int, seconds: float, idle: tuple[float, float] | None,
-          expiry: float | None = 5.0) -> tuple[int, list[str]]:
+          expiry: float | None = 5.0) -> tuple[int, list[str], list[int]]:
     """``clients`` keep-alive httpx clients (pool expiry ``expiry``: httpx's default 5 s, None for a client
     that never expires idle connections, like urllib3 / requests) sending searches for ``seconds``; with
     ``idle`` = (lo, hi) each also pauses once for a random time in that range.  Returns (requests answered
-    200, failures)."""
+    200, failures, per client the requests answered 200 after its idle). The counts depend on how busy the
+    machine is; what a client relies on is that nothing fails and every client is served after its idle."""
     done = [0] * clients
+    after = [0] * clients           # answered after the client's idle: what keep-alive reuse must not lose
     failures: list[str] = []
     start = threading.Barrier(clients)
 
@@ -250,6 +252,7 @@ def _load(url: str, clients: int, seconds: float, idle: tuple[float, float] | No
                     r = c.get("/v1/search", params={"q": f"a fast salsa dance {i % 8}", "k": 3})
                     if r.status_code == 200:
                         done[i] += 1
+                        after[i] += paused and idle is not None
                     else:
                         failures.append(f"HTTP {r.status_code}")
                 except httpx.HTTPError as exc:
@@ -258,22 +261,22 @@ def _load(url: str, clients: int, seconds: float, idle: tuple[float, float] | No
 
     with ThreadPoolExecutor(clients) as pool:
         list(pool.map(one, range(clients)))
-    return sum(done), failures
+    return sum(done), failures, after
 
 
 def test_keep_alive_clients_idling_past_five_seconds_lose_nothing(shared):
     """32 clients: one second of searches, an idle of 4.9-5.3 s (where uvicorn's old 5-s keep-alive closed
     connections that httpx, whose pool also expires after 5 s, was about to reuse), then searches again."""
     client, _ = shared
-    answered, failures = _load(str(client.base_url).rstrip("/"), clients=32, seconds=8.0, idle=(4.9, 5.3))
-    assert failures == [] and answered > 200
+    answered, failures, after = _load(str(client.base_url).rstrip("/"), clients=32, seconds=8.0, idle=(4.9, 5.3))
+    assert failures == [] and min(after) >= 1, (failures[:5], after)
 
 
 @pytest.mark.slow
 def test_sixty_four_keep_alive_clients_for_twenty_seconds(shared):
     client, _ = shared
-    answered, failures = _load(str(client.base_url).rstrip("/"), clients=64, seconds=20.0, idle=(4.8, 5.4))
-    assert failures == [] and answered > 1000
+    answered, failures, after = _load(str(client.base_url).rstrip("/"), clients=64, seconds=20.0, idle=(4.8, 5.4))
+    assert failures == [] and min(after) >= 3, (failures[:5], after)
 
 
 class _DroppingServer:

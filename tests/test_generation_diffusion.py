@@ -206,6 +206,17 @@ def test_generate_command_end_to_end(tmp_path, demo_workspace, capsys) -> None:
                  "--steps", "2", "--out", str(bvh)]) == 0
     assert read_bvh(bvh).to_record().num_frames == 150
 
+    # inpainting from the command line: keep the body of a one-window motion, generate the hands
+    piece = tmp_path / "piece.npz"
+    rec.slice(0, 16).save(piece)
+    edited = tmp_path / "edited.npz"
+    assert main(["generate", "--clip", str(clip), "--home", str(demo_workspace.home), "--genre", "waltz",
+                 "--run", str(run), "--steps", "2", "--edit", str(piece), "--keep", "body", "--genre-guidance", "4",
+                 "--out", str(edited), "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["edit"]["keep"] == ["body"] and payload["genre_guidance"] == 4.0
+    np.testing.assert_allclose(MotionRecord.load(edited).positions[:, :22], rec.positions[:16, :22], atol=1e-3)
+
     def cli(*args: str) -> tuple[int, str]:
         try:
             rc = main(["generate", *args, "--run", str(run)])
@@ -219,7 +230,15 @@ def test_generate_command_end_to_end(tmp_path, demo_workspace, capsys) -> None:
              (["--music", str(tmp_path / "clicks.wav"), "--genre", "waltz", "--seconds", "9", "--out", str(out)], 1,
               "shorter than --seconds"),
              (["--music", str(tmp_path / "clicks.wav"), "--genre", "waltz", "--out", str(tmp_path / "d.mp4")], 2, ".npz or .bvh"),
-             (["--music", str(tmp_path / "clicks.wav"), "--genre", "waltz", "--seconds", "1", "--out", str(out)], 2, "--seconds")]
+             (["--music", str(tmp_path / "clicks.wav"), "--genre", "waltz", "--seconds", "1", "--out", str(out)], 2, "--seconds"),
+             (["--music", str(tmp_path / "clicks.wav"), "--genre", "waltz", "--edit", str(piece), "--out", str(out)], 2,
+              "go together"),
+             (["--music", str(tmp_path / "clicks.wav"), "--genre", "waltz", "--edit", str(piece), "--keep", "feet",
+               "--out", str(out)], 1, "unknown joint group 'feet'"),
+             (["--music", str(tmp_path / "clicks.wav"), "--genre", "waltz", "--edit", str(out), "--keep", "body",
+               "--out", str(edited)], 1, "one window"),
+             (["--music", str(tmp_path / "clicks.wav"), "--genre", "waltz", "--edit", str(tmp_path / "clicks.wav"),
+               "--keep", "body", "--out", str(edited)], 1, "clicks.wav")]
     for args, want, msg in cases:
         rc, err = cli(*args)
         assert rc == want and msg in err and "Traceback" not in err, (args, err)
@@ -236,3 +255,76 @@ def test_shipped_generator_loads_and_dances() -> None:
     music = np.random.default_rng(0).normal(size=(120, 35)).astype(np.float32)
     out = pipe(music, "waltz", steps=4)
     assert out.record.positions.shape == (120, 52, 3) and np.isfinite(out.record.positions).all()
+
+
+def test_genre_guidance_weight_reduces_to_plain_guidance_and_changes_the_sample() -> None:
+    """Compositional guidance: w_g = w is the single-weight formula; another w_g moves the sample."""
+    from generation.diffusion.sampling import _predict
+
+    model = _model()
+    for name, p in model.named_parameters():      # open the FiLM gates so the genre matters
+        if "to_gamma" in name or "to_beta" in name:
+            torch.nn.init.normal_(p, std=0.5)
+    model.eval()
+    x, _, music, genre = _inputs()
+    with torch.no_grad():
+        plain = _predict(model, x, 500, music, genre, 2.0)
+        same = _predict(model, x, 500, music, genre, 2.0, genre_guidance=2.0)
+        three = _predict(model, x, 500, music, genre, 2.0, genre_guidance=2.0 + 1e-9)  # the 3-pass path
+        strong = _predict(model, x, 500, music, genre, 2.0, genre_guidance=6.0)
+    torch.testing.assert_close(plain, same)
+    torch.testing.assert_close(plain, three, atol=1e-4, rtol=1e-4)
+    assert (strong - plain).abs().mean() > 1e-3
+
+
+def test_pipeline_edit_keeps_what_was_asked_and_generates_the_rest(tmp_path) -> None:
+    from encoders.errors import InputError
+    from generation.diffusion.editing import EditSpec
+    from generation.diffusion.pipeline import DancePipeline
+
+    pipe = DancePipeline.from_pretrained(_tiny_run(tmp_path))
+    music = np.random.default_rng(1).normal(size=(16, 35)).astype(np.float32)
+    source = pipe(music, "popping", seed=7, steps=3).record           # a 16-frame dance standing in the world
+    # keep the body, generate the hands
+    out = pipe.edit(source, music, "waltz", EditSpec(("body",)), seed=1, steps=3).record
+    np.testing.assert_allclose(out.trans, source.trans, atol=1e-4)
+    np.testing.assert_allclose(out.positions[:, :22], source.positions[:, :22], atol=1e-3)
+    assert np.abs(out.positions[:, 22:] - source.positions[:, 22:]).max() > 1e-3
+    # keep the first 8 frames (0.267 s), continue them
+    head = source.slice(0, 8)
+    cont = pipe.edit(head, music, "waltz", EditSpec.parse(["0:0.267"]), seed=1, steps=3).record
+    assert cont.num_frames == 16
+    np.testing.assert_allclose(cont.positions[:8], source.positions[:8], atol=1e-3)
+    # in-betweening: keep the first and the last frame
+    ends = pipe.edit(source, music, "waltz", EditSpec.parse(["0:0.04", "0.5:0.6"]), seed=1, steps=3).record
+    np.testing.assert_allclose(ends.positions[[0, 15]], source.positions[[0, 15]], atol=1e-3)
+    assert np.abs(ends.positions[5:10] - source.positions[5:10]).max() > 1e-3
+    with pytest.raises(InputError, match="unknown joint group 'feet'"):
+        EditSpec.parse(["feet"])
+    with pytest.raises(InputError, match="nothing to keep"):
+        EditSpec.parse([])
+    with pytest.raises(InputError, match="one window"):
+        pipe.edit(pipe(np.concatenate([music, music]), "waltz", steps=2).record, music, "waltz", EditSpec(("body",)))
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3, 4])
+def test_overlapping_upsampling_keeps_shapes_and_couples_neighbouring_tokens(stride: int) -> None:
+    """Each frame of the overlapping upsampler hears two tokens, so changing one token moves frames beyond
+    its own ``stride`` frames; the legacy upsampler's tokens each write only their own frames."""
+    import dataclasses
+
+    for overlap in (False, True):
+        cfg = dataclasses.replace(TINY, window_frames=24, time_stride=stride, overlap_upsampling=overlap)
+        torch.manual_seed(0)
+        expert = GCDanceDenoiser(cfg).body
+        h = torch.randn(1, 24 // stride, cfg.d_model)
+        out = expert.decode(h)
+        assert out.shape == (1, 24, LAYOUT.body_dims.size)
+        h2 = h.clone()
+        h2[0, 2] += 1.0                                      # token 2 owns frames 2*stride .. 3*stride-1
+        moved = (expert.decode(h2) - out).abs().sum(-1)[0] > 1e-6
+        own = torch.zeros(24, dtype=torch.bool)
+        own[2 * stride:3 * stride] = True
+        assert bool(moved[own].all())
+        assert bool(moved[~own].any()) == overlap
+    assert DenoiserConfig().overlap_upsampling is False     # saved runs without the key load as trained

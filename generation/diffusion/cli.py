@@ -1,7 +1,8 @@
 """``dancesearch generate``: a dance for a piece of music, in a genre named or described; ``generate train``.
 
     dancesearch generate --music FILE | --clip ID  [--genre G | --text "..."] [--seconds S] [--seed N]
-                         [--steps K] [--guidance W] [--run DIR] --out FILE.npz|.bvh [--json]
+                         [--steps K] [--guidance W] [--genre-guidance W] [--run DIR] --out FILE.npz|.bvh [--json]
+    dancesearch generate --edit MOTION.npz --keep body|hands|legs|arms|torso|START:END [--keep ...] ... (inpainting)
     dancesearch generate train --out RUN [--minutes M] [--steps N] [--seed S] [--home H]
 
 The npz is the project's motion record (playable by the API / UI player, scored by ``eval generation``);
@@ -44,6 +45,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=bounded_number(int, 1, 1000, "--steps"), default=20, help="DDIM steps (default 20)")
     p.add_argument("--guidance", type=bounded_number(float, 0.0, 20.0, "--guidance"), default=2.0,
                    help="classifier-free guidance weight (1 = none; default 2)")
+    p.add_argument("--genre-guidance", type=bounded_number(float, 0.0, 20.0, "--genre-guidance"), default=None,
+                   metavar="W", help="a separate guidance weight on the genre (compositional guidance; default: the "
+                                     "same as --guidance)")
+    p.add_argument("--edit", type=Path, default=None, metavar="MOTION.npz",
+                   help="inpainting: a motion (npz with rotations, at most one 4-s window) to keep parts of")
+    p.add_argument("--keep", action="append", default=None, metavar="WHAT",
+                   help="with --edit: a joint group (body, hands, legs, arms, torso) or a time range START:END in "
+                        "seconds to keep; repeat to combine (e.g. --keep body; --keep 0:1; --keep 0:0.1 --keep 3.9:4)")
     p.add_argument("--run", type=Path, default=None, metavar="DIR", help="generator run (default: models/generator)")
     p.add_argument("--out", type=Path, default=None, metavar="FILE", help="output .npz or .bvh (train: run directory)")
     p.add_argument("--db", metavar="URL", default=None, help="SQLAlchemy catalog URL (default: HOME/catalog.sqlite)")
@@ -89,11 +98,25 @@ def _music_from_clip(args: argparse.Namespace, clip_id: int) -> tuple[np.ndarray
     return music, np.nonzero(music[:, COL_BEAT] > 0.5)[0] / 30.0
 
 
+def _motion_to_edit(path: Path):
+    from encoders.motion.record import MotionRecord
+
+    if not path.is_file():
+        raise InputError(path, "motion file not found")
+    try:
+        return MotionRecord.load(path)
+    except DanceSearchError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a corrupt npz of any kind is the user's input error
+        raise InputError(path, f"not a readable motion npz ({type(exc).__name__}: {exc})") from None
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     if args.action == "train":
         return _train(args)
     from encoders.motion.bvh_write import write_bvh
 
+    from .editing import EditSpec
     from .pipeline import DancePipeline
 
     if args.music is None and args.clip is None:
@@ -102,6 +125,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise UsageError(f"--out must name a .npz or .bvh file, got {args.out}")
     if args.genre is None and args.text is None:
         raise UsageError("give --genre G or --text \"a description\"")
+    if (args.edit is None) != (args.keep is None):
+        raise UsageError("--edit MOTION.npz and --keep WHAT go together")
+    if args.edit is not None and args.seconds is not None:
+        raise UsageError("--seconds does not apply to --edit (the edited dance is one 4-s window)")
     pipe = DancePipeline.from_pretrained(args.run or DEFAULT_RUN)
     confidence = None
     if args.text is not None:
@@ -122,7 +149,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
                              field="seconds", expected=f"<= {len(music) / 30:.1f}", got=f"{args.seconds:g}")
         music, beats = music[:frames], beats[beats < frames / 30]
     t0 = time.perf_counter()
-    result = pipe(music, genre, seed=args.seed, steps=args.steps, guidance=args.guidance)
+    if args.edit is not None:
+        result = pipe.edit(_motion_to_edit(args.edit), music, genre, EditSpec.parse(args.keep), seed=args.seed,
+                           steps=args.steps, guidance=args.guidance, genre_guidance=args.genre_guidance)
+    else:
+        result = pipe(music, genre, seed=args.seed, steps=args.steps, guidance=args.guidance,
+                      genre_guidance=args.genre_guidance)
     seconds = time.perf_counter() - t0
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.out.suffix.lower() == ".bvh":
@@ -131,7 +163,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         result.record.save(args.out)
     payload = {"out": str(args.out), "genre": result.genre, "genre_confidence": confidence, "model_id": pipe.model_id,
                "seconds_of_dance": round(result.seconds, 2), "windows": result.windows, "steps": args.steps,
-               "guidance": args.guidance, "seed": args.seed, "seconds_taken": round(seconds, 2),
+               "guidance": args.guidance, "genre_guidance": args.genre_guidance, "seed": args.seed,
+               "edit": None if args.edit is None else {"motion": str(args.edit), "keep": args.keep}, "seconds_taken": round(seconds, 2),
                "music_beats": len(beats)}
 
     def human() -> None:
@@ -155,7 +188,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.db is None and not (home / "catalog.sqlite").is_file():
         raise DanceSearchError(f"no catalog at {home / 'catalog.sqlite'}: ingest data first")
     store = open_windows(Workspace(home, args.db), progress=progress_enabled(args))
-    result = train_denoiser(store, args.out, DenoiserConfig(time_stride=4),
+    result = train_denoiser(store, args.out, DenoiserConfig(time_stride=4, overlap_upsampling=True),
                             TrainConfig(minutes=args.minutes, steps=args.train_steps, seed=args.seed),
                             progress=progress_enabled(args))
     payload = {k: v for k, v in result.items() if k != "history"} | {"out": str(args.out)}

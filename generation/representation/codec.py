@@ -104,6 +104,18 @@ def canonicalise_features(features: np.ndarray, name: str = "window") -> tuple[n
     return out, frame
 
 
+def place_features(features: np.ndarray, frame: CanonicalFrame, name: str = "window") -> np.ndarray:
+    """The inverse of :func:`canonicalise_features`: (T, 319) features in ``frame``'s canonical coordinates -> the
+    coordinates ``frame`` was measured in (only root rotation and translation change)."""
+    x = _as_features(features, name)
+    root = rot6d_to_matrix(x[:, LAYOUT.joint_rotation(0)])
+    new_root, trans = decanonicalise(root, x[:, LAYOUT.root], np.asarray(smplx52().offsets[0]), frame)
+    out = x.astype(np.float32, copy=True)
+    out[:, LAYOUT.joint_rotation(0)] = matrix_to_rot6d(new_root)
+    out[:, LAYOUT.root] = trans
+    return out
+
+
 def decode(features: np.ndarray, frame: CanonicalFrame | None = None, name: str = "generated") -> MotionRecord:
     """(T, 319) features -> a MotionRecord (SMPL-X 52 joints, positions by FK), put back into ``frame``.
 

@@ -5,7 +5,8 @@
 - ``update_index``: adds the clips ingested since the last build (incremental); when clips were
   removed from the catalog, or an ivfpq index has grown well past the data its quantisers were
   trained on, it rebuilds from the stored vectors (no re-embedding).
-Both recalibrate the no-match threshold, tune an ANN index's search effort to its recall target
+Both recalibrate the no-match threshold and the query gate (query_gate.py: match / gap / not_dance,
+refitted only when the model, the catalog's genres or the labelled sets changed), tune an ANN index's search effort to its recall target
 (``FaissParams.tune_target``, recall@10 against exact search) on the model's text embeddings of
 sample captions, and save a new generation atomically (store.py).
 """
@@ -23,6 +24,7 @@ from encoders.errors import DanceSearchError, InputError
 
 from .base import BACKENDS, KINDS, VectorIndex, auto_kind
 from .calibration import calibrate
+from .query_gate import GATE_FORMAT, calibrate_gate, labelled_hash, read_labelled, read_lexicon
 from .embedder import Embedder
 from .faiss_index import FaissIndex, FaissParams
 from .filters import ClipAttributes
@@ -37,7 +39,7 @@ TUNE_QUERIES = 500      # captions whose text embeddings tune hnsw / ivfpq searc
 class BuildReport:
     """What a build / update did (printed by ``index build --json``)."""
 
-    action: str          # "build" | "update" | "rebuild" | "unchanged"
+    action: str          # "build" | "update" | "rebuild" | "recalibrate" (query gate only) | "unchanged"
     backend: str
     kind: str
     count: int
@@ -170,7 +172,65 @@ def _save(embedder: Embedder, index: VectorIndex, directory: Path, catalog: Any,
     cal = calibrate(embedder, index, captions)
     if tuning is not None:
         extra = {**extra, "tuning": tuning}
-    return save_index(index, directory, model_id=embedder.model_id, centroids=centroids, calibration=cal, extra=extra)
+    gate = _gate(embedder, index, directory, clips, captions["all"])
+    if gate is None:  # remembered, so that `index build` does not retry the fit on every run
+        extra = {**extra, "query_gate_skipped": _gate_key(index)}
+    return save_index(index, directory, model_id=embedder.model_id, centroids=centroids, calibration=cal, extra=extra,
+                      gate=gate)
+
+
+def _gate_stale(manifest: dict[str, Any], embedder: Embedder, index: VectorIndex) -> bool:
+    """Whether an index build should (re)fit the query gate although no clip changed: the manifest has
+    none (an index from before the gate) or one fitted on other labelled data / genres; False when the
+    gate cannot be fitted here anyway (no labelled data)."""
+    try:
+        labelled = [r for r in read_labelled() if r["split"] == "calib"]
+        lexicon = read_lexicon()
+    except (OSError, ValueError):
+        return False
+    if not labelled:
+        return False
+    prev = manifest.get("query_gate") or {}
+    genres = sorted(g for g in set(index.attributes().genre_vocab) if g)
+    if manifest.get("query_gate_skipped") == _gate_key(index):
+        return False
+    return not (prev.get("format") == GATE_FORMAT and prev.get("genres") == genres
+                and prev.get("labelled_hash") == labelled_hash(labelled, lexicon))
+
+
+def _gate_key(index: VectorIndex) -> str:
+    """Identity of what a gate fit depends on besides the model: labelled data, lexicon, genres."""
+    try:
+        labelled = [r for r in read_labelled() if r["split"] == "calib"]
+        lexicon = read_lexicon()
+    except (OSError, ValueError):
+        labelled, lexicon = [], []
+    genres = sorted(g for g in set(index.attributes().genre_vocab) if g)
+    return labelled_hash(labelled, list(lexicon) + ["|"] + genres)
+
+
+def _gate(embedder: Embedder, index: VectorIndex, directory: Path, clips: Sequence[Any],
+          captions: dict[int, list[str]]) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
+    """The query gate for this generation: the live one when model, genres and labelled data are the same
+    (an incremental update does not pay the refit), else a new fit; None when it cannot be fitted."""
+    genres = sorted(g for g in set(index.attributes().genre_vocab) if g)
+    try:
+        labelled = read_labelled()
+        lexicon = read_lexicon()
+    except (OSError, ValueError) as exc:
+        print(f"query gate: labelled data unreadable ({exc}); not calibrated", file=sys.stderr)
+        return None
+    old = read_manifest(directory)
+    prev = (old or {}).get("query_gate")
+    if (prev and old.get("model_id") == embedder.model_id and prev.get("format") == GATE_FORMAT
+            and prev.get("genres") == genres
+            and prev.get("labelled_hash") == labelled_hash([r for r in labelled if r["split"] == "calib"], lexicon)):
+        try:
+            with np.load(directory / old["files"]["gate"], allow_pickle=False) as z:
+                return prev, {k: np.asarray(z[k], dtype=np.float32) for k in z.files}
+        except (KeyError, OSError, ValueError):
+            pass
+    return calibrate_gate(embedder, clips, captions, genres, labelled=labelled, lexicon=lexicon)
 
 
 def _finish(workspace: Any, embedder: Embedder, index: VectorIndex, directory: Path, catalog: Any,
@@ -267,10 +327,15 @@ def update_index(workspace: Any, embedder: Embedder, *, name: str = DEFAULT_INDE
     kind, backend = index.kind, index.backend
     grew = (isinstance(index, FaissIndex) and kind == "ivfpq" and index.params.trained_on
             and len(index) + len(new_clips) > IVF_RETRAIN_GROWTH * index.params.trained_on)
-    if not new_clips and not removed:
+    if not new_clips and not removed and not _gate_stale(loaded.manifest, embedder, index):
         index.close()
         return BuildReport("unchanged", backend, kind, len(index), 0, len(index), 0, embedder.model_id, loaded.threshold,
                            time.perf_counter() - t0, str(directory))
+    if not new_clips and not removed:  # only the query gate is missing or out of date: save a new generation
+        manifest = _save(embedder, index, directory, catalog, clips, loaded.centroids, {"name": name})
+        index.close()
+        return BuildReport("recalibrate", backend, kind, len(index), 0, len(index), 0, embedder.model_id,
+                           (manifest.get("calibration") or {}).get("threshold"), time.perf_counter() - t0, str(directory))
     if removed or grew:
         index.close()
         uri = milvus_uri or (loaded.manifest.get("milvus") or {}).get("uri")

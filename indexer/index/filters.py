@@ -119,7 +119,8 @@ class ClipFilter:
     """What a search is restricted to; an empty filter matches every clip.
 
     Several genres are OR-ed; the tempo range is inclusive and excludes clips without a tempo;
-    all conditions are AND-ed.
+    ``exclude_sources`` leaves out clips of those catalog sources (the search leaves out
+    ``generated`` clips unless a request asks for them); all conditions are AND-ed.
     """
 
     genres: tuple[str, ...] = ()
@@ -127,9 +128,11 @@ class ClipFilter:
     bpm_max: float | None = None
     split: str | None = None
     source: str | None = None
+    exclude_sources: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "genres", tuple(dict.fromkeys(g for g in self.genres if g)))
+        object.__setattr__(self, "exclude_sources", tuple(sorted(set(s for s in self.exclude_sources if s))))
         if self.bpm_min is not None and self.bpm_max is not None and self.bpm_min > self.bpm_max:
             raise InputError(None, "the tempo range is empty", field="bpm_min",
                              expected=f"bpm_min <= bpm_max ({self.bpm_max})", got=str(self.bpm_min))
@@ -139,9 +142,14 @@ class ClipFilter:
               bpm_max: float | None = None, split: str | None = None, source: str | None = None) -> "ClipFilter":
         return cls(tuple(genres or ()), bpm_min, bpm_max, split or None, source or None)
 
+    def with_genres(self, genres: Iterable[str]) -> "ClipFilter":
+        """The same filter restricted to ``genres`` instead of its own."""
+        return ClipFilter(tuple(genres), self.bpm_min, self.bpm_max, self.split, self.source, self.exclude_sources)
+
     @property
     def is_empty(self) -> bool:
-        return not self.genres and self.bpm_min is None and self.bpm_max is None and not self.split and not self.source
+        return (not self.genres and self.bpm_min is None and self.bpm_max is None and not self.split
+                and not self.source and not self.exclude_sources)
 
     def mask(self, attrs: ClipAttributes) -> np.ndarray:
         """Boolean mask over the index positions that satisfy the filter."""
@@ -156,6 +164,9 @@ class ClipFilter:
                 return np.zeros(len(attrs), dtype=bool)
             col = getattr(attrs, column)
             m &= (col == codes[0]) if len(codes) == 1 else np.isin(col, np.asarray(codes, dtype=col.dtype))
+        dropped = [attrs.source_vocab.index(s) for s in self.exclude_sources if s in attrs.source_vocab]
+        if dropped:
+            m &= ~np.isin(attrs.source, np.asarray(dropped, dtype=attrs.source.dtype))
         if self.bpm_min is not None:
             m &= attrs.bpm >= self.bpm_min  # NaN compares False: clips without tempo drop out
         if self.bpm_max is not None:
@@ -171,6 +182,8 @@ class ClipFilter:
             parts.append(f"split == {_quote(self.split)}")
         if self.source:
             parts.append(f"source == {_quote(self.source)}")
+        if self.exclude_sources:
+            parts.append("source not in [" + ", ".join(_quote(s) for s in self.exclude_sources) + "]")
         if self.bpm_min is not None:
             parts.append(f"bpm >= {float(self.bpm_min)!r}")
         if self.bpm_max is not None:
@@ -187,6 +200,8 @@ class ClipFilter:
         if self.split and split != self.split:
             return False
         if self.source and source != self.source:
+            return False
+        if source in self.exclude_sources:
             return False
         if self.bpm_min is not None and (bpm is None or bpm < self.bpm_min):
             return False

@@ -15,9 +15,16 @@ genre's centroid (the normalised mean of that genre's clip embeddings, kept in t
 and updated incrementally) - i.e. by how typical they are of the genre.  The text embedding of
 the genre name is not blended in: with the demo model the centroid alone ranks the clips that
 the genre's captions describe best, and it does not depend on how a genre happens to be spelled.
+
+Outcome of a text query (issue 15): ``outcome`` is ``match``, ``gap`` or ``not_dance`` with a readable
+``outcome_reason``, from the index's query gate (query_gate.py, fitted at index build; a few ms a
+batch); ``no_match`` is true for gap and not_dance (and, as before, below the score threshold or with
+no results).  An index built before the gate existed answers ``match`` / ``gap`` from the threshold.
+Clips of source ``generated`` are left out unless the request sets ``include_generated``.
 """
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -31,6 +38,7 @@ from encoders.errors import InputError
 from .base import Hits
 from .embedder import Embedder, TextEmbeddingCache
 from .filters import ClipFilter, tempo_word
+from .query_gate import GENERATED_SOURCE, GateDecision, QueryGate
 from .store import DEFAULT_INDEX_NAME, LoadedIndex, load_index
 
 MAX_K = 100
@@ -50,11 +58,12 @@ class SearchRequest:
     k: int = 10
     offset: int = 0
     flt: ClipFilter = field(default_factory=ClipFilter)
+    include_generated: bool = False
 
     def echo(self) -> dict[str, Any]:
         return {"q": self.q, "k": self.k, "offset": self.offset, "genres": list(self.flt.genres),
                 "bpm_min": self.flt.bpm_min, "bpm_max": self.flt.bpm_max, "split": self.flt.split,
-                "source": self.flt.source}
+                "source": self.flt.source, "include_generated": self.include_generated}
 
 
 def _words(text: str) -> set[str]:
@@ -127,6 +136,7 @@ class SearchEngine:
         self.catalog = catalog
         self.text_cache = text_cache  # shared with the owner (the API keeps one across reloads)
         self._encode_lock = threading.Lock() if getattr(embedder, "thread_safe", True) is False else None
+        self.gate: QueryGate | None = QueryGate.from_manifest(loaded.manifest, getattr(loaded, "gate_arrays", None))
 
     @classmethod
     def open(cls, workspace: Any, embedder: Embedder, name: str = DEFAULT_INDEX_NAME,
@@ -147,8 +157,13 @@ class SearchEngine:
 
     # --- validation ---------------------------------------------------------------------------------
     def validate(self, q: str | None, k: int, offset: int, genres: Sequence[str] = (), bpm_min: float | None = None,
-                 bpm_max: float | None = None, split: str | None = None, source: str | None = None) -> SearchRequest:
-        """Turn raw parameters into a :class:`SearchRequest`, raising InputError naming the bad field."""
+                 bpm_max: float | None = None, split: str | None = None, source: str | None = None,
+                 include_generated: bool = False) -> SearchRequest:
+        """Turn raw parameters into a :class:`SearchRequest`, raising InputError naming the bad field.
+
+        Generated clips (source ``generated``) are filtered out unless ``include_generated`` or the
+        request asks for that source by name; the exclusion is only added when the index holds such
+        clips, so other searches keep the unfiltered fast path."""
         if q is not None:
             q = q.strip()
             if not q:
@@ -174,7 +189,10 @@ class SearchEngine:
             if v is not None and not (0 <= v <= 400 and np.isfinite(v)):
                 raise InputError(None, "tempo out of range", field=name, expected="0..400 BPM", got=str(v))
         flt = ClipFilter.build(genres, bpm_min, bpm_max, split, source)
-        return SearchRequest(q, int(k), int(offset), flt)
+        if (not include_generated and source != GENERATED_SOURCE
+                and GENERATED_SOURCE in self.index.attributes().source_vocab):
+            flt = ClipFilter(flt.genres, flt.bpm_min, flt.bpm_max, flt.split, flt.source, (GENERATED_SOURCE,))
+        return SearchRequest(q, int(k), int(offset), flt, bool(include_generated))
 
     # --- search -------------------------------------------------------------------------------------
     def encode(self, text: str) -> np.ndarray:
@@ -233,7 +251,8 @@ class SearchEngine:
         t0 = time.perf_counter()
         out: list[dict[str, Any] | Exception | None] = [None] * len(requests)
         ranked: dict[int, list[tuple[int, float]]] = {}  # request position -> (id, score) best first
-        self._rank_texts(requests, ranked, out)
+        decisions: dict[int, GateDecision] = {}
+        self._rank_texts(requests, ranked, out, decisions)
         for i, r in enumerate(requests):
             if not r.q:
                 try:
@@ -251,16 +270,24 @@ class SearchEngine:
                 if isinstance(clips, Exception) and page:
                     raise clips
                 rows = clips if isinstance(clips, dict) else {}
-                out[i] = self._body(requests[i], ranked[i], page, rows, totals, t0)
+                out[i] = self._body(requests[i], ranked[i], page, rows, totals, t0, decisions.get(i))
             except Exception as exc:  # noqa: BLE001
                 out[i] = exc
         return [o if o is not None else RuntimeError("request was not answered") for o in out]
 
     def _rank_texts(self, requests: Sequence[SearchRequest], ranked: dict[int, list[tuple[int, float]]],
-                    out: list[Any]) -> None:
-        """Rank every text request: one encoder call, then one index search per (filter, depth)."""
+                    out: list[Any], decisions: dict[int, GateDecision] | None = None) -> None:
+        """Rank every text request: one encoder call, then one index search per (filter, depth); the
+        query gate classifies the batch's texts in one call (``decisions``)."""
         text_at = [i for i, r in enumerate(requests) if r.q]
         vectors = self._encode_batch(requests, text_at, out)
+        if self.gate is not None and decisions is not None and vectors:
+            at = [i for i in text_at if i in vectors]
+            try:
+                found = self.gate.classify([requests[i].q or "" for i in at], np.stack([vectors[i] for i in at]))
+                decisions.update(zip(at, found))
+            except Exception:  # noqa: BLE001 - a gate failure must not fail the search: old behaviour then
+                logging.getLogger("dancesearch.index").exception("query gate failed; answering without it")
         groups: dict[tuple[ClipFilter, int], list[int]] = {}
         for i in text_at:
             if out[i] is None:
@@ -295,20 +322,43 @@ class SearchEngine:
     def _clip_rows(self, ids: set[int]) -> dict[int, Any]:
         return {c.id: c for c in self.catalog.clips(ids=sorted(ids))} if ids else {}
 
+    def classify(self, texts: Sequence[str]) -> list[GateDecision] | None:
+        """The gate's decision for each text (None when this index has no gate): for callers outside a
+        search, e.g. a generation request that must be declined for a non-dance text."""
+        if self.gate is None or not texts:
+            return None
+        return self.gate.classify(list(texts), self.encode_many(texts))
+
+    def _outcome(self, req: SearchRequest, best: float | None,
+                 decision: GateDecision | None) -> tuple[str, str, dict[str, float] | None]:
+        """(outcome, reason, gate scores) of one request."""
+        if best is None:
+            return "gap", "no clip satisfies the filters", None
+        if not req.q:
+            return "match", "clips ranked by how typical they are of the genre", None
+        if decision is not None and decision.outcome != "match":
+            return decision.outcome, decision.reason, decision.scores
+        if self.threshold is not None and best < self.threshold:
+            return ("gap", f"the best result scores {best:.2f}, below the calibrated threshold {self.threshold:.2f}",
+                    decision.scores if decision else None)
+        return ("match", decision.reason if decision else "the catalog has clips that fit this description",
+                decision.scores if decision else None)
+
     def _body(self, req: SearchRequest, pairs: list[tuple[int, float]], page: list[tuple[int, float]],
-              clips: dict[int, Any], totals: dict[ClipFilter, int], t0: float) -> dict[str, Any]:
+              clips: dict[int, Any], totals: dict[ClipFilter, int], t0: float,
+              decision: GateDecision | None = None) -> dict[str, Any]:
         mode = "text" if req.q else "genre"
         best = pairs[0][1] if pairs else None
-        if mode == "text":
-            no_match = best is None or (self.threshold is not None and best < self.threshold)
-        else:
-            no_match = best is None
+        outcome, reason, scores = self._outcome(req, best, decision)
+        no_match = outcome != "match"
         results = self._results(page, req, start_rank=req.offset + 1, clips=clips)
         if req.flt not in totals:
             totals[req.flt] = self.index.count(req.flt)
-        return {"query": req.echo(), "mode": mode, "no_match": bool(no_match), "threshold": self.threshold,
+        body = {"query": req.echo(), "mode": mode, "no_match": bool(no_match), "threshold": self.threshold,
+                "outcome": outcome, "outcome_reason": reason, "outcome_scores": scores, "proposal": None,
                 "model": self.model_id, "took_ms": round((time.perf_counter() - t0) * 1000, 3),
                 "total": totals[req.flt], "results": results}
+        return body
 
     def _genre_ranking(self, flt: ClipFilter, need: int) -> list[tuple[int, float]]:
         merged: list[tuple[int, float]] = []
@@ -316,7 +366,7 @@ class SearchEngine:
             c = self.loaded.centroids.centroid(g)
             if c is None:
                 continue
-            sub = ClipFilter((g,), flt.bpm_min, flt.bpm_max, flt.split, flt.source)
+            sub = flt.with_genres((g,))
             merged.extend(self.index.search(c[None, :], need, sub).row(0))
         merged.sort(key=lambda p: -p[1])
         return merged[:need]
@@ -343,6 +393,9 @@ class SearchEngine:
         echo = req.echo()
         echo["similar_to"] = int(clip_id)
         return {"query": echo, "mode": "similar", "no_match": not results, "threshold": self.threshold,
+                "outcome": "match" if results else "gap",
+                "outcome_reason": "clips closest to this one" if results else "no other clip satisfies the filters",
+                "outcome_scores": None, "proposal": None,
                 "model": self.model_id, "took_ms": round((time.perf_counter() - t0) * 1000, 3),
                 "total": max(self.index.count(flt) - 1, 0), "results": results}
 

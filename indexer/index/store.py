@@ -8,6 +8,9 @@ Layout (one *generation* per save; the manifest names the generation that is liv
     vectors-<g>.npy          the full vectors (ivfpq re-ranking memory-maps it; rebuilds reuse it)
     attrs-<g>.npz            clip ids + filter columns, aligned with the vectors
     centroids-<g>.npz        per-genre sums and counts of clip embeddings (genre search)
+    gate-<g>.npz             reference vectors of the query gate (query_gate.py; its parameters are the
+                             manifest's ``query_gate``); absent in older indexes, which then keep the
+                             score-threshold-only no-match flag
 
 Because a new generation's files never overwrite the live ones and the manifest switches
 generations in one rename, a crash or kill at any moment of a rebuild leaves the previous index
@@ -35,7 +38,7 @@ from .filters import ClipAttributes
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 DEFAULT_INDEX_NAME = "default"
-_GEN_FILE = re.compile(r"^(index|vectors|attrs|centroids)-(\d+)\.(faiss|npy|npz)$")
+_GEN_FILE = re.compile(r"^(index|vectors|attrs|centroids|gate)-(\d+)\.(faiss|npy|npz)$")
 
 
 class IndexNotFoundError(DanceSearchError):
@@ -100,6 +103,7 @@ class LoadedIndex:
     manifest: dict[str, Any]
     centroids: GenreCentroids
     directory: Path
+    gate_arrays: dict[str, np.ndarray] | None = None
 
     @property
     def model_id(self) -> str:
@@ -152,8 +156,11 @@ def _cleanup(directory: Path, live: dict[str, str]) -> None:
 
 
 def save_index(index: VectorIndex, directory: Path, *, model_id: str, centroids: GenreCentroids,
-               calibration: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Persist ``index`` as a new generation and switch the manifest to it; returns the manifest."""
+               calibration: dict[str, Any] | None = None, extra: dict[str, Any] | None = None,
+               gate: tuple[dict[str, Any], dict[str, np.ndarray]] | None = None) -> dict[str, Any]:
+    """Persist ``index`` as a new generation and switch the manifest to it; returns the manifest.
+
+    ``gate``: the query gate's (parameters, reference arrays), see query_gate.py."""
     directory = ensure_dir(directory)
     old = read_manifest(directory) if (directory / MANIFEST).exists() else None
     gen = int(old.get("generation", 0)) + 1 if old else 1
@@ -166,6 +173,9 @@ def save_index(index: VectorIndex, directory: Path, *, model_id: str, centroids:
         files["vectors"] = f"vectors-{gen}.npy"
         _save_npy(directory / files["vectors"], index.vectors())
     atomic_save_npz(directory / files["attrs"], compressed=False, **index.attributes().to_arrays())
+    if gate is not None:
+        files["gate"] = f"gate-{gen}.npz"
+        atomic_save_npz(directory / files["gate"], compressed=False, **gate[1])
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     manifest: dict[str, Any] = {
         "format": FORMAT_VERSION,
@@ -178,6 +188,8 @@ def save_index(index: VectorIndex, directory: Path, *, model_id: str, centroids:
         **index.describe(),
         **(extra or {}),
     }
+    if gate is not None:
+        manifest["query_gate"] = gate[0]
     atomic_write_json(directory / MANIFEST, manifest)  # the switch: everything above is already on disk
     _cleanup(directory, files)
     return manifest
@@ -218,4 +230,13 @@ def load_index(directory: Path, expected_model_id: str | None = None, *, milvus_
                                  f"rebuild with `dancesearch index build`") from exc
     if len(index) != int(manifest.get("count", len(index))):
         raise IndexNotFoundError(f"{directory}: manifest says {manifest.get('count')} vectors, files hold {len(index)}")
-    return LoadedIndex(index, manifest, centroids, directory)
+    gate_arrays = None
+    if "gate" in files:
+        try:
+            with np.load(directory / files["gate"], allow_pickle=False) as z:
+                gate_arrays = {k: np.asarray(z[k], dtype=np.float32) for k in z.files}
+        except (OSError, ValueError) as exc:  # the gate is optional: search still works without it
+            import logging
+
+            logging.getLogger("dancesearch.index").warning("%s: query gate not loaded (%s)", directory, exc)
+    return LoadedIndex(index, manifest, centroids, directory, gate_arrays)
