@@ -12,6 +12,11 @@ canvas), that the player follows the audio clock, that a tempo refinement update
 a screenshot (the real back end refreshes docs/ui_screenshot.png for the README; the test server's goes to a
 temporary folder, so the default run never changes a tracked file), and finally
 stops the API to check that the running UI explains an unreachable API.
+
+Generating from a gap (issue 15): a description the catalog cannot serve shows the gap panel with the proposed
+genre and music; picking music and pressing Generate shows progress, then the generated dance plays in the
+same skeleton player with its music, a "generated" badge and working npz / BVH downloads; a text that is not
+about dance gets a friendly message and no Generate button.
 """
 from __future__ import annotations
 
@@ -39,6 +44,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--autoplay-policy=no-user-gesture-required"]
 SCREENSHOT = ROOT / "docs" / "ui_screenshot.png"
 QUERY = "a slow lyrical waltz that travels in circles"
+GAP_QUERY = "flamenco with stamping heels and hand clapping"    # eval/queries/gate_gap.jsonl; test server: "flamenco"
+NOT_DANCE_QUERY = "how to bake sourdough bread"                 # eval/queries/gate_not_dance.jsonl
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (python package) is not installed")
 if not CHROMIUM.exists():
@@ -51,6 +58,7 @@ class Backend:
     kind: str
     url: str
     stop: Callable[[], None]
+    jobs: Callable[[], dict] | None = None     # the test server's generation jobs (what the UI asked for)
 
 
 @pytest.fixture(scope="module", params=["testserver", pytest.param("real", marks=pytest.mark.slow)])
@@ -58,7 +66,7 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     if request.param == "testserver":
         gen = ui_testserver.serve(seconds=4.0)
         api = next(gen)
-        yield Backend("testserver", api.url, lambda: next(gen, None))
+        yield Backend("testserver", api.url, lambda: next(gen, None), jobs=lambda: api.jobs)
         next(gen, None)
         return
     reason = demo_prerequisites()
@@ -215,6 +223,118 @@ def test_search_renders_results_and_players(backend: Backend, ui_url: str, brows
         print(f"[{backend.kind}] first results visible {first_result_s:.2f} s after clicking Search")
     finally:
         page.close()
+
+
+def _outcome(backend: Backend, q: str) -> str | None:
+    body = httpx.get(f"{backend.url}/v1/search", params={"q": q, "k": 5}, timeout=60).json()
+    return body.get("outcome") if body.get("outcome") != "gap" or body.get("proposal") else "gap-without-proposal"
+
+
+def _player_frame(page: "sync_api.Page", element_id: str, timeout_s: float = 30.0) -> "sync_api.Frame":
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for f in page.frames[1:]:
+            try:
+                if f.evaluate(f"() => !!document.getElementById('{element_id}')"):
+                    return f
+            except sync_api.Error:      # a frame that went away while we looked
+                continue
+        page.wait_for_timeout(200)
+    raise AssertionError(f"no player frame with #{element_id}")
+
+
+def test_gap_generate_play_and_not_dance(backend: Backend, ui_url: str, browser: "sync_api.Browser",
+                                         tmp_path: Path) -> None:
+    """search -> gap (proposal shown) -> pick music -> Generate -> progress -> the generated dance plays."""
+    if backend.kind == "real":
+        got = _outcome(backend, GAP_QUERY)
+        if got != "gap":
+            pytest.skip(f"the real index's query gate answers {got!r} for {GAP_QUERY!r} (needs gap + proposal)")
+    page = browser.new_page(viewport={"width": 1400, "height": 1350}, accept_downloads=True)
+    try:
+        t_start = time.monotonic()
+        page.goto(ui_url, wait_until="domcontentloaded")
+        box = page.get_by_label("Describe a dance", exact=True)
+        box.wait_for(timeout=30_000)
+        box.fill(GAP_QUERY)
+        page.get_by_role("button", name="Search", exact=True).click()
+        page.get_by_text("Nothing in the catalog fits this description").wait_for(timeout=30_000)
+        panel = page.locator("[class*='st-key-gap_panel_']")
+        generate = panel.get_by_role("button", name="Generate", exact=True)
+        generate.wait_for(timeout=15_000)
+        # the proposal: a genre (editable select) and suggested music (radio), the closest clips below
+        panel.get_by_text("Genre to dance").wait_for()
+        music = panel.get_by_role("radiogroup")
+        music.wait_for()
+        options = music.get_by_role("radio")
+        labels = [music.locator("label").nth(i).inner_text() for i in range(options.count())]
+        assert len(labels) >= 2 and labels[-1].startswith("Upload my own music"), labels
+        assert all(lab.startswith("Suggested: #") for lab in labels[:-1]), labels
+        if backend.kind == "testserver":
+            select = panel.locator("[data-testid='stSelectbox']")
+            assert "jazz" in (select.inner_text() + str(select.locator("input").first.input_value())), \
+                select.inner_text()                                         # the proposed genre, preselected
+            assert labels[0].startswith("Suggested: #6 · jazz · 132 BPM")
+        page.get_by_role("button", name="More like this").first.wait_for(timeout=15_000)
+        # pick the second suggestion (or keep the first when there is only one): its music is playable
+        pick = 1 if len(labels) > 2 else 0
+        music.locator("label").nth(pick).click()
+        picked_id = int(re.match(r"Suggested: #(\d+)", labels[pick]).group(1))
+        panel.locator("audio").first.wait_for(state="attached", timeout=15_000)
+        generate.click()
+        t_generate = time.monotonic()
+
+        # progress while it runs (queued or a percentage), with a Cancel button
+        page.get_by_text(re.compile(r"Waiting for the generator|Generating… \d+%")).first.wait_for(timeout=30_000)
+        assert page.get_by_role("button", name="Cancel").count() == 1
+        page.get_by_text(re.compile(r"Generated \d+ dance")).wait_for(timeout=180_000)
+        gen_s = time.monotonic() - t_generate
+        badge = page.get_by_text("generated", exact=True).first
+        badge.wait_for(timeout=15_000)
+        head = page.locator("[class*='st-key-gen_clip_']").first
+        gen_id = int(re.search(r"st-key-gen_clip_(\d+)", head.get_attribute("class")).group(1))
+
+        # the generated dance in the same player as search results, with its music
+        frame = _player_frame(page, f"clip{gen_id}")
+        frame.wait_for_function("document.querySelector('canvas') && "
+                                "Number(document.querySelector('canvas').dataset.drawn) > 0", timeout=15_000)
+        left, right, total = frame.evaluate(BONE_PIXELS_JS)
+        assert left > 200 and right > 200, (left, right, total)
+        assert frame.evaluate("() => !!document.querySelector('audio')")
+        _check_player_follows_the_clock(frame)
+
+        # downloads: npz and BVH of the generated clip, real files
+        with page.expect_download(timeout=30_000) as dl:
+            head.get_by_role("button", name="Download motion (.bvh)").click()
+        bvh = Path(dl.value.path()).read_text()
+        assert bvh.startswith("HIERARCHY"), bvh[:80]
+        with page.expect_download(timeout=30_000) as dl:
+            head.get_by_role("button", name="Download motion (.npz)").click()
+        assert Path(dl.value.path()).read_bytes()[:2] == b"PK"            # a zip: numpy's npz
+        if backend.kind == "testserver":
+            job = next(iter(j for j in backend_jobs(backend).values() if j.clip and j.clip.id == gen_id))
+            assert job.params["music"] == {"kind": "clip", "clip_id": picked_id, "clip_key": job.params["music"]["clip_key"]}
+            assert job.params["genre"] == "jazz" and job.params["text"] == GAP_QUERY
+        page.screenshot(path=str(tmp_path / "ui_generated.png"), full_page=False)
+
+        # a text that is not about dance: a friendly message, nothing to generate
+        not_dance = backend.kind == "testserver" or _outcome(backend, NOT_DANCE_QUERY) == "not_dance"
+        if not_dance:
+            box.fill(NOT_DANCE_QUERY)
+            page.get_by_role("button", name="Search", exact=True).click()
+            page.get_by_text("doesn't look like a dance description").wait_for(timeout=30_000)
+            page.wait_for_timeout(500)      # let Streamlit finish streaming the page
+            assert page.get_by_role("button", name="Generate", exact=True).count() == 0
+            assert page.get_by_role("button", name="More like this").count() == 0
+        print(f"[{backend.kind}] gap -> generated clip #{gen_id} in {gen_s:.1f} s; not-dance message checked: "
+              f"{'yes' if not_dance else 'no (the gate does not call it not_dance)'}; "
+              f"whole flow {time.monotonic() - t_start:.1f} s")
+    finally:
+        page.close()
+
+
+def backend_jobs(backend: Backend) -> dict:
+    return backend.jobs() if backend.jobs else {}
 
 
 def test_running_ui_explains_an_api_that_went_down(backend: Backend, ui_url: str,

@@ -6,6 +6,15 @@ built here with numpy (SMPL-X 52 joint positions that really move, fingers inclu
 without depending on the model, the catalog or the index. Scoring is plain word overlap with the
 caption: enough to rank deterministically and to produce ``no_match`` for unrelated text.
 It records every request so tests can check what the UI asked for (e.g. refinement filters).
+
+Search outcomes (issue 15): a query naming one of :data:`GAP_WORDS` is a ``gap`` with a ``proposal``
+(genre :data:`GAP_GENRE`, catalog music suggestions), one naming :data:`NOT_DANCE_WORDS` is ``not_dance``;
+otherwise ``match``, or ``gap`` without a proposal when the best score is below the threshold.
+Generation: ``POST /v1/generate`` (JSON or multipart with an ``audio`` file, the real route's checks
+and error shapes, the API key when ``serve(api_key=...)``), ``GET`` / ``DELETE /v1/jobs/{id}`` with a job
+that is ``queued``, then ``running`` with rising progress, then ``done`` over ``job_seconds``; the result is a
+clip of source ``generated`` (new id, left out of searches) served by the usual clip / motion / audio
+routes and ``/v1/clips/{id}/provenance``. A request with ``seed`` :data:`FAILING_SEED` ends ``failed``.
 """
 from __future__ import annotations
 
@@ -14,6 +23,7 @@ import re
 import socket
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -27,6 +37,11 @@ from encoders.motion.skeleton import smplx52
 
 FPS = 30
 THRESHOLD = 0.2
+GAP_WORDS = ("flamenco", "sword")
+GAP_GENRE = "jazz"
+NOT_DANCE_WORDS = ("sourdough", "mortgage")
+FAILING_SEED = 13
+GENERATED_ID_BASE = 1000
 
 
 @dataclass
@@ -39,11 +54,19 @@ class FakeClip:
     seconds: float = 3.0
     positions: np.ndarray = field(default=None, repr=False)   # type: ignore[assignment]
     audio: bytes = field(default=b"", repr=False)
+    audio_type: str = "audio/ogg"
+    source: str = "test"
+    provenance: dict[str, Any] | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.source}/{self.genre}_{self.id:04d}#0"
 
     def as_result(self) -> dict[str, Any]:
         base = f"/v1/clips/{self.id}"
-        return {"id": self.id, "key": f"test/{self.genre}_{self.id:04d}#0", "genre": self.genre, "bpm": self.bpm,
-                "duration_s": self.seconds, "dancer": f"d{self.id % 3:02d}", "split": "test",
+        return {"id": self.id, "key": self.key, "genre": self.genre, "bpm": self.bpm, "source": self.source,
+                "duration_s": self.seconds, "dancer": f"d{self.id % 3:02d}",
+                "split": "gen" if self.source == "generated" else "test",
                 "caption": self.caption, "captions": [self.caption, f"a {self.genre} dance"], "tags": dict(self.tags),
                 "media": {"motion_npz": f"{base}/motion?format=npz", "motion_json": f"{base}/motion?format=json",
                           "motion_bvh": f"{base}/motion?format=bvh", "audio": f"{base}/audio"}}
@@ -124,10 +147,38 @@ def _error(status: int, code: str, field_name: str | None, message: str) -> JSON
     return JSONResponse({"error": {"code": code, "field": field_name, "message": message}}, status_code=status)
 
 
-def build_app(clips: list[FakeClip], requests_log: list[dict[str, Any]]) -> FastAPI:
+@dataclass
+class FakeJob:
+    id: str
+    params: dict[str, Any]
+    music: bytes
+    music_type: str
+    created: float
+    duration_s: float
+    cancelled_at: float | None = None
+    clip: FakeClip | None = None
+
+
+def outcome_of(q: str) -> str | None:
+    """``gap`` / ``not_dance`` for the chosen words, else None (decided by the scores)."""
+    words = set(re.findall(r"[a-z]+", q.lower()))
+    if words & set(GAP_WORDS):
+        return "gap"
+    if words & set(NOT_DANCE_WORDS):
+        return "not_dance"
+    return None
+
+
+def build_app(clips: list[FakeClip], requests_log: list[dict[str, Any]], jobs: dict[str, FakeJob] | None = None,
+              job_seconds: float = 2.0, api_key: str | None = None,
+              generate_log: list[dict[str, Any]] | None = None) -> FastAPI:
     app = FastAPI(title="DanceSearch UI test API")
+    catalog = [c for c in clips]              # what searches rank (generated clips are added to by_id only)
     by_id = {c.id: c for c in clips}
+    jobs = {} if jobs is None else jobs
+    generate_log = [] if generate_log is None else generate_log
     sk = smplx52()
+    lock = threading.Lock()
 
     @app.middleware("http")
     async def log_requests(request: Request, call_next):  # noqa: ANN001, ANN202
@@ -138,7 +189,7 @@ def build_app(clips: list[FakeClip], requests_log: list[dict[str, Any]]) -> Fast
                     exclude: int | None = None, anchor: FakeClip | None = None) -> dict[str, Any]:
         qw = _words(q) if anchor is None else _words(anchor.caption) | {anchor.genre}
         scored = []
-        for c in clips:
+        for c in catalog:
             if c.id == exclude or (genres and c.genre not in genres):
                 continue
             if (bpm_min is not None and c.bpm < bpm_min) or (bpm_max is not None and c.bpm > bpm_max):
@@ -155,9 +206,28 @@ def build_app(clips: list[FakeClip], requests_log: list[dict[str, Any]]) -> Fast
                      explanation={"matched": ["genre"] if c.genre in qw else [], "text": f"shares words with '{c.caption}'"})
             results.append(r)
         best = page[0][0] if page else 0.0
+        mode = "text" if q.strip() else "genre" if anchor is None else "similar"
+        outcome, reason, proposal = "match", "the catalog has clips that fit this description", None
+        chosen = outcome_of(q) if mode == "text" else None
+        if not page:
+            outcome, reason = "gap", "no clip satisfies the filters"
+        elif chosen == "not_dance":
+            outcome, reason = "not_dance", "this reads like a question about something else, not a description of a dance"
+        elif chosen == "gap":
+            outcome, reason = "gap", ("this describes a dance, but none of the catalog's clips fits it well "
+                                      f"(best score {best:.2f})")
+            music = sorted(catalog, key=lambda c: (c.genre != GAP_GENRE, -len(qw & _words(c.caption)), c.id))[:3]
+            proposal = {"genre": GAP_GENRE, "confidence": 0.41, "genre_source": "genre_text",
+                        "music": [{"clip_id": c.id, "key": c.key, "score": round(0.3 - 0.05 * i, 4), "genre": c.genre,
+                                   "bpm": c.bpm, "audio": f"/v1/clips/{c.id}/audio"} for i, c in enumerate(music)]}
+        elif mode == "text" and best < THRESHOLD:
+            outcome, reason = "gap", f"the best result scores {best:.2f}, below the calibrated threshold {THRESHOLD:.2f}"
+        scores = {"match": 0.1, "gap": 0.1, "not_dance": 0.1}
+        scores[outcome] = 0.8
         return {"query": {"q": q, "k": k, "offset": offset, "genres": genres, "bpm_min": bpm_min, "bpm_max": bpm_max},
-                "mode": "text" if q.strip() else "genre", "no_match": bool(q.strip()) and best < THRESHOLD,
-                "threshold": THRESHOLD, "model": "test-word-overlap", "took_ms": 1.0, "results": results}
+                "mode": mode, "no_match": outcome != "match", "threshold": THRESHOLD,
+                "outcome": outcome, "outcome_reason": reason, "outcome_scores": scores, "proposal": proposal,
+                "model": "test-word-overlap", "took_ms": 1.0, "total": len(scored), "results": results}
 
     @app.get("/v1/search")
     def search(q: str = "", k: int = 10, offset: int = 0, genre: list[str] = Query(default=[]),
@@ -203,7 +273,7 @@ def build_app(clips: list[FakeClip], requests_log: list[dict[str, Any]]) -> Fast
     @app.get("/v1/clips/{clip_id}/audio")
     def audio(clip_id: int):  # noqa: ANN202
         c = get_clip(clip_id)
-        return c if isinstance(c, JSONResponse) else Response(c.audio, media_type="audio/ogg")
+        return c if isinstance(c, JSONResponse) else Response(c.audio, media_type=c.audio_type)
 
     @app.get("/v1/genres")
     def genres():  # noqa: ANN202
@@ -211,6 +281,150 @@ def build_app(clips: list[FakeClip], requests_log: list[dict[str, Any]]) -> Fast
         for c in clips:
             counts[c.genre] = counts.get(c.genre, 0) + 1
         return {"genres": [{"name": g, "count": n} for g, n in sorted(counts.items(), key=lambda x: (-x[1], x[0]))]}
+
+    # --- generation ------------------------------------------------------------------------------------
+    known_genres = sorted({c.genre for c in clips})
+
+    def job_view(job: FakeJob) -> dict[str, Any]:
+        """The job as it stands now: queued for the first 15 %, then running with rising progress, then done."""
+        now = time.monotonic()
+        frac = (now - job.created) / job.duration_s
+        state, progress, stage, result, error, finished = "queued", 0.0, "queued", None, None, None
+        if job.cancelled_at is not None:
+            state, stage, progress, finished = "cancelled", "cancelled", min(1.0, max(0.0, frac)), job.cancelled_at
+        elif frac >= 0.15:
+            state, progress = "running", min(1.0, (frac - 0.15) / 0.85)
+            steps = 20
+            stage = f"candidate 1/1: denoising step {max(1, int(progress * steps))}/{steps}"
+            if frac >= 1.0:
+                finished = job.created + job.duration_s
+                if job.params.get("seed") == FAILING_SEED:
+                    state, stage, error = "failed", "failed", {"code": "generation_failed",
+                                                               "message": "the generator failed on this music"}
+                else:
+                    state, stage, progress = "done", "done", 1.0
+                    with lock:
+                        if job.clip is None:
+                            job.clip = make_generated(job)
+                    c = job.clip
+                    result = {"clips": [{"id": c.id, "key": c.key, "candidate": 0, "seed": job.params["seed"],
+                                         "genre": c.genre, "duration_s": c.seconds,
+                                         "media": c.as_result()["media"], "provenance": f"/v1/clips/{c.id}/provenance"}],
+                              "genre": c.genre, "genre_source": "request" if job.params.get("genre") else "text",
+                              "genre_confidence": None, "model_id": "test-generator", "seconds": c.seconds}
+        return {"id": job.id, "state": state, "progress": round(progress, 4), "stage": stage,
+                "cancel_requested": job.cancelled_at is not None, "created_at": time.time(), "started_at": None,
+                "finished_at": finished, "params": dict(job.params), "result": result, "error": error,
+                "links": {"self": f"/v1/jobs/{job.id}"}}
+
+    def make_generated(job: FakeJob) -> FakeClip:
+        new_id = GENERATED_ID_BASE + len([c for c in by_id if c >= GENERATED_ID_BASE]) + 1
+        seconds = float(job.params["seconds"])
+        c = FakeClip(new_id, job.params["genre"], 120.0, job.params.get("text") or "", {}, seconds,
+                     source="generated", audio=job.music, audio_type=job.music_type)
+        c.positions = make_positions(new_id, seconds, 120.0)
+        c.provenance = {"clip_id": new_id, "job_id": job.id, "model_id": "test-generator",
+                        "data": {"seed": job.params["seed"], "music": job.params["music"]}}
+        by_id[new_id] = c
+        return c
+
+    def authorized(request: Request) -> bool:
+        if not api_key:
+            return True
+        bearer = request.headers.get("authorization", "")
+        return request.headers.get("x-api-key") == api_key or bearer == f"Bearer {api_key}"
+
+    def unauthorized() -> JSONResponse:
+        r = _error(401, "unauthorized", "x-api-key", "missing or wrong API key: send the server's "
+                                                     "DANCESEARCH_API_KEY in the X-API-Key header")
+        r.headers["WWW-Authenticate"] = "Bearer"
+        return r
+
+    @app.post("/v1/generate", status_code=202)
+    async def generate(request: Request):  # noqa: ANN202
+        if not authorized(request):
+            return unauthorized()
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        upload: tuple[bytes, str, str] | None = None
+        if media_type == "application/json":
+            try:
+                data = await request.json()
+            except ValueError:
+                return _error(400, "malformed_json", "body", "the request body is not valid JSON")
+        elif media_type == "multipart/form-data":
+            form = await request.form()
+            data = {k: v for k, v in form.items() if isinstance(v, str)}
+            f = form.get("audio")
+            if f is not None and not isinstance(f, str):
+                upload = (await f.read(), f.filename or "music", f.content_type or "application/octet-stream")
+        else:
+            return _error(415, "unsupported_media_type", "body", "POST /v1/generate takes application/json or "
+                                                                 "multipart/form-data")
+        generate_log.append({"content_type": media_type, "fields": dict(data),
+                             "upload": None if upload is None else {"filename": upload[1], "bytes": len(upload[0])}})
+        clip_id = data.get("clip_id")
+        if (clip_id is None) == (upload is None):
+            return _error(422, "invalid_parameter", "clip_id", "give the music: `clip_id` (a catalog clip) or an "
+                                                               "uploaded `audio` file (multipart/form-data), not both")
+        genre = data.get("genre")
+        if genre and genre not in known_genres:
+            return _error(422, "invalid_parameter", "genre", f"unknown genre {genre!r}; the generator knows: "
+                                                             f"{', '.join(known_genres)}")
+        if not genre and not data.get("text"):
+            return _error(422, "invalid_parameter", "genre", "give `genre` or a `text` description")
+        if upload is not None:
+            if not upload[0].startswith((b"OggS", b"RIFF", b"fLaC", b"ID3")):
+                return _error(415, "unsupported_media_type", "audio", f"{upload[1]} is not an audio file")
+            music, music_type, available = upload[0], upload[2], 30.0
+            music_desc: dict[str, Any] = {"kind": "upload", "filename": upload[1]}
+        else:
+            src = by_id.get(int(clip_id))
+            if src is None or src.source == "generated":
+                return _error(404, "not_found", "clip_id", f"no clip with id {clip_id}")
+            music, music_type, available = src.audio, src.audio_type, src.seconds
+            music_desc = {"kind": "clip", "clip_id": src.id, "clip_key": src.key}
+        seconds = float(data["seconds"]) if data.get("seconds") not in (None, "") else available
+        if not 4.0 <= seconds <= 300.0 or seconds > available + 1e-6:
+            return _error(422, "invalid_parameter", "seconds", f"seconds: between 4 and {min(300.0, available):g}")
+        params = {"text": data.get("text"), "genre": genre or GAP_GENRE, "music": music_desc, "seconds": seconds,
+                  "seed": int(data.get("seed") or 7), "candidates": int(data.get("candidates") or 1),
+                  "steps": int(data.get("steps") or 20), "guidance": float(data.get("guidance") or 2.0)}
+        job = FakeJob(uuid.uuid4().hex, params, music, music_type, time.monotonic(), job_seconds)
+        jobs[job.id] = job
+        return JSONResponse(job_view(job), status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
+
+    def find_job(job_id: str) -> FakeJob | JSONResponse:
+        if not re.fullmatch(r"[0-9a-f]{32}", job_id):
+            return _error(422, "invalid_parameter", "job_id", "the id is not 32 hex digits")
+        return jobs.get(job_id) or _error(404, "not_found", "job_id", f"no job {job_id}")
+
+    @app.get("/v1/jobs/{job_id}")
+    def get_job(job_id: str):  # noqa: ANN202
+        job = find_job(job_id)
+        return job if isinstance(job, JSONResponse) else job_view(job)
+
+    @app.delete("/v1/jobs/{job_id}")
+    def cancel_job(job_id: str, request: Request):  # noqa: ANN202
+        if not authorized(request):
+            return unauthorized()
+        job = find_job(job_id)
+        if isinstance(job, JSONResponse):
+            return job
+        view = job_view(job)
+        if view["state"] in ("done", "failed"):
+            return _error(409, "job_finished", "job_id", f"job {job_id} already finished ({view['state']})")
+        if job.cancelled_at is None:
+            job.cancelled_at = time.time()
+        return job_view(job)
+
+    @app.get("/v1/clips/{clip_id}/provenance")
+    def provenance(clip_id: int):  # noqa: ANN202
+        c = get_clip(clip_id)
+        if isinstance(c, JSONResponse):
+            return c
+        if c.provenance is None:
+            return _error(404, "not_found", "clip_id", f"clip {clip_id} was not generated: it has no provenance")
+        return c.provenance
 
     return app
 
@@ -226,6 +440,8 @@ class RunningApi:
     url: str
     clips: list[FakeClip]
     requests: list[dict[str, Any]]
+    jobs: dict[str, FakeJob] = field(default_factory=dict)
+    generate_requests: list[dict[str, Any]] = field(default_factory=list)
 
     def searches(self) -> list[dict[str, list[str]]]:
         """Parameters of every /v1/search call so far, as ``{name: [values]}``."""
@@ -239,12 +455,16 @@ class RunningApi:
         return out
 
 
-def serve(seconds: float = 3.0) -> Iterator[RunningApi]:
-    """Start the API on a free 127.0.0.1 port in a thread; yields once it answers; always shuts down."""
+def serve(seconds: float = 3.0, job_seconds: float = 2.0, api_key: str | None = None) -> Iterator[RunningApi]:
+    """Start the API on a free 127.0.0.1 port in a thread; yields once it answers; always shuts down.
+    ``job_seconds``: how long a generation job takes; ``api_key``: required on the write routes when set."""
     clips = build_clips(seconds)
     log: list[dict[str, Any]] = []
+    jobs: dict[str, FakeJob] = {}
+    gen_log: list[dict[str, Any]] = []
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(build_app(clips, log), host="127.0.0.1", port=port, log_level="warning",
+    app = build_app(clips, log, jobs, job_seconds=job_seconds, api_key=api_key, generate_log=gen_log)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                           access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -254,7 +474,7 @@ def serve(seconds: float = 3.0) -> Iterator[RunningApi]:
             raise RuntimeError("test API did not start")
         time.sleep(0.02)
     try:
-        yield RunningApi(f"http://127.0.0.1:{port}", clips, log)
+        yield RunningApi(f"http://127.0.0.1:{port}", clips, log, jobs, gen_log)
     finally:
         server.should_exit = True
         thread.join(timeout=10)

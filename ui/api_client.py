@@ -13,11 +13,20 @@ an idle connection after its keep-alive timeout; if it does so just as a request
 connection, the request is lost (``httpx.RemoteProtocolError`` / ``ReadError``).  Two defences:
 this client lets idle connections expire after ``keepalive_expiry_s`` (30 s), below the server's
 keep-alive (``dancesearch serve --keep-alive``, 75 s by default), so it is normally the client that
-closes first; and every request here is an idempotent GET, so one dropped on a connection is sent
-once more (on a fresh connection) before anything is reported.
+closes first; and an idempotent request (every GET, and ``DELETE /v1/jobs/{id}``) dropped on a connection
+is sent once more (on a fresh connection) before anything is reported.  ``POST /v1/generate`` is not
+idempotent (the server may have queued the job before the connection died), so it is never resent: the
+failure is reported and the user decides.
+
+Generation (issue 15): :meth:`ApiClient.generate` (JSON, music = a catalog clip) and
+:meth:`ApiClient.generate_upload` (multipart/form-data with the ``audio`` file) start a job;
+:meth:`ApiClient.job` polls it and :meth:`ApiClient.cancel_job` cancels it.  Write routes need the API
+key when the server has one: the client sends ``ApiClientSettings.api_key`` as ``X-API-Key`` on POST and
+DELETE only (never on reads, never to another host).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -26,6 +35,9 @@ import httpx
 from encoders.errors import DanceSearchError
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"
+API_KEY_HEADER = "X-API-Key"
+JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
+JOB_FINAL_STATES = ("done", "failed", "cancelled")
 
 
 # --- errors -----------------------------------------------------------------------------------------
@@ -45,11 +57,13 @@ class ApiUnreachable(ApiError):
 class ApiRequestError(ApiError):
     """The API rejected the request (HTTP 4xx); ``code`` / ``field`` come from its error body."""
 
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+    def __init__(self, status: int, code: str, message: str, field: str | None = None,
+                 retry_after: float | None = None) -> None:
         self.status = status
         self.code = code
         self.field = field
         self.message = message
+        self.retry_after = retry_after   # 429 (generation queue full): the server's Retry-After, in seconds
         where = f" (field '{field}')" if field else ""
         super().__init__(f"the search API rejected the request: {message}{where} [HTTP {status}, {code}]")
 
@@ -69,6 +83,8 @@ class ApiClientSettings:
     connect_timeout_s: float = 2.0
     keepalive_expiry_s: float = 30.0  # below the server's keep-alive (75 s by default): the client closes first
     retries_on_dropped_connection: int = 1  # GETs are idempotent: resend one the server dropped unanswered
+    generate_timeout_s: float = 120.0   # POST /v1/generate: an upload of up to 20 MiB, checked before queueing
+    api_key: str | None = field(default=None, repr=False)   # sent as X-API-Key on write routes (generate, cancel)
 
 
 @dataclass(frozen=True)
@@ -82,6 +98,7 @@ class SearchRequest:
     bpm_min: float | None = None
     bpm_max: float | None = None
     split: str | None = None
+    include_generated: bool = False
 
     def to_params(self) -> list[tuple[str, str]]:
         """Query parameters as a list of pairs so ``genre`` can repeat."""
@@ -93,6 +110,8 @@ class SearchRequest:
             params.append(("bpm_max", _num(self.bpm_max)))
         if self.split:
             params.append(("split", self.split))
+        if self.include_generated:
+            params.append(("include_generated", "true"))
         return params
 
 
@@ -132,8 +151,51 @@ class ClipResult:
 
 
 @dataclass(frozen=True)
+class MusicSuggestion:
+    """A catalog clip whose music fits a gap query (``proposal.music[i]``)."""
+
+    clip_id: int
+    score: float | None = None
+    key: str | None = None
+    genre: str | None = None
+    bpm: float | None = None
+    audio: str | None = None      # the clip's audio path (relative to the API URL)
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "MusicSuggestion":
+        return cls(clip_id=int(d["clip_id"]), score=_opt_float(d.get("score")), key=_opt_str(d.get("key")),
+                   genre=_opt_str(d.get("genre")), bpm=_opt_float(d.get("bpm")), audio=_opt_str(d.get("audio")))
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """What to generate for a gap query: the genre the text maps to and music that fits it."""
+
+    genre: str
+    confidence: float | None = None
+    genre_source: str | None = None
+    music: tuple[MusicSuggestion, ...] = ()
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "Proposal":
+        try:
+            return cls(genre=str(d["genre"]), confidence=_opt_float(d.get("confidence")),
+                       genre_source=_opt_str(d.get("genre_source")),
+                       music=tuple(MusicSuggestion.from_json(m) for m in (d.get("music") or ())))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ApiServerError(f"the search API returned a malformed proposal: {exc!r}") from exc
+
+
+OUTCOMES = ("match", "gap", "not_dance")
+
+
+@dataclass(frozen=True)
 class SearchResponse:
-    """The search shape shared by ``/v1/search`` and ``/v1/clips/{id}/similar``."""
+    """The search shape shared by ``/v1/search`` and ``/v1/clips/{id}/similar``.
+
+    ``outcome`` (issue 15): ``match`` (the catalog has clips that fit), ``gap`` (a dance the catalog cannot
+    serve well; ``proposal`` says what to generate) or ``not_dance``; an API without the field reads as
+    ``match`` with the old ``no_match`` flag."""
 
     results: tuple[ClipResult, ...]
     query: Mapping[str, Any] = field(default_factory=dict)
@@ -142,17 +204,134 @@ class SearchResponse:
     threshold: float | None = None
     model: str | None = None
     took_ms: float | None = None
+    outcome: str = "match"
+    outcome_reason: str | None = None
+    outcome_scores: Mapping[str, float] | None = None
+    proposal: Proposal | None = None
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "SearchResponse":
         if not isinstance(d, Mapping) or not isinstance(d.get("results"), list):
             raise ApiServerError("the search API answer has no 'results' list")
+        outcome = str(d.get("outcome") or "match")
+        if outcome not in OUTCOMES:
+            raise ApiServerError(f"the search API returned an unknown outcome {outcome!r}")
+        scores = d.get("outcome_scores")
+        try:
+            scores = None if scores is None else {str(k): float(v) for k, v in dict(scores).items()}
+        except (TypeError, ValueError) as exc:
+            raise ApiServerError(f"the search API returned malformed outcome scores: {exc!r}") from exc
+        proposal = d.get("proposal")
+        if proposal is not None and not isinstance(proposal, Mapping):
+            raise ApiServerError("the search API returned a proposal that is not an object")
         return cls(
             results=tuple(ClipResult.from_json(r) for r in d["results"]),
             query=dict(d.get("query") or {}), mode=str(d.get("mode") or "text"),
             no_match=bool(d.get("no_match", False)), threshold=_opt_float(d.get("threshold")),
             model=d.get("model"), took_ms=_opt_float(d.get("took_ms")),
+            outcome=outcome, outcome_reason=_opt_str(d.get("outcome_reason")), outcome_scores=scores,
+            proposal=None if proposal is None else Proposal.from_json(proposal),
         )
+
+
+# --- generation -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GenerateRequest:
+    """The fields of ``POST /v1/generate`` (the music is a catalog ``clip_id`` or an uploaded file)."""
+
+    text: str | None = None
+    genre: str | None = None
+    clip_id: int | None = None
+    seconds: float | None = None
+    seed: int | None = None
+    candidates: int = 1
+    steps: int | None = None
+    guidance: float | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """The fields that are set (the server fills in its defaults for the others)."""
+        out: dict[str, Any] = {}
+        for name in ("text", "genre", "clip_id", "seconds", "seed", "candidates", "steps", "guidance"):
+            value = getattr(self, name)
+            if value is not None and value != "":
+                out[name] = value
+        return out
+
+
+@dataclass(frozen=True)
+class GeneratedClip:
+    """One generated dance of a finished job (``result.clips[i]``): a catalog clip of source ``generated``."""
+
+    id: int
+    key: str
+    candidate: int = 0
+    seed: int | None = None
+    genre: str | None = None
+    duration_s: float | None = None
+    media: Mapping[str, str | None] = field(default_factory=dict)
+    provenance: str | None = None
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "GeneratedClip":
+        return cls(id=int(d["id"]), key=str(d.get("key", d["id"])), candidate=int(d.get("candidate") or 0),
+                   seed=_opt_int(d.get("seed")), genre=_opt_str(d.get("genre")),
+                   duration_s=_opt_float(d.get("duration_s")), media=dict(d.get("media") or {}),
+                   provenance=_opt_str(d.get("provenance")))
+
+    def as_clip(self) -> ClipResult:
+        """The clip in the search-result shape, for the player and the download buttons."""
+        return ClipResult(id=self.id, key=self.key, genre=self.genre, duration_s=self.duration_s,
+                          media={k: v for k, v in self.media.items() if v}, split="gen")
+
+
+@dataclass(frozen=True)
+class JobResult:
+    clips: tuple[GeneratedClip, ...]
+    genre: str | None = None
+    genre_source: str | None = None
+    genre_confidence: float | None = None
+    model_id: str | None = None
+    seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    """``GET /v1/jobs/{id}``: a generation job's state, progress (0..1), stage, result or error."""
+
+    id: str
+    state: str
+    progress: float = 0.0
+    stage: str | None = None
+    result: JobResult | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    cancel_requested: bool = False
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        return self.state in JOB_FINAL_STATES
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "Job":
+        try:
+            state = str(d["state"])
+            if state not in JOB_STATES:
+                raise ValueError(f"unknown state {state!r}")
+            res = d.get("result")
+            result = None
+            if res:
+                result = JobResult(clips=tuple(GeneratedClip.from_json(c) for c in res.get("clips") or ()),
+                                   genre=_opt_str(res.get("genre")), genre_source=_opt_str(res.get("genre_source")),
+                                   genre_confidence=_opt_float(res.get("genre_confidence")),
+                                   model_id=_opt_str(res.get("model_id")), seconds=_opt_float(res.get("seconds")))
+            err = d.get("error") or {}
+            return cls(id=str(d["id"]), state=state, progress=min(1.0, max(0.0, float(d.get("progress") or 0.0))),
+                       stage=_opt_str(d.get("stage")), result=result,
+                       error_code=_opt_str(err.get("code")), error_message=_opt_str(err.get("message")),
+                       cancel_requested=bool(d.get("cancel_requested", False)), params=dict(d.get("params") or {}))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ApiServerError(f"the search API returned a malformed job: {exc!r}") from exc
 
 
 @dataclass(frozen=True)
@@ -218,6 +397,32 @@ class ApiClient:
         resp = self._request(path, timeout=self.settings.media_timeout_s)
         return Media(resp.content, resp.headers.get("content-type", "application/octet-stream").split(";")[0])
 
+    def generate(self, request: GenerateRequest) -> Job:
+        """``POST /v1/generate`` (JSON; the music is ``request.clip_id``): the queued job."""
+        return Job.from_json(self._write_json("POST", "/v1/generate", json=request.fields()))
+
+    def generate_upload(self, request: GenerateRequest, audio: bytes, filename: str,
+                        content_type: str | None = None) -> Job:
+        """``POST /v1/generate`` as multipart/form-data with the music as the ``audio`` file."""
+        data = {k: str(v) for k, v in request.fields().items() if k != "clip_id"}
+        files = {"audio": (filename or "music", audio, content_type or "application/octet-stream")}
+        return Job.from_json(self._write_json("POST", "/v1/generate", data=data, files=files))
+
+    def job(self, job_id: str) -> Job:
+        """``GET /v1/jobs/{id}`` (poll it until :attr:`Job.finished`)."""
+        return Job.from_json(self._get_json(f"/v1/jobs/{_job_id(job_id)}"))
+
+    def cancel_job(self, job_id: str) -> Job:
+        """``DELETE /v1/jobs/{id}``: a queued job is cancelled at once, a running one at its next step."""
+        return Job.from_json(self._write_json("DELETE", f"/v1/jobs/{_job_id(job_id)}", idempotent=True))
+
+    def provenance(self, clip_id: int) -> dict[str, Any]:
+        """``GET /v1/clips/{id}/provenance`` of a generated clip (model id, seed, parameters, music origin)."""
+        body = self._get_json(f"/v1/clips/{int(clip_id)}/provenance")
+        if not isinstance(body, dict):
+            raise ApiServerError(f"the search API returned a malformed provenance for clip {clip_id}")
+        return body
+
     def absolute(self, path: str) -> str:
         """The full URL of an API path (what a browser would open)."""
         return path if path.startswith(("http://", "https://")) else f"{self.base_url}{path}"
@@ -233,7 +438,9 @@ class ApiClient:
 
     def _request(self, path: str, params: Sequence[tuple[str, str]] | None = None,
                  timeout: float | None = None) -> httpx.Response:
-        kwargs: dict[str, Any] = {"params": list(params or [])}
+        # no ``params`` at all when there are none: httpx would replace the query string of a media path
+        # (``/v1/clips/3/motion?format=bvh``) with an empty one, and the download would be the JSON default
+        kwargs: dict[str, Any] = {"params": list(params)} if params else {}
         if timeout is not None:
             kwargs["timeout"] = httpx.Timeout(timeout, connect=self.settings.connect_timeout_s)
         try:
@@ -249,6 +456,35 @@ class ApiClient:
         if resp.status_code >= 500:
             raise ApiServerError(f"the search API failed on {path} (HTTP {resp.status_code})")
         return resp
+
+    def _write_json(self, method: str, path: str, idempotent: bool = False, **kwargs: Any) -> Any:
+        """POST / DELETE with the API key; only an ``idempotent`` one is resent after a dropped connection."""
+        headers = {API_KEY_HEADER: self.settings.api_key} if self.settings.api_key else {}
+        timeout = httpx.Timeout(self.settings.generate_timeout_s, connect=self.settings.connect_timeout_s)
+        attempts = 1 + (max(0, self.settings.retries_on_dropped_connection) if idempotent else 0)
+        try:
+            for attempt in range(attempts):
+                try:
+                    resp = self._http.request(method, path, headers=headers, timeout=timeout, **kwargs)
+                    break
+                except httpx.TransportError as exc:
+                    if attempt + 1 >= attempts or not _dropped(exc):
+                        raise
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise ApiUnreachable(self.base_url, "connection refused or host not found") from exc
+        except httpx.TimeoutException as exc:
+            raise ApiUnreachable(self.base_url, f"no answer within the timeout ({type(exc).__name__})") from exc
+        except httpx.TransportError as exc:
+            raise ApiUnreachable(self.base_url, str(exc) or type(exc).__name__) from exc
+        if 400 <= resp.status_code < 500:
+            raise _request_error(resp)
+        if resp.status_code >= 500:
+            raise ApiServerError(f"the search API failed on {method} {path} (HTTP {resp.status_code})"
+                                 + _server_message(resp))
+        try:
+            return resp.json()
+        except ValueError as exc:
+            raise ApiServerError(f"the search API answered {method} {path} with something that is not JSON") from exc
 
     def _get(self, path: str, kwargs: dict[str, Any]) -> httpx.Response:
         """GET, resent when the connection dropped without an answer (see the module docstring)."""
@@ -281,7 +517,36 @@ def _request_error(resp: httpx.Response) -> ApiRequestError:
         message = str(err.get("message") or message)
     elif isinstance(body, dict) and "detail" in body:
         message = str(body["detail"])
-    return ApiRequestError(resp.status_code, code, message, field_name)
+    retry_after = None
+    if resp.headers.get("retry-after"):
+        try:
+            retry_after = float(resp.headers["retry-after"])
+        except ValueError:
+            retry_after = None
+    return ApiRequestError(resp.status_code, code, message, field_name, retry_after=retry_after)
+
+
+def _server_message(resp: httpx.Response) -> str:
+    """": message" of a 5xx's documented error body (e.g. 503 generation_unavailable), or nothing."""
+    try:
+        err = resp.json().get("error")
+    except (ValueError, AttributeError):
+        return ""
+    return f": {err['message']}" if isinstance(err, dict) and err.get("message") else ""
+
+
+_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def _job_id(job_id: str) -> str:
+    """A job id as the API makes them (32 hex digits): anything else never goes into a URL path."""
+    if not _JOB_ID.match(str(job_id)):
+        raise ApiRequestError(422, "invalid_parameter", f"not a job id: {job_id!r}", "job_id")
+    return str(job_id)
+
+
+def _opt_str(x: Any) -> str | None:
+    return None if x is None else str(x)
 
 
 def _num(x: float) -> str:

@@ -8,6 +8,11 @@ results) -> one API call -> result cards rendered text-first (so the first resul
 then each card's skeleton player is filled from the cached media -> refinement bar (tempo, body
 part, energy, genre) and "More like this" buttons that re-query and update the list in place.
 
+Search outcomes (issue 15): a ``gap`` (a dance the catalog cannot serve) opens the gap panel above the
+closest clips (``ui/generate_panel.py``: proposed genre, music, Generate, progress, the generated dance in
+the same player, downloads); a ``not_dance`` text gets a friendly message instead of results. The UI is a
+trusted client of its own API: ``DANCESEARCH_API_KEY`` (when set) is sent on the generation routes.
+
 Dataset text (captions, tags, genre names, clip keys, the API's explanations that quote them) is never
 rendered as Markdown: a caption like ``![x](http://host/a.png)`` would otherwise make every viewer's
 browser fetch that URL. Captions go through ``st.text``; short values inside app-made Markdown lines go
@@ -26,6 +31,7 @@ import streamlit as st
 
 from ui.api_client import (ApiClient, ApiClientSettings, ApiError, ApiRequestError, ApiUnreachable, ClipResult,
                            SearchRequest, SearchResponse, DEFAULT_API_URL)
+from ui.generate_panel import PanelCallbacks, gap_panel, not_dance_message
 from ui.player import PlayerSettings, audio_data_url, encode_motion, player_html
 from ui.refine import (BODY_PART_PHRASES, ENERGY_PHRASES, EXAMPLE_QUERIES, MAX_REFINEMENT_CHARS, TEMPO_RANGES,
                        Refinement, apply_refinement, filter_results, slider_to_bpm, tempo_class)
@@ -37,6 +43,7 @@ QUERY_MAX_CHARS = MAX_QUERY - MAX_REFINEMENT_CHARS
 
 API_URL_ENV = "DANCESEARCH_API_URL"
 PUBLIC_API_URL_ENV = "DANCESEARCH_PUBLIC_API_URL"
+API_KEY_ENV = "DANCESEARCH_API_KEY"   # the API's key: the UI sends it on the write routes (generate, cancel)
 
 
 @dataclass(frozen=True)
@@ -69,8 +76,9 @@ def load_settings(argv: Sequence[str] | None = None) -> UiSettings:
 # --- cached access to the API ----------------------------------------------------------------------
 @st.cache_resource(show_spinner=False)
 def get_client(api_url: str) -> ApiClient:
-    """One pooled HTTP client per API URL for the whole server (connections are reused across reruns)."""
-    return ApiClient(ApiClientSettings(base_url=api_url))
+    """One pooled HTTP client per API URL for the whole server (connections are reused across reruns); it
+    carries the API key from ``DANCESEARCH_API_KEY`` (the UI is a trusted client of its own API)."""
+    return ApiClient(ApiClientSettings(base_url=api_url, api_key=os.environ.get(API_KEY_ENV) or None))
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -116,6 +124,7 @@ def _init_state() -> None:
 def _submit_query() -> None:
     st.session_state.query = st.session_state.q_input.strip()
     st.session_state.more_like = None
+    st.session_state.pop("gen_poll", None)   # a running job's progress belongs to the query it was made for
     _clear_refinement()
 
 
@@ -257,7 +266,6 @@ def badge_tags(tags: Mapping[str, object]) -> list[tuple[str, str]]:
 
 
 def details(clip: ClipResult, api_url: str) -> None:
-    client = get_client(api_url)
     st.text(f"{clip.key} (clip id {clip.id})")
     meta = {"dancer": clip.dancer, "split": clip.split, "duration_s": clip.duration_s, "bpm": clip.bpm,
             "genre": clip.genre, "score": clip.score, "tags": dict(clip.tags)}
@@ -265,7 +273,14 @@ def details(clip: ClipResult, api_url: str) -> None:
     if clip.captions:
         st.markdown("**Captions**")
         st.text("\n".join(f"- {' '.join(c.split())}" for c in clip.captions))
+    download_buttons(clip, api_url)
+
+
+def download_buttons(clip: ClipResult, api_url: str, key_prefix: str = "") -> None:
+    """Motion (npz, BVH) and audio downloads of a clip; bytes are fetched only when the user clicks."""
+    client = get_client(api_url)
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", clip.key).strip("_") or f"clip{clip.id}"
+    prefix = f"{key_prefix}_" if key_prefix else ""
     for label, media_key, ext, mime in (("motion (.npz)", "motion_npz", "npz", "application/octet-stream"),
                                         ("motion (.bvh)", "motion_bvh", "bvh", "text/plain"),
                                         ("audio", "audio", "ogg", "audio/ogg")):
@@ -273,15 +288,17 @@ def details(clip: ClipResult, api_url: str) -> None:
         if not path:
             continue
         st.download_button(f"Download {label}", data=lambda p=path: client.media(p).content,
-                           file_name=f"{stem}.{ext}", mime=mime, key=f"dl_{media_key}_{clip.id}", on_click="ignore")
+                           file_name=f"{stem}.{ext}", mime=mime, key=f"dl_{prefix}{media_key}_{clip.id}",
+                           on_click="ignore")
 
 
-def render_player(slot: "st.delta_generator.DeltaGenerator", clip: ClipResult, settings: UiSettings) -> None:
+def render_player(slot: "st.delta_generator.DeltaGenerator", clip: ClipResult, settings: UiSettings,
+                  title: str | None = None) -> None:
     audio_path = clip.media.get("audio")
     audio_url = (f"{settings.public_api_url}{audio_path}" if settings.public_api_url and audio_path else None)
     try:
         page = cached_player(settings.api_url, clip.id, audio_path, audio_url,
-                             f"#{clip.rank or clip.id} {clip.genre or ''}", settings.player_height)
+                             title or f"#{clip.rank or clip.id} {clip.genre or ''}", settings.player_height)
     except ApiError as exc:
         slot.warning(f"Could not load this clip's media: {exc}")
         return
@@ -302,6 +319,17 @@ def show_api_error(exc: ApiError, settings: UiSettings) -> None:
     if st.button("Retry", key="retry"):
         st.cache_data.clear()
         st.rerun()
+
+
+def panel_callbacks(settings: UiSettings) -> PanelCallbacks:
+    """The page pieces the gap panel reuses: the same client, player and download buttons as search results."""
+    return PanelCallbacks(
+        client=lambda: get_client(settings.api_url),
+        player=lambda clip, title: render_player(st.empty(), clip, settings, title=title),
+        downloads=lambda clip, prefix: download_buttons(clip, settings.api_url, prefix),
+        md_escape=md_escape,
+        audio_url=lambda path: f"{settings.public_api_url}{path}" if settings.public_api_url and path else None,
+    )
 
 
 def status_line(resp: SearchResponse, shown: int, text: str | None, refinement: Refinement) -> None:
@@ -362,12 +390,19 @@ def main() -> None:
         show_api_error(exc, settings)
         return
 
-    status_line(resp, len(results), text, refinement)
     all_genres = [g for g, _ in cached_genres(settings.api_url)]
-    if resp.no_match and results:
+    if more_like is None and resp.outcome == "not_dance":
+        not_dance_message(resp.outcome_reason, md_escape)
+        return
+    status_line(resp, len(results), text, refinement)
+    if more_like is None and resp.outcome == "gap" and resp.proposal is not None and text:
+        gap_panel(query, text, resp.outcome_reason, resp.proposal, all_genres, panel_callbacks(settings))
+        if results:
+            st.markdown("##### The closest clips in the catalog")
+    elif resp.no_match and results:
         thr = f" (best score below the confidence threshold {resp.threshold:.2f})" if resp.threshold is not None else ""
         st.warning(f"**Low confidence**: no clip matches this description well{thr}. These are the closest clips; "
-                   "try rewording or refining below. Generating a new dance for such queries is planned.", icon="🤔")
+                   "try rewording or refining below.", icon="🤔")
     if not results:
         st.warning("**No results.** Nothing in the catalog passes these filters: widen the tempo range, remove "
                    "genres, or clear the refinements.", icon="🈳")
