@@ -328,3 +328,17 @@ def test_overlapping_upsampling_keeps_shapes_and_couples_neighbouring_tokens(str
         assert bool(moved[own].all())
         assert bool(moved[~own].any()) == overlap
     assert DenoiserConfig().overlap_upsampling is False     # saved runs without the key load as trained
+
+
+def test_chain_ramps_start_at_the_earlier_window_and_smootherstep_is_flat_at_both_ends() -> None:
+    from generation.diffusion.pipeline import CHAIN_RAMPS, chain_ramp
+
+    for kind in CHAIN_RAMPS:
+        r = chain_ramp(kind, 60)
+        assert r.shape == (60,) and r[0] == 0.0 and np.all(np.diff(r) >= 0)
+    s = chain_ramp("smootherstep", 600)
+    assert s[-1] > 0.99 and abs(s[300] - 0.5) < 0.01
+    v = np.diff(s)                                   # velocity ~0 at both ends, largest in the middle
+    assert v[0] < 1e-6 and v[-1] < 1e-4 and v.argmax() in range(290, 310)
+    with pytest.raises(ValueError, match="unknown chain ramp"):
+        chain_ramp("cubic", 10)

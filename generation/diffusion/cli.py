@@ -3,7 +3,7 @@
     dancesearch generate --music FILE | --clip ID  [--genre G | --text "..."] [--seconds S] [--seed N]
                          [--steps K] [--guidance W] [--genre-guidance W] [--run DIR] --out FILE.npz|.bvh [--json]
     dancesearch generate --edit MOTION.npz --keep body|hands|legs|arms|torso|START:END [--keep ...] ... (inpainting)
-    dancesearch generate train --out RUN [--minutes M] [--steps N] [--seed S] [--home H]
+    dancesearch generate train --out RUN [--minutes M] [--train-steps N] [--seed S] [--home H] [--overlap-upsampling]
 
 The npz is the project's motion record (playable by the API / UI player, scored by ``eval generation``);
 the BVH opens in Blender. ``--text`` maps a description to a genre with the text genre classifier and
@@ -59,6 +59,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--minutes", type=bounded_number(float, 0.1, 10000.0, "--minutes"), default=80.0,
                    help="train: wall-clock budget (default 80)")
     p.add_argument("--train-steps", type=positive_int, default=20000, help="train: at most this many steps")
+    p.add_argument("--overlap-upsampling", action="store_true",
+                   help="train: upsample tokens with overlapping kernels, so each frame hears two neighbouring tokens "
+                        "(the shipped model, trained without it, has a jerk spike at every token boundary); no model "
+                        "has been trained with it yet, see docs/results/generation.md")
     add_common_options(p)
     p.set_defaults(handler=cmd_generate)
 
@@ -188,7 +192,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.db is None and not (home / "catalog.sqlite").is_file():
         raise DanceSearchError(f"no catalog at {home / 'catalog.sqlite'}: ingest data first")
     store = open_windows(Workspace(home, args.db), progress=progress_enabled(args))
-    result = train_denoiser(store, args.out, DenoiserConfig(time_stride=4, overlap_upsampling=True),
+    result = train_denoiser(store, args.out, DenoiserConfig(time_stride=4, overlap_upsampling=args.overlap_upsampling),
                             TrainConfig(minutes=args.minutes, steps=args.train_steps, seed=args.seed),
                             progress=progress_enabled(args))
     payload = {k: v for k, v in result.items() if k != "history"} | {"out": str(args.out)}

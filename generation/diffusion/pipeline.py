@@ -31,6 +31,27 @@ from .sampling import _predict, assemble_windows
 from .schedule import DDIMScheduler
 
 
+CHAIN_RAMPS = ("smootherstep", "linear", "replace")
+
+
+def chain_ramp(kind: str, overlap: int) -> np.ndarray:
+    """Weight of the later window over an overlap of ``overlap`` frames (0 = all the earlier window's motion).
+
+    ``replace``: all zeros, window i+1's first half is window i's second half (EDGE's hard constraint);
+    ``linear``: k / O; ``smootherstep``: 6u^5 - 15u^4 + 10u^3, whose first and second derivatives vanish at
+    both ends, so the blend adds neither a velocity kink nor an acceleration step where the overlap begins
+    and ends.
+    """
+    u = np.arange(overlap, dtype=np.float64) / overlap
+    if kind == "replace":
+        return np.zeros_like(u)
+    if kind == "linear":
+        return u
+    if kind == "smootherstep":
+        return u ** 3 * (u * (6.0 * u - 15.0) + 10.0)
+    raise ValueError(f"unknown chain ramp {kind!r}: one of {', '.join(CHAIN_RAMPS)}")
+
+
 @dataclass
 class Generated:
     record: MotionRecord
@@ -50,6 +71,9 @@ class DancePipeline:
         self.run_config = run_config or {}
         self.model_id = model_id
         self.scheduler = DDIMScheduler()
+        self.chain = "smootherstep"
+        """How neighbouring windows are made to agree on their overlaps (:func:`chain_ramp`); an attribute so
+        benchmarks can compare the choices on the same model."""
 
     @classmethod
     def from_pretrained(cls, run_dir: str | Path) -> "DancePipeline":
@@ -154,18 +178,19 @@ class DancePipeline:
         return self.normalizer.denormalise(x.numpy())
 
     def _chain(self, x0: torch.Tensor, hop: int) -> torch.Tensor:
-        """Make neighbouring windows agree on their overlap with a linear blend (GCDance III-C's decaying blend).
+        """Make neighbouring windows agree on their overlap with a blend (GCDance III-C's decaying blend).
 
-        Over the overlap, frame k (k = 0 .. O-1) becomes (1 - k/O) * window i's own continuation + k/O *
-        window i+1's own start, in window i+1's canonical frame (which window i's tail defines), and window
-        i's tail is set to the same frames moved back into window i's frame. The overlap thus starts as
-        window i's motion and ends as window i+1's, so neither window has a cut inside it (hard-replacing
-        window i+1's first half left a jump at its middle that the model had to repair: measured seam jerk
-        at the 97th percentile of interior jerk, ``bench/bench_seams.py``).
+        Over the overlap, frame k (k = 0 .. O-1) becomes (1 - r) * window i's own continuation + r * window
+        i+1's own start, r = smootherstep(k / O), in window i+1's canonical frame (which window i's tail
+        defines); window i's tail is set to the same frames moved back into window i's frame. The overlap
+        thus starts as window i's motion and ends as window i+1's, so neither window has a cut inside it
+        (hard-replacing window i+1's first half left a jump at its middle that the model had to repair), and
+        smootherstep has zero velocity and acceleration at both ends, so the blend itself adds no jerk there
+        (a linear r kinks the velocity). Measured with ``bench/bench_seams.py`` (docs/results/generation.md).
         """
         feats = self.normalizer.denormalise(x0.numpy().astype(np.float64))
         overlap = feats.shape[1] - hop
-        ramp = (np.arange(overlap, dtype=np.float64) / overlap)[:, None]
+        ramp = chain_ramp(self.chain, overlap)[:, None]
         for i in range(1, len(feats)):
             tail, sub = canonicalise_features(feats[i - 1, hop:])
             blended = (1.0 - ramp) * tail + ramp * feats[i, :overlap]

@@ -85,12 +85,16 @@ class SeamJerkSummary:
 
 
 def seam_jerk_summary(sample: DanceSample, seams: Sequence[int], joints: Sequence[str] | None = None, *,
-                      guard: int = 1, reduce: str = "mean", quantile: float = 0.99) -> SeamJerkSummary:
+                      guard: int = 1, reduce: str = "mean", quantile: float = 0.99,
+                      period: int | None = None) -> SeamJerkSummary:
     """Compare the jerk at ``seams`` (first frames of stitched windows) with the jerk inside the windows.
 
     ``guard``: boundaries within this many of a seam are neither seam nor interior (1 = exactly the
     stencils that span the seam's frame step). ``reduce``: how a boundary's joints are summarised
-    (``"mean"`` or ``"max"`` of their jerk magnitudes).
+    (``"mean"`` or ``"max"`` of their jerk magnitudes). ``period``: compare only with interior boundaries in
+    the same phase as the seams modulo ``period`` (a generator that upsamples tokens of ``period`` frames has
+    a jerk pattern with that period, and seams placed on token boundaries must be compared with token
+    boundaries, not with the quiet frames between them).
     """
     if reduce not in ("mean", "max"):
         raise InputError(sample.name, "unknown jerk reduction", field="reduce", expected="'mean' or 'max'",
@@ -104,8 +108,11 @@ def seam_jerk_summary(sample: DanceSample, seams: Sequence[int], joints: Sequenc
     seam_scalar = agg(seam_vals, axis=1)
     boundaries = np.arange(len(per_boundary)) + 2
     keep = np.ones(len(per_boundary), dtype=bool)
-    for s in np.asarray(list(seams), dtype=np.int64).reshape(-1):
+    seam_arr = np.asarray(list(seams), dtype=np.int64).reshape(-1)
+    for s in seam_arr:
         keep &= np.abs(boundaries - s) > guard
+    if period is not None and period > 1 and len(seam_arr):
+        keep &= (boundaries - seam_arr[0]) % period == 0
     interior = per_boundary[keep]
     if len(interior) == 0:
         raise InputError(sample.name, "no interior frames left to compare seams with", field="seams",
