@@ -185,7 +185,8 @@ def main() -> int:
               "table": table, "gt_reference": gt_ref, "gs_reference": gs_ref, "paired": paired,
               "catalog_share_of_segments": share, "timing_gcrm_retrieval_parts_median_s": parts,
               "timing_gcrm_diffusion_parts_median_s": parts_d, "pipeline_load_s": round(load_s, 1),
-              "pieces": rows, "total_s": round(time.perf_counter() - t_all, 1)}
+              "pieces": rows, "total_s": round(time.perf_counter() - t_all, 1),
+              "command": "python bench/bench_gcrm.py " + " ".join(sys.argv[1:])}
     atomic_write_json(args.out, result)
     atomic_write_text(args.md, markdown(result))
     print(json.dumps({"table": table, "gs_reference": gs_ref, "paired": paired, "parts": parts}, indent=1))
@@ -234,7 +235,7 @@ def markdown(r: dict) -> str:
               f"the catalog (the rest from diffusion).", "",
               f"## Time of one {s['seconds']:g}-s GCRM dance (median over pieces, seconds)", "",
               "| part | GCRM, diffusion only | GCRM + retrieval |", "|---|---:|---:|",
-              f"| candidate generation: diffusion ({s['candidates']} seeds x {int(s['seconds'] // 4)} segments) | "
+              f"| candidate generation: diffusion ({s['candidates']} seeds x {int(s['seconds'] // 4)} segments, one batch) | "
               f"{f(pd['diffusion_s'])} | {f(p['diffusion_s'])} |",
               f"| candidate generation: catalog retrieval | – | {f(p['retrieval_s'])} |",
               f"| GS + coherence scoring | {f(pd['scoring_s'])} | {f(p['scoring_s'])} |",
@@ -242,8 +243,9 @@ def markdown(r: dict) -> str:
               f"| total | {f(pd['total_s'])} | {f(p['total_s'])} |", "",
               f"Loading the pipeline (generator, GS network, catalog window embeddings, index) took "
               f"{r['pipeline_load_s']} s once. The whole benchmark took {r['total_s']} s.", "",
-              "Reproduce: `python bench/bench_gcrm.py --home HOME` on a workspace made by "
-              "`dancesearch demo --once --home HOME` (writes bench/results/gcrm.json and this file).", ""]
+              f"Command: `{r.get('command', 'python bench/bench_gcrm.py --home HOME')}` (writes "
+              "bench/results/gcrm.json and this file); HOME is a workspace made by `dancesearch demo --once --home HOME`.",
+              ""]
     return "\n".join(lines)
 
 

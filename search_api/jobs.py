@@ -228,7 +228,9 @@ class GCRMBackend:
     def warm(self) -> None:
         """Load everything a job needs (generator, GS network, catalog windows), e.g. at server start."""
         self.diffusion.pipeline()
-        self._parts()
+        scorer, _ = self._parts()
+        sr = 22050     # the first mel of a process pays librosa's one-time set-up (~3 s on 2 busy cores)
+        scorer.mel(np.random.default_rng(0).normal(scale=0.1, size=sr).astype(np.float32), sr)
 
     def _parts(self) -> tuple[Any, Any]:
         with self._lock:

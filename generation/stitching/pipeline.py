@@ -13,7 +13,7 @@ Borrowed interface: diffusers' pipelines (``from_pretrained``, ``__call__``). St
    interpolation at every junction (``junction``), decoded to a ``MotionRecord``.
 
 ``progress(fraction, message)`` is called as work completes and ``cancelled()`` is polled between units of
-work (each seed's sampling, retrieval, scoring, each dance): when it returns True the call raises
+work (each DDIM step of the one batched diffusion run, retrieval, scoring, each dance): when it returns True the call raises
 ``GenerationCancelled``, so an API job runner can report and stop a job.
 """
 from __future__ import annotations
