@@ -325,7 +325,6 @@ def test_gap_generate_play_and_not_dance(backend: Backend, ui_url: str, browser:
             page.get_by_text("doesn't look like a dance description").wait_for(timeout=30_000)
             page.wait_for_timeout(500)      # let Streamlit finish streaming the page
             assert page.get_by_role("button", name="Generate", exact=True).count() == 0
-            assert page.get_by_role("button", name="More like this").count() == 0
         print(f"[{backend.kind}] gap -> generated clip #{gen_id} in {gen_s:.1f} s; not-dance message checked: "
               f"{'yes' if not_dance else 'no (the gate does not call it not_dance)'}; "
               f"whole flow {time.monotonic() - t_start:.1f} s")

@@ -306,8 +306,11 @@ def test_not_dance_gets_a_friendly_message_without_generate(api: ui_testserver.R
     at = _app(monkeypatch, api.url)
     _search(at, NOT_DANCE_QUERY)
     assert any("doesn't look like a dance description" in i.value for i in at.info)
-    assert not [b for b in at.button if b.label in ("Generate", "More like this")]
-    assert not at.get("iframe") and not at.error and not at.warning
+    assert not [b for b in at.button if b.label == "Generate"]
+    assert not at.error and not at.warning
+    # the gate can be wrong about a real dance text, so the closest clips stay reachable below the message
+    assert any("If you did mean a dance" in m.value for m in at.markdown)
+    assert [b for b in at.button if b.label == "More like this"]
 
 
 def test_cancelled_jobs_are_explained(slow_api: ui_testserver.RunningApi, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -392,14 +392,19 @@ def main() -> None:
 
     all_genres = [g for g, _ in cached_genres(settings.api_url)]
     if more_like is None and resp.outcome == "not_dance":
+        # The gate is wrong on a few genuine dance texts ("a ballerina doing pirouettes"), so the closest clips
+        # stay reachable below the message instead of being hidden; only generation is not offered.
         not_dance_message(resp.outcome_reason, md_escape)
-        return
-    status_line(resp, len(results), text, refinement)
+        if not results:
+            return
+        st.markdown("##### If you did mean a dance, these are the closest clips")
+    else:
+        status_line(resp, len(results), text, refinement)
     if more_like is None and resp.outcome == "gap" and resp.proposal is not None and text:
         gap_panel(query, text, resp.outcome_reason, resp.proposal, all_genres, panel_callbacks(settings))
         if results:
             st.markdown("##### The closest clips in the catalog")
-    elif resp.no_match and results:
+    elif resp.no_match and results and resp.outcome != "not_dance":
         thr = f" (best score below the confidence threshold {resp.threshold:.2f})" if resp.threshold is not None else ""
         st.warning(f"**Low confidence**: no clip matches this description well{thr}. These are the closest clips; "
                    "try rewording or refining below.", icon="🤔")
