@@ -86,7 +86,7 @@ class GenreProposer:
             return self._classifier
 
     def genre(self, engine: SearchEngine, text: str, qvec: np.ndarray) -> tuple[str, float, str] | None:
-        known = engine.known_genres()
+        known = engine.known_genres()  # served genres only: never one that only generated clips have
         clf = self._genre_classifier()
         if clf is not None:
             try:

@@ -242,18 +242,24 @@ except KeyboardInterrupt:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_stopping_demo_stops_the_step_and_waits_for_it(tmp_path: Path, sig: signal.Signals) -> None:
     marker = tmp_path / "step.done"
-    proc = subprocess.Popen([sys.executable, "-c", STEP_PARENT, STEP_CHILD, str(marker)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Output goes to files, not pipes: a process forked elsewhere in the test session while this one starts
+    # would inherit a pipe's write end and keep communicate() waiting for an EOF that never comes (CI saw a
+    # 60-s timeout after the parent had printed its last line). wait() only waits for the parent itself.
+    out_path, err_path = tmp_path / "parent.out", tmp_path / "parent.err"
+    with open(out_path, "w") as out_f, open(err_path, "w") as err_f:
+        proc = subprocess.Popen([sys.executable, "-c", STEP_PARENT, STEP_CHILD, str(marker)], cwd=ROOT,
+                                stdout=out_f, stderr=err_f, text=True)
     try:
         deadline = time.monotonic() + 60
         while not marker.with_suffix(".started").exists():
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            assert proc.poll() is None and time.monotonic() < deadline, err_path.read_text()
             time.sleep(0.05)
         proc.send_signal(sig)
-        out, err = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
+    out, err = out_path.read_text(), err_path.read_text()
     assert proc.returncode == 130, err
     # the step got the stop, cleaned up, and demo returned only after that (subprocess.run would SIGKILL it)
     assert marker.read_text() == "cleaned up"

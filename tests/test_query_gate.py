@@ -40,6 +40,37 @@ def test_labelled_sets_have_three_classes_and_both_splits():
     assert len({r["text"] for r in rows}) == len(rows)
 
 
+def test_gate_data_is_package_data_with_one_home():
+    """Lexicon and labelled sets live under indexer/assets, and pyproject's package data ships them (a
+    non-editable install has them); nothing of them is left under eval/queries."""
+    import fnmatch
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    indexer = root / "indexer"
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["indexer"]
+    files = [qg.LEXICON_PATH, *qg.labelled_paths(qg.LABELLED_DIR)]
+    assert qg.missing_gate_data(qg.LABELLED_DIR) == []
+    for f in files:
+        rel = f.resolve().relative_to(indexer.resolve()).as_posix()
+        assert any(fnmatch.fnmatch(rel, pat) and rel.count("/") == pat.count("/") for pat in patterns), rel
+    assert not list((root / "eval" / "queries").glob("gate_*.jsonl"))
+
+
+def test_labelled_dir_env_override(tmp_path, monkeypatch):
+    (tmp_path / "gate_gap.jsonl").write_text('{"text": "a clog dance", "label": "gap", "split": "calib"}\n')
+    monkeypatch.setenv(qg.LABELLED_ENV, str(tmp_path))
+    assert qg.read_labelled() == [{"text": "a clog dance", "label": "gap", "split": "calib"}]
+    assert qg.missing_gate_data() == [tmp_path / "gate_match.jsonl", tmp_path / "gate_not_dance.jsonl"]
+
+
+def test_served_genres_leave_out_generated_only_genres():
+    attrs = ClipAttributes.from_rows([1, 2, 3, 4, 5], ["waltz", "flamenco", "waltz", None, "salsa"], [90.0] * 5,
+                                     ["train"] * 5, ["demo", "generated", "generated", "demo", "generated"])
+    assert qg.served_genres(attrs) == ["waltz"]
+    assert qg.served_genres(ClipAttributes.from_rows([1], ["tango"], [90.0], ["train"], ["demo"])) == ["tango"]
+
+
 def test_generated_clips_are_excluded_by_the_filter():
     attrs = ClipAttributes.from_rows([1, 2, 3], ["waltz"] * 3, [90.0] * 3, ["test"] * 3, ["demo", "generated", "demo"])
     flt = ClipFilter(exclude_sources=("generated",))

@@ -44,8 +44,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--autoplay-policy=no-user-gesture-required"]
 SCREENSHOT = ROOT / "docs" / "ui_screenshot.png"
 QUERY = "a slow lyrical waltz that travels in circles"
-GAP_QUERY = "flamenco with stamping heels and hand clapping"    # eval/queries/gate_gap.jsonl; test server: "flamenco"
-NOT_DANCE_QUERY = "how to bake sourdough bread"                 # eval/queries/gate_not_dance.jsonl
+GAP_QUERY = "flamenco with stamping heels and hand clapping"    # indexer/assets/gate_queries/gate_gap.jsonl; test server: "flamenco"
+NOT_DANCE_QUERY = "how to bake sourdough bread"                 # indexer/assets/gate_queries/gate_not_dance.jsonl
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (python package) is not installed")
 if not CHROMIUM.exists():

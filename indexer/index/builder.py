@@ -6,7 +6,9 @@
   removed from the catalog, or an ivfpq index has grown well past the data its quantisers were
   trained on, it rebuilds from the stored vectors (no re-embedding).
 Both recalibrate the no-match threshold and the query gate (query_gate.py: match / gap / not_dance,
-refitted only when the model, the catalog's genres or the labelled sets changed), tune an ANN index's search effort to its recall target
+refitted only when the model, the catalog's served genres - those of clips not of source ``generated`` -
+or the labelled sets changed; when its data files are missing the build warns on stderr and in
+``BuildReport.warnings``, naming them), tune an ANN index's search effort to its recall target
 (``FaissParams.tune_target``, recall@10 against exact search) on the model's text embeddings of
 sample captions, and save a new generation atomically (store.py).
 """
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -24,7 +26,8 @@ from encoders.errors import DanceSearchError, InputError
 
 from .base import BACKENDS, KINDS, VectorIndex, auto_kind
 from .calibration import calibrate
-from .query_gate import GATE_FORMAT, calibrate_gate, labelled_hash, read_labelled, read_lexicon
+from .query_gate import (GATE_FORMAT, StaticSpace, calibrate_gate, labelled_hash, missing_gate_data, read_labelled,
+                         read_lexicon, served_genres)
 from .embedder import Embedder
 from .faiss_index import FaissIndex, FaissParams
 from .filters import ClipAttributes
@@ -50,6 +53,7 @@ class BuildReport:
     threshold: float | None
     seconds: float
     directory: str
+    warnings: list[str] = field(default_factory=list)  # e.g. the query gate could not be fitted, and why
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -164,15 +168,28 @@ def tune_search(index: VectorIndex, embedder: Embedder, captions: dict[int, list
     return {k: v for k, v in report.items() if k != "tried"}
 
 
+def _warn(warnings: list[str] | None, message: str) -> None:
+    """A build warning: printed on stderr (the build's output) and kept for the BuildReport (``--json``)."""
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+    if warnings is not None and message not in warnings:
+        warnings.append(message)
+
+
+def _missing_data_message(missing: Sequence[Path]) -> str:
+    return ("query gate not fitted: its data is missing: " + ", ".join(str(p) for p in missing)
+            + " (a non-editable install without the package data, or a wrong $DANCESEARCH_GATE_QUERIES); "
+            "searches answer match / gap from the score threshold only")
+
+
 def _save(embedder: Embedder, index: VectorIndex, directory: Path, catalog: Any, clips: Sequence[Any],
-          centroids: GenreCentroids, extra: dict[str, Any]) -> dict[str, Any]:
+          centroids: GenreCentroids, extra: dict[str, Any], warnings: list[str] | None = None) -> dict[str, Any]:
     """Tune, calibrate and save a new generation."""
     captions = _captions_by_split(catalog, clips)
     tuning = tune_search(index, embedder, captions["all"])
     cal = calibrate(embedder, index, captions)
     if tuning is not None:
         extra = {**extra, "tuning": tuning}
-    gate = _gate(embedder, index, directory, clips, captions["all"])
+    gate = _gate(embedder, index, directory, clips, captions["all"], warnings)
     if gate is None:  # remembered, so that `index build` does not retry the fit on every run
         extra = {**extra, "query_gate_skipped": _gate_key(index)}
     return save_index(index, directory, model_id=embedder.model_id, centroids=centroids, calibration=cal, extra=extra,
@@ -191,7 +208,7 @@ def _gate_stale(manifest: dict[str, Any], embedder: Embedder, index: VectorIndex
     if not labelled:
         return False
     prev = manifest.get("query_gate") or {}
-    genres = sorted(g for g in set(index.attributes().genre_vocab) if g)
+    genres = served_genres(index.attributes())
     if manifest.get("query_gate_skipped") == _gate_key(index):
         return False
     return not (prev.get("format") == GATE_FORMAT and prev.get("genres") == genres
@@ -205,39 +222,69 @@ def _gate_key(index: VectorIndex) -> str:
         lexicon = read_lexicon()
     except (OSError, ValueError):
         labelled, lexicon = [], []
-    genres = sorted(g for g in set(index.attributes().genre_vocab) if g)
+    genres = served_genres(index.attributes())
     return labelled_hash(labelled, list(lexicon) + ["|"] + genres)
 
 
+def _previous_gate(directory: Path, model_id: str, genres: list[str],
+                   labelled_key: str | None) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
+    """The live generation's gate when it was fitted with this model, these served genres and (unless
+    ``labelled_key`` is None) these labelled data; None otherwise."""
+    old = read_manifest(directory)
+    prev = (old or {}).get("query_gate")
+    if not (prev and old.get("model_id") == model_id and prev.get("format") == GATE_FORMAT
+            and prev.get("genres") == genres and (labelled_key is None or prev.get("labelled_hash") == labelled_key)):
+        return None
+    try:
+        with np.load(directory / old["files"]["gate"], allow_pickle=False) as z:
+            return prev, {k: np.asarray(z[k], dtype=np.float32) for k in z.files}
+    except (KeyError, OSError, ValueError):
+        return None
+
+
 def _gate(embedder: Embedder, index: VectorIndex, directory: Path, clips: Sequence[Any],
-          captions: dict[int, list[str]]) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
-    """The query gate for this generation: the live one when model, genres and labelled data are the same
-    (an incremental update does not pay the refit), else a new fit; None when it cannot be fitted."""
-    genres = sorted(g for g in set(index.attributes().genre_vocab) if g)
+          captions: dict[int, list[str]],
+          warnings: list[str] | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
+    """The query gate for this generation: the live one when model, served genres and labelled data are
+    the same (an incremental update does not pay the refit), else a new fit; None when it cannot be fitted
+    (with a warning saying why).  Served genres: those of clips not of source ``generated``."""
+    genres = served_genres(index.attributes())
+    missing = missing_gate_data()
+    if missing:
+        _warn(warnings, _missing_data_message(missing))
+        kept = _previous_gate(directory, embedder.model_id, genres, None)
+        if kept is not None:
+            _warn(warnings, "query gate: kept the live generation's fit (same model and served genres)")
+        return kept
     try:
         labelled = read_labelled()
         lexicon = read_lexicon()
     except (OSError, ValueError) as exc:
-        print(f"query gate: labelled data unreadable ({exc}); not calibrated", file=sys.stderr)
+        _warn(warnings, f"query gate not fitted: its labelled data or lexicon is unreadable ({exc})")
         return None
-    old = read_manifest(directory)
-    prev = (old or {}).get("query_gate")
-    if (prev and old.get("model_id") == embedder.model_id and prev.get("format") == GATE_FORMAT
-            and prev.get("genres") == genres
-            and prev.get("labelled_hash") == labelled_hash([r for r in labelled if r["split"] == "calib"], lexicon)):
-        try:
-            with np.load(directory / old["files"]["gate"], allow_pickle=False) as z:
-                return prev, {k: np.asarray(z[k], dtype=np.float32) for k in z.files}
-        except (KeyError, OSError, ValueError):
-            pass
-    return calibrate_gate(embedder, clips, captions, genres, labelled=labelled, lexicon=lexicon)
+    kept = _previous_gate(directory, embedder.model_id, genres,
+                          labelled_hash([r for r in labelled if r["split"] == "calib"], lexicon))
+    if kept is not None:
+        return kept
+    gate = calibrate_gate(embedder, clips, captions, genres, labelled=labelled, lexicon=lexicon)
+    if gate is None:
+        calib = {r["label"] for r in labelled if r["split"] == "calib"}
+        if not StaticSpace.available():
+            why = "the static text space (MiniLM word-piece table) does not load"
+        elif len(calib) < 3:
+            why = f"the labelled sets have calib rows of {sorted(calib)} only (all of match, gap, not_dance needed)"
+        else:
+            why = "no captioned train / val clips (other than generated ones) to take the catalog's vocabulary from"
+        _warn(warnings, f"query gate not fitted: {why}; searches answer match / gap from the score threshold only")
+    return gate
 
 
 def _finish(workspace: Any, embedder: Embedder, index: VectorIndex, directory: Path, catalog: Any,
-            clips: Sequence[Any], vectors_for_centroids: np.ndarray, extra: dict[str, Any]) -> dict[str, Any]:
+            clips: Sequence[Any], vectors_for_centroids: np.ndarray, extra: dict[str, Any],
+            warnings: list[str] | None = None) -> dict[str, Any]:
     centroids = GenreCentroids()
     centroids.add(vectors_for_centroids, index.attributes().values("genre"))
-    return _save(embedder, index, directory, catalog, clips, centroids, extra)
+    return _save(embedder, index, directory, catalog, clips, centroids, extra, warnings)
 
 
 def _drop_previous_collection(old_manifest: dict[str, Any] | None, new_manifest: dict[str, Any]) -> None:
@@ -286,11 +333,13 @@ def build_index(workspace: Any, embedder: Embedder, *, kind: str = "auto", backe
         Path(uri).parent.mkdir(parents=True, exist_ok=True)
     index = _new_index(backend, kind, embedder.dim, uri, params)
     index.add(vectors, _attrs(clips))
-    manifest = _finish(workspace, embedder, index, directory, catalog, clips, vectors, {"name": name})
+    warnings: list[str] = []
+    manifest = _finish(workspace, embedder, index, directory, catalog, clips, vectors, {"name": name}, warnings)
     _drop_previous_collection(old_manifest, manifest)
     index.close()
     return BuildReport("build", backend, kind, len(index), embedded, reused, 0, embedder.model_id,
-                       (manifest.get("calibration") or {}).get("threshold"), time.perf_counter() - t0, str(directory))
+                       (manifest.get("calibration") or {}).get("threshold"), time.perf_counter() - t0, str(directory),
+                       warnings)
 
 
 def _is_url(uri: str) -> bool:
@@ -327,15 +376,20 @@ def update_index(workspace: Any, embedder: Embedder, *, name: str = DEFAULT_INDE
     kind, backend = index.kind, index.backend
     grew = (isinstance(index, FaissIndex) and kind == "ivfpq" and index.params.trained_on
             and len(index) + len(new_clips) > IVF_RETRAIN_GROWTH * index.params.trained_on)
+    warnings: list[str] = []
     if not new_clips and not removed and not _gate_stale(loaded.manifest, embedder, index):
         index.close()
+        missing = missing_gate_data()
+        if missing:  # nothing to do, but say why the gate is not (re)fitted
+            _warn(warnings, _missing_data_message(missing))
         return BuildReport("unchanged", backend, kind, len(index), 0, len(index), 0, embedder.model_id, loaded.threshold,
-                           time.perf_counter() - t0, str(directory))
+                           time.perf_counter() - t0, str(directory), warnings)
     if not new_clips and not removed:  # only the query gate is missing or out of date: save a new generation
-        manifest = _save(embedder, index, directory, catalog, clips, loaded.centroids, {"name": name})
+        manifest = _save(embedder, index, directory, catalog, clips, loaded.centroids, {"name": name}, warnings)
         index.close()
         return BuildReport("recalibrate", backend, kind, len(index), 0, len(index), 0, embedder.model_id,
-                           (manifest.get("calibration") or {}).get("threshold"), time.perf_counter() - t0, str(directory))
+                           (manifest.get("calibration") or {}).get("threshold"), time.perf_counter() - t0, str(directory),
+                           warnings)
     if removed or grew:
         index.close()
         uri = milvus_uri or (loaded.manifest.get("milvus") or {}).get("uri")
@@ -351,11 +405,11 @@ def update_index(workspace: Any, embedder: Embedder, *, name: str = DEFAULT_INDE
     index.add(new_vecs, _attrs(new_clips))
     centroids = loaded.centroids
     centroids.add(new_vecs, [c.genre for c in new_clips])
-    manifest = _save(embedder, index, directory, catalog, clips, centroids, {"name": name})  # re-tunes: N grew
+    manifest = _save(embedder, index, directory, catalog, clips, centroids, {"name": name}, warnings)  # re-tunes
     index.close()
     return BuildReport("update", backend, kind, len(index), len(new_clips), len(index) - len(new_clips), 0,
                        embedder.model_id, (manifest.get("calibration") or {}).get("threshold"),
-                       time.perf_counter() - t0, str(directory))
+                       time.perf_counter() - t0, str(directory), warnings)
 
 
 def build_or_update(workspace: Any, embedder: Embedder, *, kind: str = "auto", backend: str = "faiss",

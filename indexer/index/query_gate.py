@@ -13,10 +13,12 @@ where the query falls relative to the catalog's own vocabulary, in two text spac
   non-dance text is far from every caption (``s_cap``) and every dance-style name (``s_lex``), while a
   gap query is close to a style the catalog lacks (``s_lex``) rather than one it has (``s_served``).
 - names: whether the text names a style the catalog lacks (``lex_hit``) or one it has (``served_hit``),
-  from ``dance_lexicon.json`` (data) split at build time by the catalog's genres and captions.
+  from ``indexer/assets/dance_lexicon.json`` (data) split at build time by the catalog's served genres
+  (:func:`served_genres`: genres of clips whose source is not ``generated``) and captions.
 
 A small multinomial logistic model over these features is fitted on the ``calib`` half of the
-labelled sets in ``eval/queries/gate_*.jsonl`` (plus val-split captions as extra matches), then the
+labelled sets in ``indexer/assets/gate_queries/gate_*.jsonl`` (package data, like the lexicon; a directory
+``$DANCESEARCH_GATE_QUERIES`` replaces them) plus val-split captions as extra matches, then the
 match class gets a bias so that at most ``max_caption_flag_rate`` of val captions are flagged.  All
 of it (feature names, standardisation, weights, bias, the lexicon split) is stored in the index
 manifest under ``query_gate`` and the reference vectors in ``gate-<g>.npz``: thresholds are data.
@@ -24,6 +26,8 @@ An index without them keeps the old behaviour (``no_match`` from the score thres
 
 Reference captions come from the train split (never test, so test captions measure it honestly;
 never clips of source ``generated``, so a generated clip does not turn its own prompt into a match).
+Likewise a genre only generated clips have is not *served*: searches leave generated clips out by
+default, so a query naming it is a gap, not a match.
 """
 from __future__ import annotations
 
@@ -44,11 +48,14 @@ log = logging.getLogger("dancesearch.index")
 GATE_FORMAT = 1
 OUTCOMES: tuple[str, ...] = ("match", "gap", "not_dance")
 CANDIDATE_FEATURES: tuple[str, ...] = ("j_cap", "j_cap5", "s_cap", "s_lex", "s_served", "j_lex", "lex_hit", "served_hit")
-# chosen by 5-fold cross-validation on the calib half (demo model, docs/results/no_match.md): every
-# subset of CANDIDATE_FEATURES x L2 in {1, 10}; this one ties the best worst-class accuracy (0.943) and keeps a
-# feature of each kind (joint space, static space, names)
+# 5-fold cross-validation on the calib half (demo model; `bench/bench_no_match.py --select-features`,
+# docs/results/no_match.md): every subset of CANDIDATE_FEATURES x L2 in {1, 10}; this one ties the best
+# worst-class accuracy (0.943, as do 116 of the 510 configurations) and keeps a feature of each kind
+# (joint space, static space, names)
 FEATURES: tuple[str, ...] = ("j_cap", "s_cap", "s_served", "j_lex", "lex_hit", "served_hit")
-LEXICON_PATH = Path(__file__).with_name("dance_lexicon.json")
+ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"   # indexer/assets: package data
+LEXICON_PATH = ASSETS_DIR / "dance_lexicon.json"
+LABELLED_DIR = ASSETS_DIR / "gate_queries"                     # gate_<label>.jsonl, label in OUTCOMES
 LABELLED_ENV = "DANCESEARCH_GATE_QUERIES"
 GENERATED_SOURCE = "generated"
 MAX_REFERENCE = 512          # train captions kept as the catalog's vocabulary (stratified by genre)
@@ -131,24 +138,39 @@ def split_lexicon(lexicon: Sequence[str], genres: Iterable[str],
     return served, unserved, sorted(set(blocked))
 
 
-def default_labelled_dir() -> Path | None:
-    """Where the labelled gate queries live: ``$DANCESEARCH_GATE_QUERIES`` or the project's eval/queries."""
+def default_labelled_dir() -> Path:
+    """Where the labelled gate queries live: ``$DANCESEARCH_GATE_QUERIES`` or the packaged
+    ``indexer/assets/gate_queries``."""
     env = os.environ.get(LABELLED_ENV)
-    if env:
-        return Path(env)
-    here = Path(__file__).resolve().parents[2] / "eval" / "queries"
-    return here if here.is_dir() else None
+    return Path(env) if env else LABELLED_DIR
+
+
+def labelled_paths(directory: Path | None = None) -> list[Path]:
+    """The ``gate_<label>.jsonl`` files the gate is fitted on, one per label of OUTCOMES."""
+    d = Path(directory) if directory is not None else default_labelled_dir()
+    return [d / f"gate_{label}.jsonl" for label in OUTCOMES]
+
+
+def missing_gate_data(directory: Path | None = None, lexicon: Path | None = None) -> list[Path]:
+    """The gate's data files that do not exist (labelled sets and lexicon); empty when it can be fitted."""
+    return [p for p in labelled_paths(directory) + [Path(lexicon or LEXICON_PATH)] if not p.is_file()]
+
+
+def served_genres(attrs: Any) -> list[str]:
+    """Sorted genres of an index's clips (``ClipAttributes``) that have a clip whose source is not
+    ``generated``: what searches serve by default (they leave generated clips out)."""
+    codes = np.asarray(attrs.genre)
+    if GENERATED_SOURCE in attrs.source_vocab:
+        codes = codes[np.asarray(attrs.source) != attrs.source_vocab.index(GENERATED_SOURCE)]
+    vocab = attrs.genre_vocab
+    return sorted({vocab[int(c)] for c in np.unique(codes) if 0 <= int(c) < len(vocab) and vocab[int(c)]})
 
 
 def read_labelled(directory: Path | None = None, split: str | None = None) -> list[dict[str, str]]:
     """Rows ``{text, label, split}`` of ``gate_<label>.jsonl`` files (label in OUTCOMES)."""
-    directory = directory or default_labelled_dir()
     rows: list[dict[str, str]] = []
-    if directory is None:
-        return rows
-    for label in OUTCOMES:
-        path = Path(directory) / f"gate_{label}.jsonl"
-        if not path.is_file():
+    for label, path in zip(OUTCOMES, labelled_paths(directory)):
+        if not path.is_file():  # the builder names missing files (missing_gate_data) before it fits
             continue
         for line in path.read_text().splitlines():
             if line.strip():
@@ -348,17 +370,36 @@ def _stratified(items: list[tuple[str, str]], count: int, seed: int) -> list[str
     return out
 
 
-def calibrate_gate(embedder: Any, clips: Sequence[Any], captions: dict[int, list[str]], genres: Sequence[str],
-                   labelled: Sequence[dict[str, str]] | None = None, lexicon: Sequence[str] | None = None,
-                   seed: int = 0) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
-    """Fit the gate for a catalog: ``clips`` (rows with id, split, genre, source), ``captions`` (clip id ->
-    texts), ``genres`` (the index's genre vocabulary).  None when there is nothing to fit it on (no
-    labelled calib rows, no train captions, or the static space is unavailable)."""
+@dataclass
+class GateData:
+    """What a gate fit works on: reference arrays, the lexicon split, and every candidate feature of the
+    training texts (calib labelled rows, then val captions; ``origin`` 0 / 1 tells them apart)."""
+
+    arrays: dict[str, np.ndarray]
+    served: list[str]
+    unserved: list[str]
+    blocked: list[str]
+    genres: list[str]
+    labelled: list[dict[str, str]]
+    lexicon: list[str]
+    reference: int
+    feats: dict[str, np.ndarray]
+    y: np.ndarray
+    origin: np.ndarray
+
+
+def prepare_gate(embedder: Any, clips: Sequence[Any], captions: dict[int, list[str]], genres: Sequence[str],
+                 labelled: Sequence[dict[str, str]] | None = None, lexicon: Sequence[str] | None = None,
+                 seed: int = 0) -> GateData | None:
+    """Everything :func:`calibrate_gate` fits on (see there); None when there is nothing to fit it on."""
     labelled = [r for r in (read_labelled(split="calib") if labelled is None else labelled) if r["split"] == "calib"]
     lexicon = list(read_lexicon() if lexicon is None else lexicon)
     if not labelled or {r["label"] for r in labelled} != set(OUTCOMES) or not StaticSpace.available():
         return None
     pool = [c for c in clips if (c.source or "") != GENERATED_SOURCE]
+    own = {c.genre for c in pool if c.genre}
+    generated_only = {c.genre for c in clips if c.genre and (c.source or "") == GENERATED_SOURCE} - own
+    genres = [g for g in genres if g not in generated_only]
     train = [(c.genre, t) for c in pool if c.split == "train" for t in captions.get(c.id, [])]
     if not train:
         train = [(c.genre, t) for c in pool if c.split != "test" for t in captions.get(c.id, [])]
@@ -379,8 +420,13 @@ def calibrate_gate(embedder: Any, clips: Sequence[Any], captions: dict[int, list
     origin = np.asarray([0] * len(labelled) + [1] * len(val_caps))
     feats = features(texts, enc(texts), StaticSpace.encode(texts), arrays, NameMatcher(served_phrases),
                      NameMatcher(unserved, blocked))
-    names = list(FEATURES)
-    x = np.stack([feats[n] for n in names], 1)
+    return GateData(arrays, served, unserved, blocked, list(genres), labelled, lexicon, len(ref), feats, y, origin)
+
+
+def fit_gate_model(x: np.ndarray, y: np.ndarray, origin: np.ndarray, l2: float = L2
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    """(mean, std, coef, intercept, match bias) of the gate's model on features ``x`` (N, F), labels ``y``
+    (indices into OUTCOMES) and ``origin`` (0: labelled row, 1: val caption, an extra match)."""
     mean, std = x.mean(0), np.maximum(x.std(0), 1e-3)
     xs = (x - mean) / std
     # balanced classes (each weighs 1 in total); the val captions take half of the match class's weight
@@ -391,7 +437,7 @@ def calibrate_gate(embedder: Any, clips: Sequence[Any], captions: dict[int, list
             if sel.any():
                 share = 1.0 if not ((y == k) & (origin == 1 - o)).any() else 0.5
                 w[sel] = share / sel.sum()
-    coef, intercept = fit_logistic(xs, y, w, L2)
+    coef, intercept = fit_logistic(xs, y, w, l2)
     logits = xs @ coef.T + intercept
     # the smallest match bias that flags at most MAX_CAPTION_FLAG_RATE of val captions
     bias = 0.0
@@ -401,7 +447,33 @@ def calibrate_gate(embedder: Any, clips: Sequence[Any], captions: dict[int, list
         allowed = int(np.floor(MAX_CAPTION_FLAG_RATE * cap_rows.sum()))
         need = -np.sort(margin)[allowed] if allowed < len(margin) else 0.0
         bias = float(max(0.0, need + 1e-3))
-    pred = np.argmax(logits + np.asarray([bias, 0, 0]), 1)
+    return mean, std, coef, intercept, bias
+
+
+def predict_gate_model(x: np.ndarray, model: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]) -> np.ndarray:
+    """Class indices (into OUTCOMES) of features ``x`` under a :func:`fit_gate_model` result."""
+    mean, std, coef, intercept, bias = model
+    logits = ((x - mean) / std) @ coef.T + intercept
+    return np.argmax(logits + np.asarray([bias, 0, 0]), 1)
+
+
+def calibrate_gate(embedder: Any, clips: Sequence[Any], captions: dict[int, list[str]], genres: Sequence[str],
+                   labelled: Sequence[dict[str, str]] | None = None, lexicon: Sequence[str] | None = None,
+                   seed: int = 0) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
+    """Fit the gate for a catalog: ``clips`` (rows with id, split, genre, source), ``captions`` (clip id ->
+    texts), ``genres`` (the served genres: :func:`served_genres`, never those only generated clips have;
+    generated genres that are passed anyway are dropped).  None when there is nothing to fit it on (no
+    labelled calib rows, no train captions, or the static space is unavailable)."""
+    data = prepare_gate(embedder, clips, captions, genres, labelled, lexicon, seed)
+    if data is None:
+        return None
+    labelled, lexicon, genres, y, origin = data.labelled, data.lexicon, data.genres, data.y, data.origin
+    served, unserved, blocked, arrays = data.served, data.unserved, data.blocked, data.arrays
+    names = list(FEATURES)
+    x = np.stack([data.feats[n] for n in names], 1)
+    mean, std, coef, intercept, bias = model = fit_gate_model(x, y, origin, L2)
+    cap_rows = origin == 1
+    pred = predict_gate_model(x, model)
     lab = origin == 0
     calib_acc = {o: float((pred[lab & (y == k)] == k).mean()) for k, o in enumerate(OUTCOMES)}
     params = {
@@ -411,7 +483,7 @@ def calibrate_gate(embedder: Any, clips: Sequence[Any], captions: dict[int, list
         "features": names, "mean": mean.round(6).tolist(), "std": std.round(6).tolist(),
         "coef": coef.round(6).tolist(), "intercept": intercept.round(6).tolist(), "match_bias": round(bias, 6),
         "served": served, "unserved": unserved, "blocked": blocked, "static_space": StaticSpace.identity,
-        "reference_captions": len(ref), "calibration": {
+        "reference_captions": data.reference, "calibration": {
             "labelled_calib": {o: int(((y == k) & lab).sum()) for k, o in enumerate(OUTCOMES)},
             "val_captions": int(cap_rows.sum()),
             "calib_accuracy": calib_acc,

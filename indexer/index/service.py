@@ -38,7 +38,7 @@ from encoders.errors import InputError
 from .base import Hits
 from .embedder import Embedder, TextEmbeddingCache
 from .filters import ClipFilter, tempo_word
-from .query_gate import GENERATED_SOURCE, GateDecision, QueryGate
+from .query_gate import GENERATED_SOURCE, GateDecision, QueryGate, served_genres
 from .store import DEFAULT_INDEX_NAME, LoadedIndex, load_index
 
 MAX_K = 100
@@ -153,7 +153,14 @@ class SearchEngine:
         return self.embedder.model_id
 
     def known_genres(self) -> set[str]:
-        return set(self.index.attributes().genre_vocab)
+        """The genres this index *serves*: those with a clip whose source is not ``generated`` (searches
+        leave generated clips out by default, and the query gate is fitted on the same list), e.g. the
+        genres a gap proposal may name.  A genre only generated clips have is not one of them."""
+        return set(served_genres(self.index.attributes()))
+
+    def indexed_genres(self) -> set[str]:
+        """Every genre of the index's clips, generated ones included (what a genre filter may name)."""
+        return {g for g in self.index.attributes().genre_vocab if g}
 
     # --- validation ---------------------------------------------------------------------------------
     def validate(self, q: str | None, k: int, offset: int, genres: Sequence[str] = (), bpm_min: float | None = None,
@@ -180,7 +187,7 @@ class SearchEngine:
             raise InputError(None, "k out of range", field="k", expected=f"1..{MAX_K}", got=str(k))
         if not 0 <= int(offset) <= MAX_OFFSET:
             raise InputError(None, "offset out of range", field="offset", expected=f"0..{MAX_OFFSET}", got=str(offset))
-        known = self.known_genres()
+        known = self.indexed_genres()  # a filter may name a generated clip's genre (with include_generated)
         for g in genres:
             if g not in known:
                 raise InputError(None, f"unknown genre '{g}'", field="genre",
