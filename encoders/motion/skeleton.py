@@ -54,10 +54,14 @@ class Skeleton:
             pos[j] = self.offsets[j] if p < 0 else pos[p] + self.offsets[j]
         return pos
 
+    def foot_indices(self) -> list[int]:
+        """Indices of the :data:`FOOT_JOINTS` this skeleton has, in that order (contacts, skating, grounding)."""
+        return [self.index(n) for n in FOOT_JOINTS if n in self.names]
+
     def root_standing_height(self) -> float:
         """Height of the root above the lowest foot joint in the rest pose (for standing)."""
         rest = self.rest_positions()
-        feet = [self.index(n) for n in FOOT_JOINTS if n in self.names]
+        feet = self.foot_indices()
         return float(rest[0, 1] - rest[feet, 1].min()) if feet else float(-rest[:, 1].min())
 
 

@@ -11,12 +11,12 @@ import torch
 
 from encoders.motion.kinematics import forward_kinematics
 from encoders.motion.rotations import rot6d_to_matrix
-from encoders.motion.skeleton import FOOT_JOINTS, smplx52
+from encoders.motion.skeleton import smplx52
 
 from ..representation.layout import LAYOUT, NUM_JOINTS, ROT_DIM
 from ..representation.normalizer import Normalizer
 
-_FOOT = [smplx52().index(n) for n in FOOT_JOINTS]
+_FOOT = smplx52().foot_indices()
 
 
 def joint_positions(features: torch.Tensor) -> torch.Tensor:

@@ -49,7 +49,7 @@ from encoders.training.data import ClipExample, load_music
 from encoders.motion.bvh import floor_height
 from encoders.motion.kinematics import forward_kinematics
 from encoders.motion.rotations import rot6d_to_matrix
-from encoders.motion.skeleton import FOOT_JOINTS, smplx52
+from encoders.motion.skeleton import smplx52
 
 from ..representation.codec import NotGenerativeError, canonicalise_features, encode
 from ..representation.layout import FEATURE_DIM, FPS, LAYOUT, REPRESENTATION_ID
@@ -59,7 +59,7 @@ from .config import WindowConfig
 CACHE_FORMAT = 2
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 MUSIC_DIM = 35
-_FOOT_INDEX = [smplx52().index(n) for n in FOOT_JOINTS]
+_FOOT_INDEX = smplx52().foot_indices()
 
 
 @dataclass
