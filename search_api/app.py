@@ -25,6 +25,7 @@ Swagger UI and ReDoc (``search_api.docs``), so they work offline.
 """
 from __future__ import annotations
 
+import logging
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, AsyncIterator, Callable
 
@@ -33,11 +34,13 @@ from fastapi.security import HTTPAuthorizationCredentials
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from encoders.errors import DanceSearchError, InputError, ModelMismatchError
+from indexer.catalog import CatalogError
 from indexer.index.embedder import TextEmbeddingCache
 from indexer.index.service import NotFoundError, SearchEngine, SearchRequest
 
@@ -55,6 +58,8 @@ from .schemas import (ERRORS, MAX_K, MAX_OFFSET, MAX_QUERY, MEDIA_ERRORS, ClipIn
                       Health, MotionJson, SearchBody, SearchResponse, Split)
 from .service import ApiService
 from .settings import ApiSettings
+
+log = logging.getLogger("dancesearch.api")
 
 API_VERSION = "1.0.0"
 MAX_CLIP_ID = 2**62  # keeps ids inside SQLite's 64-bit integers
@@ -118,8 +123,19 @@ def create_app(settings: ApiSettings | None = None, engine: SearchEngine | None 
         metrics.watch_cache(cache.stats)
     if generator is None:
         generator = make_backend(settings, service.engine.workspace, lambda: service.engine)
-    jobs = JobManager(service.engine.workspace, generator, genre_fn or TextGenre(), workers=settings.generate_workers,
-                      queue_limit=settings.generate_queue_limit, warm_up=settings.generate_warm_up)
+    jobs: JobManager | None = None
+    generation_off: str | None = None
+    try:
+        jobs = JobManager(service.engine.workspace, generator, genre_fn or TextGenre(),
+                          workers=settings.generate_workers, queue_limit=settings.generate_queue_limit,
+                          warm_up=settings.generate_warm_up)
+    except (CatalogError, SQLAlchemyError) as exc:  # a read-only catalog without the job tables (a file, a role
+        # without CREATE: SQLite says OperationalError -> CatalogError, PostgreSQL ProgrammingError): search still works
+        # the driver's words, not the catalog URL (it may hold a password): "attempt to write a readonly database"
+        reason = getattr(exc, "orig", None) or getattr(exc.__cause__, "orig", None) or exc
+        generation_off = (f"the catalog cannot be prepared for generation jobs ({reason}); let the server write it "
+                          "(or open it once with write access, which adds the job tables), then restart")
+        log.warning("generation is disabled: %s", generation_off)
     in_worker = ThreadSettings.capture().wrap  # searching threads run with this thread's torch / FAISS threads
 
     batcher: MicroBatcher[SearchRequest, dict[str, Any]] | None = None
@@ -131,9 +147,11 @@ def create_app(settings: ApiSettings | None = None, engine: SearchEngine | None 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         watcher.start()
-        jobs.start()
+        if jobs is not None:
+            jobs.start()
         yield
-        await run_in_threadpool(jobs.stop)   # running jobs end failed / interrupted; queued ones wait for the next start
+        if jobs is not None:    # running jobs end failed / interrupted; queued ones wait for the next start
+            await run_in_threadpool(jobs.stop)
         await run_in_threadpool(watcher.stop)
         if batcher is not None:
             await run_in_threadpool(batcher.close)  # lets the batch in progress finish, fails the queued ones
@@ -148,6 +166,7 @@ def create_app(settings: ApiSettings | None = None, engine: SearchEngine | None 
     app.state.batcher = batcher
     app.state.watcher = watcher
     app.state.jobs = jobs
+    app.state.generation_unavailable = generation_off   # why generation is off (None: it is on)
 
     async def run_search(q: str | None, k: int, offset: int, genres: list[str], bpm_min: float | None,
                          bpm_max: float | None, split: str | None, source: str | None,
@@ -334,7 +353,8 @@ def create_app(settings: ApiSettings | None = None, engine: SearchEngine | None 
     def classify(texts: list[str]) -> Any:
         return in_worker(service.engine.classify)(texts)
 
-    mount_generation(app, settings, jobs, lambda clip_id: service.engine.clip_row(clip_id), classify)
+    mount_generation(app, settings, jobs, lambda clip_id: service.engine.clip_row(clip_id), classify,
+                     unavailable=generation_off, catalog_fn=lambda: service.engine.catalog)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

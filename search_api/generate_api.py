@@ -9,6 +9,7 @@ when one is configured (``search_api.auth``).
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from typing import Annotated, Any, Callable, Literal
 
@@ -19,12 +20,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from encoders.errors import DanceSearchError
+from indexer.catalog import CatalogError
 
 from .auth import AuthError, require_api_key
 from .jobs import MIN_MUSIC_SECONDS, JobConflict, JobManager, JobNotFound, QueueFull, genre_key
 from .schemas import ErrorResponse
 from .settings import ApiSettings
 from .uploads import FILE_FIELD, Upload, UploadError, check_audio, read_multipart
+
+log = logging.getLogger("dancesearch.api")
 
 MAX_TEXT = 500
 MAX_CLIP_ID = 2**62
@@ -46,8 +50,9 @@ class GenerateRequest(BaseModel):
     seconds: float | None = Field(None, ge=MIN_MUSIC_SECONDS, le=300.0,
                                   description="length of the dance (default: the whole music, capped by the server's "
                                               "DANCESEARCH_GENERATE_MAX_SECONDS)")
-    seed: int | None = Field(None, ge=0, le=2**31 - 1, description="random seed (default: drawn; candidate i uses "
-                                                                   "seed + i)")
+    seed: int | None = Field(None, ge=0, le=2**31 - 1, description="random seed (default: drawn; diffusion: candidate "
+                                                                   "i uses seed + i; gcrm: every dance comes from "
+                                                                   "this seed's candidate pool)")
     candidates: int = Field(1, ge=1, le=32, description="dances to make (each stored as a clip); at most "
                                                         "DANCESEARCH_GENERATE_MAX_CANDIDATES")
     steps: int = Field(20, ge=1, le=200, description="denoising steps")
@@ -70,7 +75,10 @@ class GeneratedClip(BaseModel):
     id: int
     key: str
     candidate: int
-    seed: int
+    seed: int = Field(description="the seed that, with the job's parameters, reproduces this dance: the request's "
+                                  "seed + candidate for diffusion, the request's seed for gcrm (with `first_rank`)")
+    first_rank: int | None = Field(None, description="gcrm: rank of the dance's first-segment choice among the "
+                                                     "candidates (0 = best); None for diffusion")
     genre: str
     duration_s: float
     media: dict[str, str | None] = Field(description="motion_npz, motion_json, motion_bvh, audio (None without audio)")
@@ -90,6 +98,12 @@ class JobResult(BaseModel):
         None, description="seconds per part: queue_s (waiting for a worker), music_s, genre_s, generate_s (the "
                           "back-end: candidates_s = diffusion_s + retrieval_s, mel_s, scoring_s for GS + coherence, "
                           "stitch_s), store_s (files + catalog), run_s, total_s = queue_s + run_s")
+    candidates_requested: int | None = Field(None, description="dances the request asked for")
+    candidates_made: int | None = Field(None, description="dances made (gcrm makes at most one per distinct "
+                                                          "first-segment candidate, so it can be fewer; `notes` "
+                                                          "says why)")
+    notes: list[str] = Field(default_factory=list, description="what the back-end reports about this job (fewer "
+                                                               "dances than asked, no audio for GCRM, ...)")
 
 
 class JobInfo(BaseModel):
@@ -135,13 +149,21 @@ def _error(status: int, code: str, message: str, field: str | None = None,
                         headers=headers)
 
 
-def mount_generation(app: FastAPI, settings: ApiSettings, manager: JobManager, clip_row: Any,
-                     classify: Callable[[list[str]], Any] | None = None) -> None:
+def mount_generation(app: FastAPI, settings: ApiSettings, manager: JobManager | None, clip_row: Any,
+                     classify: Callable[[list[str]], Any] | None = None, unavailable: str | None = None,
+                     catalog_fn: Callable[[], Any] | None = None) -> None:
     """Add the routes to ``app``; ``clip_row(id)`` is the served engine's catalog lookup (404 when absent);
     ``classify(texts)`` is the served query gate (``SearchEngine.classify``: decisions or None without a gate),
-    used to decline a text that is not about dance before anything is generated."""
+    used to decline a text that is not about dance before anything is generated.
+
+    ``manager`` None: generation is off on this server (``unavailable`` says why, e.g. a catalog it cannot write);
+    the generate and job routes then answer 503 ``generation_unavailable`` and provenance is read from
+    ``catalog_fn()`` (the served catalog)."""
     auth = require_api_key(lambda: settings.api_key)
-    incoming = manager.incoming_dir
+    off_reason = unavailable or "generation is not available on this server"
+
+    def off() -> JSONResponse:
+        return _error(503, "generation_unavailable", f"generation is disabled on this server: {off_reason}")
 
     @app.exception_handler(AuthError)
     async def _auth(_: Request, exc: AuthError) -> JSONResponse:
@@ -164,7 +186,7 @@ def mount_generation(app: FastAPI, settings: ApiSettings, manager: JobManager, c
             raise UploadError(422, "invalid_parameter", "give `genre` or a `text` description to take the genre from",
                               "genre")
         if text and not req.genre and classify is not None:
-            decline_non_dance(text, classify)
+            decline_non_dance(text, classify, settings.generate_not_dance_threshold)
         if req.candidates > settings.generate_max_candidates:
             raise UploadError(422, "invalid_parameter", f"candidates: at most {settings.generate_max_candidates} "
                                                         "(DANCESEARCH_GENERATE_MAX_CANDIDATES)", "candidates")
@@ -216,6 +238,8 @@ def mount_generation(app: FastAPI, settings: ApiSettings, manager: JobManager, c
             return manager.submit(params, upload.path if upload is not None else None)
         except QueueFull as exc:
             raise _QueueFullResponse(exc) from exc
+        except CatalogError as exc:     # a catalog this server cannot write
+            raise UploadError(503, "generation_unavailable", f"generation is unavailable: {exc}", None) from exc
 
     generate_body = {"required": True, "content": {
         "application/json": {"schema": GenerateRequest.model_json_schema()},
@@ -242,11 +266,16 @@ def mount_generation(app: FastAPI, settings: ApiSettings, manager: JobManager, c
                          422: _err("a field is out of range, unknown or missing, or the audio is undecodable, "
                                    "silent or shorter than 4 s; `field` names it. Code `not_a_dance_query` "
                                    "(field `text`): the text, given without a `genre`, is not about dance (the "
-                                   "search's query gate), so nothing was generated"),
+                                   "search's query gate gives it a not_dance probability of at least "
+                                   "DANCESEARCH_GENERATE_NOT_DANCE_THRESHOLD, 0.9), so nothing was generated"),
                          429: {"model": ErrorResponse, "description": "the queue is full; retry after `Retry-After` s",
                                "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}}},
-                         503: _err("the generator or the clip's music cannot be loaded")})
+                         503: _err("the generator or the clip's music cannot be loaded; code "
+                                   "`generation_unavailable`: generation is off on this server (e.g. a catalog "
+                                   "it cannot write), the message says why")})
     async def generate(request: Request) -> Any:
+        if manager is None:
+            return off()
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         upload: Upload | None = None
         try:
@@ -258,7 +287,8 @@ def mount_generation(app: FastAPI, settings: ApiSettings, manager: JobManager, c
                 if not isinstance(data, dict):
                     return _error(422, "invalid_parameter", "the body must be a JSON object", "body")
             elif media_type == "multipart/form-data":
-                data, upload = await read_multipart(request.headers["content-type"], request.stream(), incoming)
+                data, upload = await read_multipart(request.headers["content-type"], request.stream(),
+                                                    manager.incoming_dir)
             else:
                 given = media_type or "no content type"
                 return _error(415, "unsupported_media_type", "POST /v1/generate takes application/json or "
@@ -281,11 +311,14 @@ def mount_generation(app: FastAPI, settings: ApiSettings, manager: JobManager, c
                 upload.discard()
         return JSONResponse(job_payload(job), status_code=202, headers={"Location": f"/v1/jobs/{job['id']}"})
 
-    job_errors = {404: _err("no such job"), 422: _err("the id is not 32 hex digits")}
+    job_errors = {404: _err("no such job"), 422: _err("the id is not 32 hex digits"),
+                  503: _err("generation is off on this server (`generation_unavailable`)")}
 
     @app.get("/v1/jobs/{job_id}", response_model=JobInfo, tags=["generate"], responses=job_errors,
              summary="A generation job: state, progress, result, error")
     def get_job(job_id: JobId) -> Any:
+        if manager is None:
+            return off()
         try:
             return job_payload(manager.job(job_id))
         except JobNotFound as exc:
@@ -301,6 +334,8 @@ def mount_generation(app: FastAPI, settings: ApiSettings, manager: JobManager, c
                            202: {"model": JobInfo, "description": "the job is running; it stops at its next step"},
                            409: _err("the job already finished (done or failed)")})
     def cancel_job(job_id: JobId) -> Any:
+        if manager is None:
+            return off()
         try:
             job = manager.cancel(job_id)
         except JobNotFound as exc:
@@ -314,23 +349,36 @@ def mount_generation(app: FastAPI, settings: ApiSettings, manager: JobManager, c
              responses={404: _err("no such clip, or the clip was not generated"), 422: _err("bad clip id")})
     def provenance(clip_id: Annotated[int, Path(ge=0, le=MAX_CLIP_ID, description="catalog clip id")]) -> Any:
         clip_row(clip_id)   # 404 not_found for an unknown clip
-        data = manager.catalog.provenance(clip_id)
+        catalog = manager.catalog if manager is not None else (catalog_fn() if catalog_fn is not None else None)
+        data = catalog.provenance(clip_id) if catalog is not None else None
         if data is None:
             return _error(404, "not_found", f"clip {clip_id} was not generated: it has no provenance", "clip_id")
         return {"clip_id": clip_id, "job_id": data.pop("job_id", None), "model_id": data.pop("model_id", None),
                 "data": data}
 
 
-def decline_non_dance(text: str, classify: Callable[[list[str]], Any]) -> None:
-    """422 ``not_a_dance_query`` when the query gate reads ``text`` as not about dance (only asked when the
-    genre would come from the text: an explicit genre says what to dance)."""
-    decisions = classify([text])
+def decline_non_dance(text: str, classify: Callable[[list[str]], Any], threshold: float = 0.9) -> None:
+    """422 ``not_a_dance_query`` when the query gate is sure ``text`` is not about dance: its ``not_dance``
+    probability is at least ``threshold`` (only asked when the genre would come from the text: an explicit genre
+    says what to dance). The gate errs on some genuine dance texts with middling probabilities, so anything less
+    sure goes through; so does every request when the gate fails (the check is skipped, with a warning)."""
+    try:
+        decisions = classify([text])
+    except Exception as exc:  # noqa: BLE001 - a broken gate must not block generation
+        log.warning("the query gate failed on a generation request, the not-a-dance check is skipped: %s: %s",
+                    type(exc).__name__, exc)
+        return
     decision = decisions[0] if decisions else None
-    if decision is not None and getattr(decision, "outcome", None) == "not_dance":
+    scores = getattr(decision, "scores", None) or {}
+    try:
+        p = float(scores["not_dance"])
+    except (KeyError, TypeError, ValueError):
+        return
+    if p >= threshold:
         raise UploadError(422, "not_a_dance_query",
-                          f"\"{text[:80]}\" does not read like a description of a dance, so no dance was generated. "
-                          "Describe the dance you want (for example \"an energetic hip-hop routine with fast "
-                          "footwork\") or choose a `genre`.", "text")
+                          f"\"{text[:80]}\" does not read like a description of a dance (the query gate is "
+                          f"{p:.0%} sure), so no dance was generated. Describe the dance you want (for example "
+                          "\"an energetic hip-hop routine with fast footwork\") or choose a `genre`.", "text")
 
 
 class _QueueFullResponse(Exception):

@@ -21,15 +21,20 @@ Job life: ``queued`` -> ``running`` -> ``done`` | ``failed`` | ``cancelled``. Re
 - a job still ``queued`` is queued again and runs.
 
 A graceful stop interrupts running jobs at their next step the same way (``failed`` / ``interrupted``) and
-leaves queued ones queued for the next start. One failing job never stops a worker: every exception ends as
-that job's ``error`` (``{code, message}``), and unexpected ones are logged with their traceback.
+leaves queued ones queued for the next start; ``start()`` after ``stop()`` works (a fresh queue each time), and
+the uploads of jobs that ended (interrupted ones included) are deleted on start. One failing job never stops a
+worker: every exception ends as that job's ``error`` (``{code, message}``), and unexpected ones are logged with
+their traceback.
 
 Results: each candidate becomes a clip of source ``generated`` (sequence = the job id, clip index = the
 candidate), split ``gen`` (never train / val / test), captions = the request text (origin ``request``),
 media under ``HOME/media/generated/<job>/`` laid out like ingested clips (``<i>.motion.npz``,
 ``<i>.music.npy``, ``<i>.ogg`` when the music has audio), and a ``clip_provenance`` row (model id, seed,
-parameters, music origin, segment origins). The catalog's change counter moves, so the server's watcher
-notices the new clips like any ingest.
+first_rank, parameters, music origin, segment origins). The seed is the one that reproduces the dance: the job's
+seed + i for back-ends called once per candidate, the job's seed for GCRM (whose dances share one candidate pool
+and differ by their first choice, ``first_rank``). A back-end may make fewer dances than asked (GCRM: one per
+distinct first-segment candidate): the result then says so (``candidates_made``, ``notes``). The catalog's
+change counter moves, so the server's watcher notices the new clips like any ingest.
 """
 from __future__ import annotations
 
@@ -47,10 +52,12 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 import numpy as np
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from encoders.errors import DanceSearchError, InputError
 from encoders.motion.record import MotionRecord
-from indexer.catalog import (GENERATED_SOURCE, GENERATED_SPLIT, JOB_FINAL_STATES, Catalog, ClipRow, SequenceRow)
+from indexer.catalog import (GENERATED_SOURCE, GENERATED_SPLIT, JOB_FINAL_STATES, Catalog, CatalogError, ClipRow,
+                             SequenceRow)
 from indexer.workspace import Workspace
 
 log = logging.getLogger("dancesearch.api")
@@ -101,6 +108,8 @@ class GenerationResult:
     genre: str
     model_id: str
     provenance: dict[str, Any] = field(default_factory=dict)   # backend facts, incl. "segments": [...]
+    seed: int | None = None         # the seed that reproduces this dance (None: the job's seed + candidate)
+    first_rank: int | None = None   # GCRM: rank of the dance's first-segment choice (with ``seed``, reproduces it)
 
 
 class GenerationBackend(Protocol):
@@ -183,14 +192,18 @@ class DiffusionBackend:
         return GenerationResult(out.record, out.genre, pipe.model_id, {
             "backend": "diffusion", "windows": int(out.windows), "timing": timing,
             "segments": [{"start_frame": 0, "end_frame": n, "origin": "generated", "method": "diffusion",
-                          "clip_id": None}]})
+                          "clip_id": None}]}, seed=int(request.seed))
 
 
-DEFAULT_GS_RUN = Path(__file__).resolve().parents[1] / "models" / "gs"
+def default_gs_run() -> Path:
+    """The GS network's default run folder (``models/gs``), as ``generation.genre_match`` defines it."""
+    from generation.genre_match.scorer import DEFAULT_GS_DIR
+
+    return Path(DEFAULT_GS_DIR)
 
 
 def gs_available(gs_run: str | Path | None) -> bool:
-    return (Path(gs_run or DEFAULT_GS_RUN) / "model.pt").is_file()
+    return (Path(gs_run or default_gs_run()) / "model.pt").is_file()
 
 
 class GCRMBackend:
@@ -211,7 +224,7 @@ class GCRMBackend:
                  workspace: Workspace | None = None, engine_fn: Callable[[], Any] | None = None,
                  diffusion_candidates: int = 2, catalog_candidates: int = 2) -> None:
         self.diffusion = diffusion
-        self.gs_run = Path(gs_run or DEFAULT_GS_RUN)
+        self.gs_run = Path(gs_run or default_gs_run())
         self.ws = workspace
         self.engine_fn = engine_fn
         self.diffusion_candidates = int(diffusion_candidates)
@@ -284,6 +297,7 @@ class GCRMBackend:
                 r = self.diffusion(GenerationRequest(request.music, request.genre, request.text, request.seed + i,
                                                      request.steps, request.guidance, i), progress, cancelled)
                 r.provenance["note"] = "the music has no audio, so GCRM (GS needs the mel) was not used"
+                r.seed, r.first_rank = request.seed + i, None
                 res.append(r)
             return res
         from generation.stitching import GCRMPipeline, GenerationCancelled
@@ -321,7 +335,16 @@ class GCRMBackend:
                              "gs_model": getattr(scorer, "model_digest", None),
                              "text_retrieval": bool(catalog is not None and catalog.text_matrix is not None)},
                     "notes": list(out.notes) + ([self._catalog_error] if self._catalog_error else [])}
-            results.append(GenerationResult(d.record, out.genre, pipe_gen.model_id, prov))
+            if len(out.dances) < count:
+                prov["notes"].append(
+                    f"{count} dances were asked for, {len(out.dances)} made: GCRM makes one dance per distinct "
+                    f"first-segment candidate, and this music's first segment had {len(out.dances)} "
+                    f"({self.diffusion_candidates} diffusion + up to {k_cat} catalog per segment: "
+                    "DANCESEARCH_GCRM_DIFFUSION_CANDIDATES, DANCESEARCH_GCRM_CATALOG_CANDIDATES)")
+            # every dance comes from the same candidate pool (one seed); it is reproduced by the request's seed
+            # and the rank of its first choice, not by seed + i
+            results.append(GenerationResult(d.record, out.genre, pipe_gen.model_id, prov, seed=int(request.seed),
+                                            first_rank=int(d.selection.first_rank)))
         return results
 
 
@@ -371,7 +394,9 @@ class JobManager:
         self.workers = max(1, int(workers))
         self.queue_limit = max(0, int(queue_limit))
         self.progress_interval_s = progress_interval_s
-        self.catalog = Catalog(workspace.db_url)          # create=True: adds the job / provenance tables if missing
+        # create=True: adds the job / provenance tables if missing; CatalogError when that needs a write the
+        # catalog refuses (read-only file, a role without CREATE): the server then runs without generation
+        self.catalog = Catalog(workspace.db_url)
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._threads: list[threading.Thread] = []
         self._cancel: set[str] = set()
@@ -400,11 +425,19 @@ class JobManager:
         if self.started:
             return
         self.started = True
-        self._stopping.clear()
+        # a fresh queue and stop event per start: a previous stop() may have left stop markers in the old queue
+        # (workers that exit while holding a job do not consume theirs), and a worker of a previous start that
+        # outlived stop()'s timeout keeps its own (set) event and queue, so it ends instead of joining this pool
+        self._queue = queue.Queue()
+        self._stopping = threading.Event()
         _rmtree(self.incoming_dir)      # half-received uploads of a previous process
-        self.recover()
+        try:
+            self.recover()
+        except (OperationalError, ProgrammingError) as exc:    # a catalog this process cannot write
+            log.warning("generation jobs of a previous process could not be recovered: %s", exc)
         for i in range(self.workers):
-            t = threading.Thread(target=self._worker, name=f"dancesearch-generate-{i}", daemon=True)
+            t = threading.Thread(target=self._worker, args=(self._queue, self._stopping),
+                                 name=f"dancesearch-generate-{i}", daemon=True)
             t.start()
             self._threads.append(t)
         if self.warm_up and hasattr(self.backend, "warm"):
@@ -429,14 +462,27 @@ class JobManager:
                                                       "resumed: submit the request again"}):
                 interrupted += 1
                 self._discard_outputs(job["id"])
+                _rmtree(self.job_upload_dir(job["id"]))
         requeued = 0
         for job in self.catalog.jobs(["queued"]):
             self._queue.put(job["id"])
             requeued += 1
+        self._sweep_uploads()
         if interrupted or requeued:
             log.warning("generation jobs after restart: %d interrupted (marked failed), %d queued again",
                         interrupted, requeued)
         return {"interrupted": interrupted, "requeued": requeued}
+
+    def _sweep_uploads(self) -> None:
+        """Upload folders of jobs that already ended (a process that died between a job's end and its clean-up)."""
+        try:
+            entries = [p for p in self.uploads_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        except OSError:
+            return
+        for path in entries:
+            job = self.catalog.job(path.name)
+            if job is not None and job["state"] in JOB_FINAL_STATES:
+                _rmtree(path)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Interrupt running jobs at their next step, leave queued ones queued, join the workers."""
@@ -474,6 +520,9 @@ class JobManager:
                 params["_upload_path"] = self.ws.relative(target)
             try:
                 job = self.catalog.add_job(job_id, params, time.time())
+            except (OperationalError, ProgrammingError) as exc:   # a read-only catalog that had the job table
+                _rmtree(self.job_upload_dir(job_id))
+                raise CatalogError(f"the catalog cannot record the job: {exc.orig}") from exc
             except BaseException:
                 _rmtree(self.job_upload_dir(job_id))
                 raise
@@ -498,23 +547,29 @@ class JobManager:
                                    finished_at=time.time(), cancel_requested=True):
             _rmtree(self.job_upload_dir(job_id))
             return self.job(job_id)
-        with self._lock:
+        with self._lock:     # the worker's clean-up (discarding the id) takes this lock too
             self._cancel.add(job_id)
-        self.catalog.update_job(job_id, only_if_state=["running"], cancel_requested=True)
-        return self.job(job_id)
+            if self.catalog.update_job(job_id, only_if_state=["running"], cancel_requested=True):
+                return self.job(job_id)
+            self._cancel.discard(job_id)    # it ended meanwhile: leave no stale id behind
+        job = self.job(job_id)
+        if job["state"] == "cancelled":
+            return job
+        raise JobConflict(f"job {job_id} already finished ({job['state']}); there is nothing to cancel")
 
     # --- the workers ---------------------------------------------------------------------------------
-    def _worker(self) -> None:
+    def _worker(self, jobs: queue.Queue[str | None], stopping: threading.Event) -> None:
         while True:
-            job_id = self._queue.get()
-            if job_id is None or self._stopping.is_set():
+            job_id = jobs.get()
+            if job_id is None or stopping.is_set():
                 return
             try:
-                self._run(job_id)
+                self._run(job_id, stopping)
             except BaseException:  # noqa: BLE001 - a worker never dies of one job
                 log.exception("generation job %s: the worker caught an unexpected error", job_id)
 
-    def _run(self, job_id: str) -> None:
+    def _run(self, job_id: str, stopping: threading.Event | None = None) -> None:
+        stopping = stopping if stopping is not None else self._stopping
         t0 = time.time()
         if not self.catalog.update_job(job_id, only_if_state=["queued"], state="running", started_at=t0,
                                        stage="starting", progress=0.0):
@@ -530,7 +585,7 @@ class JobManager:
                                         stage=stage[:64])
 
         def cancelled() -> bool:
-            return self._stopping.is_set() or job_id in self._cancel
+            return stopping.is_set() or job_id in self._cancel
 
         stored = False
         try:
@@ -651,6 +706,8 @@ class JobManager:
             req = GenerationRequest(features, str(genre), p.get("text"), int(p["seed"]) + i, int(p["steps"]),
                                     float(p["guidance"]), i, audio)
             results.append(self.backend(req, sub, cancelled))
+        if not results:
+            raise DanceSearchError("the generator made no dance for this music")
         timing["generate_s"] = round(time.perf_counter() - t_gen, 3)
         parts = _backend_parts([r.provenance.get("timing") or {} for r in results], many is not None)
         timing.update(parts)
@@ -677,14 +734,15 @@ class JobManager:
                 if i:
                     atomic_write_bytes(media / f"{i}.ogg", audio_bytes)
                 audio_rel = self.ws.relative(media / f"{i}.ogg")
-            seed = int(p["seed"]) + i
+            seed = int(res.seed) if res.seed is not None else int(p["seed"]) + i
             text = p.get("text")
             rows.append(ClipRow(i, 0, rec.num_frames, rec.num_frames / FPS, self.ws.relative(media / f"{i}.motion.npz"),
                                 self.ws.relative(media / f"{i}.music.npy"), audio_rel,
-                                {"generated": True, "job": job_id, "candidate": i, "seed": seed},
+                                {"generated": True, "job": job_id, "candidate": i, "seed": seed,
+                                 "first_rank": res.first_rank},
                                 [(text, "request")] if text else []))
             provs.append({**res.provenance, "model_id": res.model_id, "job_id": job_id, "candidate": i,
-                          "seed": seed, "created_at": created, "music": music_info,
+                          "seed": seed, "first_rank": res.first_rank, "created_at": created, "music": music_info,
                           "parameters": {"text": text, "genre": res.genre, "genre_source": genre_source,
                                          "genre_confidence": confidence, "seconds": p["seconds"],
                                          "steps": p["steps"], "guidance": p["guidance"], "candidates": n,
@@ -697,15 +755,25 @@ class JobManager:
         clips = []
         for i, (cid, row, res) in enumerate(zip(ids, rows, results)):
             clips.append({"id": cid, "key": f"{GENERATED_SOURCE}/{job_id}#{i}", "candidate": i,
-                          "seed": int(p["seed"]) + i, "genre": str(res.genre).lower(), "duration_s": row.duration_s,
+                          "seed": int(row.tags["seed"]), "first_rank": res.first_rank,
+                          "genre": str(res.genre).lower(), "duration_s": row.duration_s,
                           "media": media_urls(cid, row.audio_path is not None),
                           "provenance": f"/v1/clips/{cid}/provenance"})
         timing["store_s"] = round(time.perf_counter() - t_store, 3)
         timing["run_s"] = round(time.perf_counter() - t_start, 3)
         timing["total_s"] = round(timing["queue_s"] + timing["run_s"], 3)
+        notes: list[str] = []
+        for res in results:     # the back-end's own notes (e.g. why fewer dances, no audio, no catalog windows)
+            for note in [res.provenance.get("note"), *(res.provenance.get("notes") or [])]:
+                if note and str(note) not in notes:
+                    notes.append(str(note))
+        short = f"{n} dances were asked for, {len(results)} made"
+        if len(results) < n and not any(note.startswith(short) for note in notes):
+            notes.insert(0, f"{short}: the back-end's candidate pool for this music allows only {len(results)}")
         return {"clips": clips, "genre": str(first.genre).lower(), "genre_source": genre_source,
                 "genre_confidence": confidence, "model_id": first.model_id, "seconds": frames / FPS,
-                "backend": str(first.provenance.get("backend", "unknown")), "timing": timing}
+                "backend": str(first.provenance.get("backend", "unknown")), "timing": timing,
+                "candidates_requested": n, "candidates_made": len(clips), "notes": notes}
 
 
 PARTS = ("mel_s", "diffusion_s", "retrieval_s", "candidates_s", "scoring_s", "stitch_s")

@@ -67,6 +67,11 @@ class ApiSettings(BaseSettings):
                                                                          "uploaded audio file and its form)")
     generate_max_seconds: float = Field(60.0, ge=4.0, le=300.0, description="longest dance one request may ask for")
     generate_max_candidates: int = Field(4, ge=1, le=32, description="most candidates one request may ask for")
+    generate_not_dance_threshold: float = Field(
+        0.9, ge=0.0, le=1.0,
+        description="a generation request whose genre comes from its text is declined (422 not_a_dance_query) only "
+                    "when the search's query gate gives the text at least this not_dance probability; the gate "
+                    "misreads some genuine dance texts with middling probabilities (e.g. 0.64), which go through")
     generator_backend: Literal["auto", "gcrm", "diffusion"] = Field(
         "auto", description="what makes the dances: gcrm (FineNet's GCRM: 4-s candidates from diffusion and from "
                             "catalog windows retrieved by text and music, chosen by GS + coherence and stitched), "

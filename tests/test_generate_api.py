@@ -493,27 +493,68 @@ def test_generated_clips_are_left_out_of_searches_unless_asked_for(tmp_path):
         assert client.post("/v1/search", json={"q": query, "include_generated": "maybe"}).status_code == 422
 
 
-def test_generation_declines_text_that_is_not_about_dance(served, base):
-    client, _ = served
+NOT_DANCE = "recipe for chocolate cake"
+
+
+def test_generation_declines_text_that_is_not_about_dance(base):
+    """Declined when the gate's not_dance probability reaches DANCESEARCH_GENERATE_NOT_DANCE_THRESHOLD (set here
+    just under what the test index's gate gives the text: a gate fitted on this tiny catalog is not as sure as
+    the 0.9 default asks)."""
+    [decision] = SearchEngine.open(_ws(base["home"]), WordEmbedder()).classify([NOT_DANCE])
+    p = float(decision.scores["not_dance"])
+    assert decision.outcome == "not_dance", decision
+    srv, _ = make_server(base["home"], base["run"], generate_not_dance_threshold=max(0.0, round(p - 0.05, 2)))
     cat = Catalog(f"sqlite:///{base['home'] / 'catalog.sqlite'}")
     try:
-        before = cat.count_jobs(["queued", "running", "done", "failed", "cancelled"])
-        r = client.post("/v1/generate", json={"clip_id": base["clip"], "text": "recipe for chocolate cake",
-                                              "seconds": 4, "steps": 2})
-        body = err(r, 422, "not_a_dance_query", "text")
-        assert "chocolate cake" in body["message"] and "genre" in body["message"]
-        files = {"audio": ("song.wav", wav_bytes(clicks(5.0)), "audio/wav")}
-        r = client.post("/v1/generate", data={"text": "recipe for chocolate cake"}, files=files)
-        err(r, 422, "not_a_dance_query", "text")
-        assert cat.count_jobs(["queued", "running", "done", "failed", "cancelled"]) == before   # nothing queued
-        assert not list((base["home"] / "uploads" / ".incoming").glob("*"))                   # upload discarded
-        # an explicit genre says what to dance: the text is then only the caption
-        r = client.post("/v1/generate", json={"clip_id": base["clip"], "text": "recipe for chocolate cake",
-                                              "genre": "waltz", "seconds": 4, "steps": 2})
-        assert r.status_code == 202, r.text
-        assert wait_state(client, r.json()["id"], ("done", "failed"))["state"] == "done"
+        with srv, httpx.Client(base_url=srv.url, timeout=30) as client:
+            before = cat.count_jobs(["queued", "running", "done", "failed", "cancelled"])
+            r = client.post("/v1/generate", json={"clip_id": base["clip"], "text": NOT_DANCE, "seconds": 4,
+                                                  "steps": 2})
+            body = err(r, 422, "not_a_dance_query", "text")
+            assert "chocolate cake" in body["message"] and "genre" in body["message"]
+            assert f"{p:.0%}" in body["message"]
+            files = {"audio": ("song.wav", wav_bytes(clicks(5.0)), "audio/wav")}
+            r = client.post("/v1/generate", data={"text": NOT_DANCE}, files=files)
+            err(r, 422, "not_a_dance_query", "text")
+            assert cat.count_jobs(["queued", "running", "done", "failed", "cancelled"]) == before   # nothing queued
+            assert not list((base["home"] / "uploads" / ".incoming").glob("*"))                   # upload discarded
+            # an explicit genre says what to dance: the text is then only the caption
+            r = client.post("/v1/generate", json={"clip_id": base["clip"], "text": NOT_DANCE, "genre": "waltz",
+                                                  "seconds": 4, "steps": 2})
+            assert r.status_code == 202, r.text
+            assert wait_state(client, r.json()["id"], ("done", "failed"))["state"] == "done"
     finally:
         cat.close()
+
+
+def test_the_not_a_dance_check_declines_only_when_the_gate_is_sure_and_survives_a_gate_error(base, monkeypatch):
+    """The gate misreads some dance texts with middling probabilities ("a ballerina doing pirouettes": not_dance
+    0.64 on the demo index): under the 0.9 default such a text goes through; a gate that fails skips the check
+    (no 500). The served engine's classify is replaced by one that answers given probabilities."""
+    from indexer.index.query_gate import GateDecision
+
+    answer: dict[str, Any] = {}
+
+    def classify(texts: list[str]) -> Any:
+        if "error" in answer:
+            raise answer["error"]
+        p = answer["not_dance"]
+        return [GateDecision("not_dance", "not dance", {"match": round(1 - p, 4), "gap": 0.0, "not_dance": p})]
+
+    srv, _ = make_server(base["home"], base["run"])     # the default threshold, 0.9
+    body = {"clip_id": base["clip"], "text": "a ballerina doing pirouettes", "seconds": 4, "steps": 2}
+    with srv, httpx.Client(base_url=srv.url, timeout=30) as client:
+        monkeypatch.setattr(srv.server.config.app.state.service.engine, "classify", classify)
+        answer["not_dance"] = 0.95
+        err(client.post("/v1/generate", json=body), 422, "not_a_dance_query", "text")
+        answer["not_dance"] = 0.6352
+        r = client.post("/v1/generate", json=body)
+        assert r.status_code == 202, r.text
+        assert wait_state(client, r.json()["id"], ("done", "failed"))["state"] == "done"
+        answer["error"] = RuntimeError("gate vectors are missing")
+        r = client.post("/v1/generate", json=body)
+        assert r.status_code == 202, r.text
+        assert wait_state(client, r.json()["id"], ("done", "failed"))["state"] == "done"
 
 
 def _tiny_gs(n_mels: int = 8) -> Any:
@@ -583,3 +624,191 @@ def test_gcrm_backend_records_catalog_windows_in_the_provenance(tmp_path, base, 
     for s in out.provenance["segments"]:
         assert s["origin"] == "catalog" and s["seed"] is None and train[s["clip_id"]] == s["clip_key"]
         assert s["window_end_s"] == pytest.approx(s["window_start_s"] + 16 / 30, abs=1e-3)
+
+
+def test_gcrm_jobs_say_when_they_make_fewer_dances_and_record_reproducible_seeds(tmp_path, base):
+    """GCRM makes one dance per distinct first-segment candidate, all from one seed's candidate pool: a request
+    for more dances than the pool allows says so (notes, candidates_made), and each clip records the request's
+    seed and its first choice's rank (not seed + i)."""
+    from search_api.jobs import GCRMBackend
+
+    backend = GCRMBackend(DiffusionBackend(base["run"]), tmp_path / "gs", None, diffusion_candidates=2,
+                          catalog_candidates=0)
+    backend._scorer = _tiny_gs()
+    srv, _ = make_server(base["home"], base["run"], gate=backend)  # type: ignore[arg-type]
+    with srv, httpx.Client(base_url=srv.url, timeout=30) as client:
+        r = client.post("/v1/generate", json={"clip_id": base["clip"], "genre": "waltz", "seconds": 4, "seed": 9,
+                                              "candidates": 3, "steps": 2})
+        assert r.status_code == 202, r.text
+        done = wait_state(client, r.json()["id"], ("done", "failed"))
+        assert done["state"] == "done", done
+        res = done["result"]
+        assert done["params"]["candidates"] == 3
+        assert res["candidates_requested"] == 3 and res["candidates_made"] == 2 and len(res["clips"]) == 2
+        assert any("3 dances were asked for" in n and "2 made" in n for n in res["notes"]), res["notes"]
+        assert [c["seed"] for c in res["clips"]] == [9, 9] and [c["first_rank"] for c in res["clips"]] == [0, 1]
+        provs = [client.get(c["provenance"]).json()["data"] for c in res["clips"]]
+        assert [(p["seed"], p["first_rank"]) for p in provs] == [(9, 0), (9, 1)]
+        assert [p["gcrm"]["first_rank"] for p in provs] == [0, 1]
+        assert any("2 made" in n for n in provs[0]["notes"])
+
+
+def _lifecycle_workspace(home: Path) -> tuple[Any, int]:
+    ws = make_workspace(home, clips_per_genre=1, with_audio=False)
+    return ws, add_long_clip(ws, audio=False)
+
+
+def _job_params(clip: int, seed: int = 0) -> dict[str, Any]:
+    return {"music": {"kind": "clip", "clip_id": clip}, "genre": "waltz", "text": None, "seconds": 4, "seed": seed,
+            "candidates": 1, "steps": 2, "guidance": 2.0}
+
+
+def test_a_restarted_job_manager_has_workers_and_runs_the_queued_jobs(tmp_path, base):
+    """stop() with workers holding jobs used to leave stop markers in the queue; the next start()'s workers read
+    them and exited, so queued jobs never ran."""
+    from search_api.jobs import JobManager
+
+    ws, clip = _lifecycle_workspace(tmp_path / "home")
+    gate = Gate(DiffusionBackend(base["run"]))
+    gate.hold.set()
+    m = JobManager(ws, gate, lambda text: ("waltz", 1.0), workers=2, queue_limit=8)
+    m.start()
+    try:
+        jobs = [m.submit(_job_params(clip, i)) for i in range(4)]
+        wait_for(lambda: [m.job(j["id"])["state"] for j in jobs].count("running") == 2)
+        m.stop(10)
+        states = [m.job(j["id"])["state"] for j in jobs]
+        assert sorted(states) == ["failed", "failed", "queued", "queued"], states
+        gate.hold.clear()
+        gate.release.set()
+        m.start()
+        assert sum(t.is_alive() for t in m._threads) == 2
+        queued = [j["id"] for j, s in zip(jobs, states) if s == "queued"]
+        wait_for(lambda: all(m.job(j)["state"] == "done" for j in queued), timeout=20)
+        later = m.submit(_job_params(clip, 9))                   # and new jobs run too
+        assert wait_for(lambda: m.job(later["id"])["state"] in ("done", "failed"), timeout=20)
+        assert m.job(later["id"])["state"] == "done"
+    finally:
+        gate.release.set()
+        m.stop(10)
+
+
+def test_recover_deletes_the_uploads_of_interrupted_and_ended_jobs(tmp_path):
+    from indexer.workspace import Workspace
+    from search_api.jobs import JobManager
+
+    ws = Workspace(tmp_path / "home")
+    ws.ensure()
+    m = JobManager(ws, object(), lambda text: ("waltz", 1.0))  # type: ignore[arg-type]  # never started
+
+    def upload(name: str) -> Path:
+        path = tmp_path / f"{name}.wav"
+        path.write_bytes(b"RIFF" + b"x" * 64)
+        return path
+    params = {"music": {"kind": "upload"}, "genre": "waltz", "seconds": 4, "seed": 0, "candidates": 1, "steps": 1,
+              "guidance": 1.0}
+    crashed, ended, waiting = (m.submit(params, upload(n)) for n in ("a", "b", "c"))
+    m.catalog.update_job(crashed["id"], state="running", started_at=time.time())   # the process died under it
+    m.catalog.update_job(ended["id"], state="done", finished_at=time.time())      # died before its clean-up
+    for job in (crashed, ended, waiting):
+        assert (m.job_upload_dir(job["id"]) / "music.wav").is_file()
+    m.catalog.close()
+    m2 = JobManager(ws, object(), lambda text: ("waltz", 1.0))  # type: ignore[arg-type]
+    try:
+        assert m2.recover() == {"interrupted": 1, "requeued": 1}
+        assert m2.job(crashed["id"])["state"] == "failed"
+        assert not m2.job_upload_dir(crashed["id"]).exists()
+        assert not m2.job_upload_dir(ended["id"]).exists()
+        assert (m2.job_upload_dir(waiting["id"]) / "music.wav").is_file()     # a queued job still needs its music
+    finally:
+        m2.catalog.close()
+
+
+def test_cancelling_a_job_that_finishes_meanwhile_is_a_conflict(tmp_path):
+    """cancel() read the job running, the job finished before the cancel landed: 409 (JobConflict), not the done
+    job with a stale id left in the cancel set."""
+    from indexer.workspace import Workspace
+    from search_api.jobs import JobConflict, JobManager
+
+    ws = Workspace(tmp_path / "home")
+    ws.ensure()
+    m = JobManager(ws, object(), lambda text: ("waltz", 1.0))  # type: ignore[arg-type]
+    try:
+        job = m.submit({"music": {"kind": "clip", "clip_id": 1}, "genre": "waltz", "seconds": 4, "seed": 0,
+                        "candidates": 1, "steps": 1, "guidance": 1.0})
+        m.catalog.update_job(job["id"], state="running", started_at=time.time())
+        read = m.job
+
+        def read_then_finish(job_id: str) -> dict[str, Any]:
+            seen = read(job_id)                                  # cancel() sees it running ...
+            m.catalog.update_job(job_id, state="done", finished_at=time.time())   # ... and the worker finishes
+            m.job = read  # type: ignore[method-assign]
+            return seen
+        m.job = read_then_finish  # type: ignore[method-assign]
+        with pytest.raises(JobConflict, match="already finished"):
+            m.cancel(job["id"])
+        assert m._cancel == set()
+        after = m.job(job["id"])
+        assert after["state"] == "done" and after["cancel_requested"] is False
+    finally:
+        m.catalog.close()
+
+
+# --- a catalog the server cannot write ---------------------------------------------------------------------
+@pytest.mark.parametrize("how", ["uri", "chmod"])
+def test_a_read_only_catalog_serves_search_with_generation_off(tmp_path, base, how):
+    """A catalog without the job tables that the server may not write (a `mode=ro` URL, a read-only file): the
+    server starts, search works, the generation routes answer 503 generation_unavailable naming the reason. With
+    the tables already there, a job that cannot be recorded is 503 too (not 500)."""
+    import os
+
+    home = tmp_path / "home"
+    ws, clip = _lifecycle_workspace(home)
+    build_index(ws, WordEmbedder())
+    db = home / "catalog.sqlite"
+    con = sqlite3.connect(db)
+    con.execute("DROP TABLE generation_jobs")
+    con.execute("DROP TABLE clip_provenance")
+    con.commit()
+    con.close()
+    if how == "uri":
+        url = f"sqlite:///file:{db}?mode=ro&uri=true"
+    else:
+        url = f"sqlite:///{db}"
+        os.chmod(db, 0o444)
+        if os.access(db, os.W_OK):
+            os.chmod(db, 0o644)
+            pytest.skip("chmod does not make the file read-only for this user (root)")
+    from indexer.workspace import Workspace
+
+    def serve() -> ServerThread:
+        engine = SearchEngine.open(Workspace(home, url), WordEmbedder())
+        app = create_app(ApiSettings(home=home, db=url, reload_check_s=0), engine=engine, loader=lambda: engine,
+                         generator=Gate(DiffusionBackend(base["run"])), genre_fn=lambda text: ("waltz", 0.75))
+        return ServerThread(app)
+
+    body = {"clip_id": clip, "genre": "waltz", "seconds": 4, "steps": 2}
+    try:
+        with serve() as srv, httpx.Client(base_url=srv.url, timeout=30) as client:
+            found = client.get("/v1/search", params={"q": "waltz"})
+            assert found.status_code == 200 and found.json()["results"], found.text
+            assert client.get(f"/v1/clips/{clip}").status_code == 200
+            msg = err(client.post("/v1/generate", json=body), 503, "generation_unavailable")["message"]
+            assert "generation is disabled" in msg and "readonly database" in msg and "sqlite:" not in msg
+            files = {"audio": ("song.wav", wav_bytes(clicks(5.0)), "audio/wav")}
+            err(client.post("/v1/generate", data={"genre": "waltz"}, files=files), 503, "generation_unavailable")
+            err(client.get(f"/v1/jobs/{'a' * 32}"), 503, "generation_unavailable")
+            err(client.delete(f"/v1/jobs/{'a' * 32}"), 503, "generation_unavailable")
+            err(client.get(f"/v1/clips/{clip}/provenance"), 404, "not_found")   # not generated
+        # the tables exist (made by a writer), the server still may not write: a job cannot be recorded
+        if how == "chmod":
+            os.chmod(db, 0o644)
+        Catalog(f"sqlite:///{db}").close()
+        if how == "chmod":
+            os.chmod(db, 0o444)
+        with serve() as srv, httpx.Client(base_url=srv.url, timeout=30) as client:
+            msg = err(client.post("/v1/generate", json=body), 503, "generation_unavailable")["message"]
+            assert "cannot record the job" in msg
+            assert not any(p.name != ".incoming" for p in (home / "uploads").glob("*"))
+    finally:
+        os.chmod(db, 0o644)

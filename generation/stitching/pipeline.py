@@ -85,8 +85,9 @@ class GCRMPipeline:
         from ..diffusion.pipeline import DancePipeline
         from ..genre_match.scorer import GSScorer
 
-        gen_dir = generator_dir or Path(__file__).resolve().parents[2] / "models" / "generator"
-        generator = DancePipeline.from_pretrained(gen_dir)
+        from ..diffusion.cli import DEFAULT_RUN
+
+        generator = DancePipeline.from_pretrained(generator_dir or DEFAULT_RUN)
         scorer = GSScorer.from_pretrained(gs_dir)
         catalog = (CatalogCandidates.from_workspace(home, scorer, embedder_run=embedder_run, db_url=db_url,
                                                     progress=progress) if home is not None else None)
