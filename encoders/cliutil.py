@@ -118,9 +118,17 @@ def _can_set_signals() -> bool:
 
 def terminate_like_ctrl_c() -> None:
     """Make SIGTERM (``kill``, process managers) stop this process the way Ctrl-C does, for good: for the
-    long-running commands (``demo``, ``ui``) whose ``finally`` blocks stop their child processes."""
+    long-running commands (``demo``, ``ui``) whose ``finally`` blocks stop their child processes.
+
+    Also gives SIGINT back its Ctrl-C meaning when the process inherited it ignored: a shell starts
+    background jobs (``cmd &`` in a script) with SIGINT ignored, and Python then installs no
+    KeyboardInterrupt handler, so neither this command nor the steps it stops with SIGINT (which inherit an
+    ignored SIGINT through exec, but not a handler) would ever stop cleanly.
+    """
     if _can_set_signals():
         signal.signal(signal.SIGTERM, _raise_interrupt)
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @contextmanager
