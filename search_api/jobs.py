@@ -399,6 +399,7 @@ class JobManager:
         self.catalog = Catalog(workspace.db_url)
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._threads: list[threading.Thread] = []
+        self._warm_thread: threading.Thread | None = None
         self._cancel: set[str] = set()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -441,7 +442,8 @@ class JobManager:
             t.start()
             self._threads.append(t)
         if self.warm_up and hasattr(self.backend, "warm"):
-            threading.Thread(target=self._warm, name="dancesearch-generate-warm", daemon=True).start()
+            self._warm_thread = threading.Thread(target=self._warm, name="dancesearch-generate-warm", daemon=True)
+            self._warm_thread.start()
 
     def _warm(self) -> None:
         """Load the back-end's models before the first job (the first click then does not pay for them)."""
@@ -495,6 +497,11 @@ class JobManager:
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
         self._threads.clear()
+        # A warm-up still loading models (torch, numba) when the interpreter exits aborts the process
+        # ("terminate called without an active exception"): let it finish, within the same deadline.
+        if self._warm_thread is not None:
+            self._warm_thread.join(max(0.0, deadline - time.monotonic()))
+            self._warm_thread = None
         self.started = False
         self.catalog.close()
 

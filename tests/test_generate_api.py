@@ -812,3 +812,32 @@ def test_a_read_only_catalog_serves_search_with_generation_off(tmp_path, base, h
             assert not any(p.name != ".incoming" for p in (home / "uploads").glob("*"))
     finally:
         os.chmod(db, 0o644)
+
+
+def test_stop_waits_for_a_warm_up_still_loading_models(tmp_path):
+    """A warm-up thread still inside torch / numba when the interpreter exits aborts the server ("terminate
+    called without an active exception", seen when `demo --once` stopped the API during warm-up)."""
+    from search_api.jobs import JobManager
+
+    class SlowWarm:
+        def __init__(self) -> None:
+            self.started, self.finished = threading.Event(), threading.Event()
+
+        def __call__(self, *args, **kwargs):          # never called: no job is submitted
+            raise AssertionError("no job expected")
+
+        def genres(self) -> list[str]:
+            return ["waltz"]
+
+        def warm(self) -> None:
+            self.started.set()
+            time.sleep(1.0)
+            self.finished.set()
+
+    ws, _ = _lifecycle_workspace(tmp_path / "home")
+    backend = SlowWarm()
+    m = JobManager(ws, backend, lambda text: ("waltz", 1.0), workers=1, queue_limit=2, warm_up=True)
+    m.start()
+    assert backend.started.wait(10)
+    m.stop(10)
+    assert backend.finished.is_set()

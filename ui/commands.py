@@ -87,6 +87,8 @@ class DemoSettings:
     clips: int | None = None
     run: Path | None = None
     startup_timeout_s: float = 300.0
+    generate_warm_up: bool = True
+    """Let the API load the generation models at start (off for ``--once``: one search, then shut down)."""
 
     @property
     def corpus_dir(self) -> Path:
@@ -372,6 +374,8 @@ def start_api(settings: DemoSettings) -> Child:
     if not port_is_free(settings.host, settings.api_port):
         raise DanceSearchError(f"port {settings.api_port} is in use: pass --port to choose another for the API")
     run_opt = ["--run", str(settings.run)] if settings.run else []
+    if not settings.generate_warm_up:
+        run_opt.append("--no-generate-warm-up")
     child = Child("search API", dancesearch_cmd("serve", "--home", str(settings.home), "--host", settings.host,
                                                 "--port", str(settings.api_port), *run_opt),
                   f"{settings.api_url}/readyz")
@@ -441,7 +445,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _terminate_like_ctrl_c()
     settings = DemoSettings(home=resolve_home(args.home), host=args.host, api_port=args.port, ui_port=args.ui_port,
                             with_ui=not (args.no_ui or args.once), clips=args.clips, run=args.run,
-                            startup_timeout_s=args.startup_timeout)
+                            startup_timeout_s=args.startup_timeout, generate_warm_up=not args.once)
     ensure_dir(settings.home)
     ensure_demo_workspace(settings)
     children: list[Child] = []
