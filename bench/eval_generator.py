@@ -40,9 +40,7 @@ def main() -> int:
     from generation.diffusion.evaluate import evaluate_generator
     from generation.diffusion.pipeline import DancePipeline
     from generation.metrics.catalog_source import window_samples, window_store
-    from generation.metrics.genre_control import MotionGenreClassifier
-    from generation.metrics.sample import DanceSample
-    from generation.representation.codec import decode
+    from generation.metrics.genre_control import MotionGenreClassifier, control_rate
 
     torch.set_num_threads(2)
     pipe = DancePipeline.from_pretrained(args.run)
@@ -60,16 +58,8 @@ def main() -> int:
     idx = list(range(0, store.num_windows("test"), 3))[:args.control_music]
     wins = [store.window("test", i) for i in idx]
     music = np.stack([w.music for w in wins])
-    per_genre = {}
-    hits = 0
-    for g in pipe.genres:
-        x = pipe.sample_windows(music, [g] * len(wins), seed=1, steps=args.steps, guidance=args.guidance)
-        samples = [DanceSample(f"{g}-{i}", decode(f).positions, 30.0, decode(f).joint_names) for i, f in enumerate(x)]
-        pred = clf.predict(samples)
-        per_genre[g] = float(np.mean([p == g for p in pred]))
-        hits += sum(p == g for p in pred)
-        print(f"control {g}: {per_genre[g]:.2f}", file=sys.stderr)
-    control = hits / (len(wins) * len(pipe.genres))
+    control, per_genre = control_rate(pipe, clf, music, seed=1, steps=args.steps, guidance=args.guidance)
+    print("control: " + ", ".join(f"{g} {v:.2f}" for g, v in per_genre.items()), file=sys.stderr)
     result = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine_info(),
               "run": str(args.run), "model_id": pipe.model_id, "home": str(args.home), "steps": args.steps,
               "guidance": args.guidance, "quality": quality,

@@ -40,9 +40,7 @@ def main() -> int:
 
     from generation.diffusion.pipeline import DancePipeline
     from generation.metrics.catalog_source import window_samples, window_store
-    from generation.metrics.genre_control import MotionGenreClassifier
-    from generation.metrics.sample import DanceSample
-    from generation.representation.codec import decode
+    from generation.metrics.genre_control import MotionGenreClassifier, control_rate
 
     torch.set_num_threads(2)
     pipe = DancePipeline.from_pretrained(args.run)
@@ -53,15 +51,10 @@ def main() -> int:
     music = np.stack([w.music for w in wins])
     rows = []
     for wg in [float(w) for w in args.weights.split(",")]:
-        t0, hits, per = time.perf_counter(), 0, {}
-        for g in pipe.genres:
-            x = pipe.sample_windows(music, [g] * len(wins), seed=args.seed, steps=args.steps, guidance=args.guidance,
-                                    genre_guidance=wg)
-            recs = [decode(f) for f in x]
-            pred = clf.predict([DanceSample(f"{g}-{i}", r.positions, 30.0, r.joint_names) for i, r in enumerate(recs)])
-            per[g] = float(np.mean([p == g for p in pred]))
-            hits += sum(p == g for p in pred)
-        rows.append({"genre_guidance": wg, "control_rate": hits / (len(wins) * len(pipe.genres)), "per_genre": per,
+        t0 = time.perf_counter()
+        rate, per = control_rate(pipe, clf, music, seed=args.seed, steps=args.steps, guidance=args.guidance,
+                                 genre_guidance=wg)
+        rows.append({"genre_guidance": wg, "control_rate": rate, "per_genre": per,
                      "seconds": round(time.perf_counter() - t0, 1)})
         print(json.dumps({k: rows[-1][k] for k in ("genre_guidance", "control_rate", "seconds")}), file=sys.stderr)
     result = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine_info(),

@@ -11,34 +11,15 @@ from typing import Iterator
 import pytest
 
 from encoders.tempo import tempo_range
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 import ui_testserver  # tests/ is on sys.path (rootdir-relative test modules)
-
-APP = str(Path(__file__).resolve().parents[1] / "ui" / "app.py")
+from ui_apptest_support import APP, open_app as _app, search as _search
 
 
 @pytest.fixture(scope="module")
 def api() -> Iterator[ui_testserver.RunningApi]:
     yield from ui_testserver.serve(seconds=2.0)
-
-
-def _app(monkeypatch: pytest.MonkeyPatch, url: str) -> AppTest:
-    monkeypatch.setenv("DANCESEARCH_API_URL", url)
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
-def _search(at: AppTest, text: str) -> AppTest:
-    at.text_input(key="q_input").set_value(text)
-    next(b for b in at.button if b.label == "Search").click().run()
-    assert not at.exception, at.exception
-    return at
 
 
 def _markdown(at: AppTest) -> list[str]:

@@ -5,22 +5,20 @@ from __future__ import annotations
 
 import io
 import time
-from pathlib import Path
 from typing import Iterator
 
 import httpx
 import numpy as np
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 import ui_testserver  # tests/ is on sys.path (rootdir-relative test modules)
+from ui_apptest_support import open_app as _app, search as _search
 from ui.api_client import (ApiClient, ApiClientSettings, ApiRequestError, ApiServerError, ApiUnreachable,
                            GenerateRequest, Job, MusicSuggestion, Proposal, SearchRequest, SearchResponse)
 from ui.generate_panel import (UPLOAD, api_error_text, genre_options, job_error_text, music_label, progress_text,
                                query_key)
 
-APP = str(Path(__file__).resolve().parents[1] / "ui" / "app.py")
 GAP_QUERY = "a fiery flamenco with stamping heels"
 NOT_DANCE_QUERY = "how do I bake sourdough bread"
 KEY = "s3cret-key"
@@ -229,27 +227,6 @@ def test_panel_helpers() -> None:
 
 
 # --- the page (AppTest) ----------------------------------------------------------------------------
-def _app(monkeypatch: pytest.MonkeyPatch, url: str, key: str | None = None) -> AppTest:
-    monkeypatch.setenv("DANCESEARCH_API_URL", url)
-    if key:
-        monkeypatch.setenv("DANCESEARCH_API_KEY", key)
-    else:
-        monkeypatch.delenv("DANCESEARCH_API_KEY", raising=False)
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
-def _search(at: AppTest, text: str) -> AppTest:
-    at.text_input(key="q_input").set_value(text)
-    next(b for b in at.button if b.label == "Search").click().run()
-    assert not at.exception, at.exception
-    return at
-
-
 def _run_until(at: AppTest, done: callable, timeout_s: float = 15.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not done(at):

@@ -60,3 +60,22 @@ class MotionGenreClassifier:
 
     def accuracy(self, samples: Sequence[DanceSample], labels: Sequence[str]) -> float:
         return float(np.mean([p == g for p, g in zip(self.predict(samples), labels)]))
+
+
+def control_rate(pipe, classifier: MotionGenreClassifier, music: np.ndarray, seed: int = 1, steps: int = 20,
+                 guidance: float = 2.0, genre_guidance: float | None = None) -> tuple[float, dict[str, float]]:
+    """GCDance's control test: the music windows ``music`` (N, W, 35) held fixed, every genre of ``pipe`` (a
+    ``DancePipeline``: ``genres``, ``sample_windows``) requested in turn; returns the share of generated windows
+    ``classifier`` labels with the requested genre, overall and per genre."""
+    from ..representation.codec import decode
+
+    per_genre, hits = {}, 0
+    for g in pipe.genres:
+        x = pipe.sample_windows(music, [g] * len(music), seed=seed, steps=steps, guidance=guidance,
+                                genre_guidance=genre_guidance)
+        recs = [decode(f) for f in x]
+        pred = classifier.predict([DanceSample(f"{g}-{i}", r.positions, 30.0, r.joint_names)
+                                   for i, r in enumerate(recs)])
+        per_genre[g] = float(np.mean([p == g for p in pred]))
+        hits += sum(p == g for p in pred)
+    return hits / (len(music) * len(pipe.genres)), per_genre
