@@ -555,10 +555,11 @@ class JobManager:
             _rmtree(self.job_upload_dir(job_id))
             return self.job(job_id)
         with self._lock:     # the worker's clean-up (discarding the id) takes this lock too
-            self._cancel.add(job_id)
+            # The record first, then the id the worker polls: the other order let the worker cancel the job
+            # between the two, and the request then saw a finished job instead of an accepted cancel.
             if self.catalog.update_job(job_id, only_if_state=["running"], cancel_requested=True):
+                self._cancel.add(job_id)
                 return self.job(job_id)
-            self._cancel.discard(job_id)    # it ended meanwhile: leave no stale id behind
         job = self.job(job_id)
         if job["state"] == "cancelled":
             return job
