@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.machine import machine_info  # noqa: E402
 from encoders.atomic_io import atomic_write_text  # noqa: E402
 from indexer.index import query_gate as qg  # noqa: E402
-from indexer.index.embedder import load_embedder  # noqa: E402
+from indexer.index.embedder import encode_queries, load_embedder  # noqa: E402
 from indexer.workspace import Workspace  # noqa: E402
 
 
@@ -101,7 +101,7 @@ def main() -> int:
     gate = qg.QueryGate(params, arrays)
     held = qg.read_labelled(split="heldout")
     texts = [r["text"] for r in held]
-    dec = gate.classify(texts, emb.encode_text(texts))
+    dec = gate.classify(texts, encode_queries(emb, texts))
     per_class, confusion, errors = {}, {}, []
     for o in qg.OUTCOMES:
         rows = [(r, d) for r, d in zip(held, dec) if r["label"] == o]
@@ -113,7 +113,7 @@ def main() -> int:
     unnamed = [(r, d) for r, d in gap_rows if not gate.unserved_names.find(r["text"])]
     acc = lambda rows: round(sum(d.outcome == "gap" for _, d in rows) / len(rows), 4) if rows else None  # noqa: E731
     test = [t for c in clips if c.split == "test" and (c.source or "") != qg.GENERATED_SOURCE for t in caps.get(c.id, [])]
-    tdec = gate.classify(test, emb.encode_text(test))
+    tdec = gate.classify(test, encode_queries(emb, test))
     flagged = [(t, d.outcome) for t, d in zip(test, tdec) if d.outcome != "match"]
     q = emb.encode_text(["a fast salsa with spins"])
     gate.classify(["warm up"], q)

@@ -62,8 +62,12 @@ class SuiteData:
         return self._text_sim
 
 
-def collect_suite_data(embedder: Any, workspace: Any, split: str, progress: bool = True) -> SuiteData:
-    """Embed every clip and caption of ``split`` (clips without captions stay in the gallery)."""
+def collect_suite_data(embedder: Any, workspace: Any, split: str, progress: bool = True,
+                       expand: bool = False) -> SuiteData:
+    """Embed every clip and caption of ``split`` (clips without captions stay in the gallery).
+
+    ``expand`` encodes the captions as the search engine encodes queries (``encode_query``: dance jargon
+    expanded, see ``indexer.index.embedder.encode_queries``) instead of the model's plain text encoder."""
     from encoders.training.data import caption_queries
     from indexer.datasets import examples_for_split
 
@@ -81,22 +85,29 @@ def collect_suite_data(embedder: Any, workspace: Any, split: str, progress: bool
     finally:
         catalog.close()
     gallery = embed_gallery(embedder, examples, progress)
-    queries = embedder.encode_text(texts)
+    if expand:
+        from indexer.index.embedder import encode_queries
+
+        queries = encode_queries(embedder, texts)
+    else:
+        queries = embedder.encode_text(texts)
     clips = [{"id": e.clip_id, "key": e.meta.get("key", str(e.clip_id)), "genre": e.genre, "captions": list(e.captions),
               "tags": tags.get(e.clip_id, {}), "bpm": e.meta.get("bpm")} for e in examples]
     return SuiteData(split, embedder.model_id, np.asarray(queries, np.float64) @ np.asarray(gallery, np.float64).T,
                      np.asarray(positives, dtype=np.int64), list(texts), clips, np.asarray(gallery))
 
 
-def load_suite_data(args: argparse.Namespace) -> SuiteData:
-    """Model + workspace from the command line (``--run``, ``--home``/``--db``, ``--split``, ``--device``)."""
+def load_suite_data(args: argparse.Namespace, run: Any = None) -> SuiteData:
+    """Model + workspace from the command line (``--run``, ``--home``/``--db``, ``--split``, ``--device``,
+    ``--expand``); ``run`` overrides ``--run`` (the baseline of a paired comparison)."""
     from encoders.api import DEFAULT_RUN_DIR, DanceEmbedder
     from indexer.workspace import Workspace
 
-    embedder = DanceEmbedder.from_run(getattr(args, "run", None) or DEFAULT_RUN_DIR, device=getattr(args, "device", None),
+    embedder = DanceEmbedder.from_run(run or getattr(args, "run", None) or DEFAULT_RUN_DIR,
+                                      device=getattr(args, "device", None),
                                       text_encoder=getattr(args, "text_encoder", None) or "full")
     return collect_suite_data(embedder, Workspace.from_args(args), getattr(args, "split", "test"),
-                              progress_enabled(args))
+                              progress_enabled(args), expand=bool(getattr(args, "expand", False)))
 
 
 

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from encoders.atomic_io import atomic_write_json, atomic_write_text
-from encoders.cliutil import EXIT_FAILED, EXIT_OK, add_common_options, emit, info, progress_enabled
+from encoders.cliutil import EXIT_FAILED, EXIT_OK, UsageError, add_common_options, emit, info, progress_enabled
 from encoders.errors import DanceSearchError, InputError
 
-from .bootstrap import DEFAULT_REPLICATES
-from .protocols import DEFAULT_TIES, PROTOCOLS, THRESHOLD, TIE_MODES
+from .bootstrap import DEFAULT_REPLICATES, paired_difference_ci
+from .protocols import DEFAULT_TIES, PROTOCOLS, THRESHOLD, TIE_MODES, summarize_ranks
 from .suite import (METRICS, TIES_DOC, collect_suite_data, evaluate_protocol, load_suite_data, metric_cell,
                     protocols_markdown)
 
@@ -36,6 +36,12 @@ def add_protocol_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ties", choices=TIE_MODES, default=DEFAULT_TIES, help=argparse.SUPPRESS)
     parser.add_argument("--threshold", type=float, default=THRESHOLD,
                         help=f"caption similarity threshold of the threshold protocol (default {THRESHOLD})")
+    parser.add_argument("--baseline-run", type=Path, default=None, metavar="DIR",
+                        help="also evaluate this run on the same queries and report the paired differences "
+                             "(run minus baseline, paired bootstrap over queries)")
+    parser.add_argument("--expand", action="store_true",
+                        help="encode the captions as the search engine encodes queries (dance jargon expanded) "
+                             "instead of the model's plain text encoder (for --baseline-run too)")
 
 
 def _write_out(path: Path | None, payload: dict[str, Any], markdown: str) -> None:
@@ -54,19 +60,62 @@ def run_retrieval_suite(args: argparse.Namespace) -> dict[str, Any]:
     One protocol: ``{R@1, R@5, R@10, MedR, MnR, gallery_size, protocol, ci95, dance_to_text, queries, ...}``;
     ``--protocol all``: ``{"protocols": {name: payload}, ...}``.
     """
+    baseline = getattr(args, "baseline_run", None)
+    if baseline is not None and not is_run_dir(baseline):   # before the minutes the candidate takes
+        raise UsageError(f"--baseline-run {baseline} is not a run directory (config.json, best.pt, norm_stats.npz)")
     data = load_suite_data(args)
     names = list(PROTOCOLS) if args.protocol == "all" else [args.protocol]
-    payloads = [evaluate_protocol(data, n, seed=args.seed, n_boot=args.bootstrap, ties=args.ties,
-                                  threshold=args.threshold)[0] for n in names]
+    evaluated = [evaluate_protocol(data, n, seed=args.seed, n_boot=args.bootstrap, ties=args.ties,
+                                   threshold=args.threshold) for n in names]
+    payloads = [p for p, _ in evaluated]
     run = str(getattr(args, "run", None) or "models/demo")
     for p in payloads:
         p["run"] = run
         p["text_encoder"] = getattr(args, "text_encoder", None) or "full"
+        p["expanded_queries"] = bool(getattr(args, "expand", False))
+    if baseline is not None:
+        base = load_suite_data(args, run=baseline)
+        if base.query_texts != data.query_texts or [c["id"] for c in base.clips] != [c["id"] for c in data.clips]:
+            raise DanceSearchError("the baseline run saw other queries or clips: compare runs on one workspace and split")
+        for (p, res), name in zip(evaluated, names):
+            _, base_res = evaluate_protocol(base, name, seed=args.seed, n_boot=0, ties=args.ties, threshold=args.threshold)
+            base_payload = {k: base_res.metrics[k] for k in METRICS}
+            p["paired_vs_baseline"] = {
+                "baseline_run": str(baseline), "baseline_model": base.model_id, "baseline": base_payload,
+                "diff": paired_difference_ci(res.ranks, base_res.ranks, summarize_ranks, n_boot=args.bootstrap,
+                                             seed=args.seed)}
     out: dict[str, Any] = payloads[0] if len(payloads) == 1 else {
         "protocols": {p["protocol"]: p for p in payloads}, "split": data.split, "model": data.model_id, "run": run}
     _write_out(getattr(args, "out", None), out,
-               protocols_markdown(payloads, f"Retrieval on the {data.split} split", _command_line(args)))
+               protocols_markdown(payloads, f"Retrieval on the {data.split} split", _command_line(args))
+               + paired_markdown(payloads))
     return out
+
+
+def is_run_dir(path: Path) -> bool:
+    """Whether ``path`` holds a trained retrieval run (what ``encoders.training.run_dir.load_run`` needs)."""
+    return all((Path(path) / f).is_file() for f in ("config.json", "best.pt", "norm_stats.npz"))
+
+
+def paired_markdown(payloads: list[dict[str, Any]]) -> str:
+    """The paired comparison section of the report ('' without ``--baseline-run``)."""
+    rows = [p for p in payloads if "paired_vs_baseline" in p]
+    if not rows:
+        return ""
+    pv = rows[0]["paired_vs_baseline"]
+    lines = ["", f"## Paired comparison with `{pv['baseline_run']}` (model `{pv['baseline_model']}`)", "",
+             "Run minus baseline on the same queries; brackets: paired bootstrap 95% interval over queries "
+             "(an interval excluding 0: not query-sampling noise; training-seed noise is not in it).", "",
+             "| protocol | " + " | ".join(f"baseline {k}" for k in ("R@1", "R@5", "R@10")) + " | "
+             + " | ".join(f"{k} diff" for k in ("R@1", "R@5", "R@10", "MedR")) + " |",
+             "|---|" + "---:|" * 3 + "---|" * 4]
+    for p in rows:
+        d, b = p["paired_vs_baseline"]["diff"], p["paired_vs_baseline"]["baseline"]
+        cell = lambda k: (f"{d[k]['diff']:+.2f} [{d[k]['lo']:+.2f}, {d[k]['hi']:+.2f}]" if "lo" in d[k]  # noqa: E731
+                          else f"{d[k]['diff']:+.2f}")
+        lines.append(f"| {p['protocol']} | " + " | ".join(f"{b[k]:.2f}" for k in ("R@1", "R@5", "R@10")) + " | "
+                     + " | ".join(cell(k) for k in ("R@1", "R@5", "R@10", "MedR")) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def print_suite(payload: dict[str, Any]) -> None:
@@ -78,6 +127,12 @@ def print_suite(payload: dict[str, Any]) -> None:
     d = items[0]["dance_to_text"]
     print(f"  dance->text (diagnostic, gallery of {d['gallery_size']} captions)  "
           + "  ".join(f"{k} {metric_cell(d, k)}" for k in METRICS))
+    for p in items:
+        pv = p.get("paired_vs_baseline")
+        if pv:
+            diffs = "  ".join(f"{k} {v['diff']:+.2f}" + (f" [{v['lo']:+.2f}, {v['hi']:+.2f}]" if "lo" in v else "")
+                              for k, v in pv["diff"].items() if k in ("R@1", "R@5", "R@10", "MedR"))
+            print(f"  [{p['protocol']}] minus baseline {pv['baseline_run']}: {diffs}")
 
 
 def _command_line(args: argparse.Namespace) -> str:
@@ -98,7 +153,8 @@ def _model_options(p: argparse.ArgumentParser) -> None:
 
 
 def register_extra(eval_subparsers: argparse._SubParsersAction) -> None:
-    """Add ``ablations``, ``seeds``, ``breakdown``, ``qualitative`` and ``real-data`` to ``dancesearch eval``."""
+    """Add ``ablations``, ``seeds``, ``breakdown``, ``qualitative``, ``real-data`` and ``people-queries`` to
+    ``dancesearch eval``."""
     a = eval_subparsers.add_parser(
         "ablations", help="train and evaluate the temporal-backbone and fusion variants (paper Tables 2, 3)",
         description="Trains every variant with `dancesearch train` (one subprocess each, the exact commands are "
@@ -161,8 +217,8 @@ def register_extra(eval_subparsers: argparse._SubParsersAction) -> None:
     q.add_argument("--out", type=Path, default=None, metavar="FILE", help="write the report (.md) or JSON")
     q.set_defaults(handler=cmd_qualitative)
 
-    r = eval_subparsers.add_parser("real-data", help="ingest ../shared/data BVH + music into a separate workspace "
-                                   "and run genre-level sanity checks",
+    r = eval_subparsers.add_parser("real-data", help="ingest ../shared/data BVH + AIST++ slices + music into a separate "
+                                   "workspace and run genre-level sanity checks (optionally paired with a baseline run)",
                                    description="Skips (exit 0) when the shared data folder is absent.")
     add_common_options(r)
     r.add_argument("--shared", type=Path, default=None, metavar="DIR",
@@ -170,9 +226,38 @@ def register_extra(eval_subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--work", type=Path, default=None, metavar="DIR",
                    help="workspace to ingest into (default: a temporary folder, removed afterwards)")
     r.add_argument("--run", type=Path, default=None, metavar="DIR", help="run directory (default: models/demo)")
+    r.add_argument("--baseline-run", type=Path, default=None, metavar="DIR",
+                   help="also embed the same clips with this run and report both models and the differences "
+                        "(--run minus baseline) per query, per genre and for the skeleton check")
+    r.add_argument("--min-seconds", type=float, default=None, metavar="S",
+                   help="shortest real sequence ingested as a clip (default: eval/real_data.py REAL_MIN_SECONDS, 4; "
+                        "the ingest default is half a clip, 6 s, which would drop the 5-s AIST++ slices)")
     r.add_argument("--device", default=None)
     r.add_argument("--out", type=Path, default=None, metavar="FILE", help="write the report (.md) or JSON")
     r.set_defaults(handler=cmd_real_data)
+
+    from .people_queries import DEFAULT_SUBSET, SUBSETS, cmd_people_queries
+    pq = eval_subparsers.add_parser(
+        "people-queries", help="genre and family P@5 of hand-written queries in people's words (issue 17)",
+        description="Scores the queries of eval/queries/people_words.jsonl (jargon, moods, comparisons, viewer "
+                    "descriptions, misspellings; see eval/queries/README.md) against the clips of one split: genre "
+                    "P@5 and family P@5 with bootstrap intervals over queries, per genre and per kind, and with "
+                    "--baseline-run a paired difference. The held-out half is for measuring only.")
+    _model_options(pq)
+    pq.add_argument("--baseline-run", type=Path, default=None, metavar="DIR",
+                    help="also score this run (plain encode_text) and report candidate minus baseline, paired")
+    pq.add_argument("--queries", type=Path, default=None, metavar="FILE",
+                    help="query set (default: eval/queries/people_words.jsonl)")
+    pq.add_argument("--subset", choices=SUBSETS, default=DEFAULT_SUBSET,
+                    help=f"which half of the set (default {DEFAULT_SUBSET}; heldout: for measuring only)")
+    pq.add_argument("--expand", action=argparse.BooleanOptionalAction, default=None,
+                    help="encode the --run queries with encode_query(expand=...) when the model has it "
+                         "(default: plain encode_text; the baseline always uses encode_text)")
+    pq.add_argument("--bootstrap", type=int, default=DEFAULT_REPLICATES, metavar="N",
+                    help=f"bootstrap replicates for the 95%% intervals (default {DEFAULT_REPLICATES}; 0: none)")
+    pq.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
+    pq.add_argument("--out", type=Path, default=None, metavar="FILE", help="write the report (.md) or JSON")
+    pq.set_defaults(handler=cmd_people_queries)
 
 
 def cmd_breakdown(args: argparse.Namespace) -> int:
@@ -240,15 +325,31 @@ def cmd_ablations(args: argparse.Namespace) -> int:
 
 
 def cmd_real_data(args: argparse.Namespace) -> int:
-    from .real_data import default_shared_dir, real_data_markdown, run_real_data
+    import sys
 
+    from encoders.cliutil import EXIT_USAGE
+    from indexer.clipping import check_min_seconds
+
+    from .real_data import REAL_MIN_SECONDS, default_shared_dir, real_data_markdown, run_real_data
+
+    min_seconds = REAL_MIN_SECONDS if args.min_seconds is None else args.min_seconds
+    try:
+        check_min_seconds(min_seconds)
+    except ValueError as exc:
+        print(f"error: --min-seconds: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.baseline_run is not None and not is_run_dir(args.baseline_run):
+        print(f"error: --baseline-run {args.baseline_run} is not a run directory (config.json, best.pt, "
+              "norm_stats.npz)", file=sys.stderr)
+        return EXIT_USAGE
     shared = args.shared or default_shared_dir()
     if not shared.is_dir():
         payload = {"skipped": True, "reason": f"real data fixtures not found at {shared}"}
         emit(args, payload, lambda: info(f"skipped: {payload['reason']}"))
         return EXIT_OK
     result = run_real_data(shared, work=args.work, run_dir=args.run, device=args.device,
-                           progress=progress_enabled(args))
+                           progress=progress_enabled(args), baseline_run=args.baseline_run,
+                           min_seconds=min_seconds)
     md = real_data_markdown(result, _command_line(args))
     _write_out(args.out, result, md)
     emit(args, result, lambda: print(md))

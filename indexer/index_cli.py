@@ -21,6 +21,9 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", metavar="URL", default=None, help="catalog SQLAlchemy URL (default: HOME/catalog.sqlite)")
     p.add_argument("--run", metavar="DIR", default=None, help="trained model run folder (default: models/demo)")
     p.add_argument("--name", default=DEFAULT_INDEX_NAME, help="index name under HOME/indexes/ (default: default)")
+    p.add_argument("--query-expansion", action=argparse.BooleanOptionalAction, default=True,
+                   help="expand dance jargon, step names and typos in queries with the genre they point to before "
+                        "encoding (default on; the index's threshold and gate are fitted the same way)")
 
 
 _BPM = bounded_number(float, 0, 400, "tempo (BPM)")
@@ -70,7 +73,7 @@ def cmd_index_build(args: argparse.Namespace) -> int:
     from .workspace import Workspace
 
     ws = Workspace.from_args(args)
-    embedder = load_embedder(args.run)
+    embedder = load_embedder(args.run, query_expansion=args.query_expansion)
     uri = args.uri
     if args.backend == "milvus" and not uri:
         uri = str(ws.index_dir(args.name) / "milvus.db")
@@ -121,7 +124,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     check_search_args(args)
     ws = Workspace.from_args(args)
-    embedder = load_embedder(args.run, text_encoder=args.text_encoder)
+    embedder = load_embedder(args.run, text_encoder=args.text_encoder, query_expansion=args.query_expansion)
     engine = SearchEngine.open(ws, embedder, args.name, milvus_uri=args.uri)
     try:   # what needs the index (e.g. an unknown --genre) is a usage error too
         req = engine.validate(args.query, args.k, args.offset, args.genre, args.bpm_min, args.bpm_max, args.split,

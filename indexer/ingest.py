@@ -36,7 +36,7 @@ from encoders.errors import DanceSearchError, InputError
 
 from .captions import CaptionEntry, assign_captions, parse_captions_file
 from .catalog import Catalog, ClipRow, SequenceRow
-from .clipping import DEFAULT_CLIP_SECONDS, ClipSpan, assign_split, clip_spans
+from .clipping import DEFAULT_CLIP_SECONDS, ClipSpan, assign_split, check_min_seconds, clip_spans
 from .sources import SequenceItem, SourceAdapter, failure_reason, get_adapter
 from .workspace import Workspace
 
@@ -104,10 +104,11 @@ def _remove_stale_media(ws: Workspace, source: str, name: str, keep: int) -> Non
 
 class _Ingester:
     def __init__(self, ws: Workspace, catalog: Catalog, adapter: SourceAdapter, source: str,
-                 captions: list[CaptionEntry], clip_seconds: float, stride_seconds: float | None) -> None:
+                 captions: list[CaptionEntry], clip_seconds: float, stride_seconds: float | None,
+                 min_seconds: float | None = None) -> None:
         self.ws, self.catalog, self.adapter, self.source = ws, catalog, adapter, source
         self.captions = captions
-        self.clip_seconds, self.stride_seconds = clip_seconds, stride_seconds
+        self.clip_seconds, self.stride_seconds, self.min_seconds = clip_seconds, stride_seconds, min_seconds
         self.matched_entries: set[int] = set()
         self.seen: set[str] = set()
         self.last_name: str | None = None     # the sequence name of the candidate being ingested, once known
@@ -161,10 +162,11 @@ class _Ingester:
                           "trimmed_frames": int(item.motion.num_frames - num_frames)}
             y, sr = load_audio(item.audio, sr=None, mono=True)
 
-        spans = clip_spans(num_frames, item.motion.fps, self.clip_seconds, self.stride_seconds)
+        spans = clip_spans(num_frames, item.motion.fps, self.clip_seconds, self.stride_seconds, self.min_seconds)
         if not spans:
-            raise InputError(cand, f"too short: {num_frames / item.motion.fps:.2f} s is less than half a clip "
-                                   f"({self.clip_seconds / 2:.2f} s)")
+            least = (f"half a clip ({self.clip_seconds / 2:.2f} s)" if self.min_seconds is None
+                     else f"the minimum length ({self.min_seconds:.2f} s)")
+            raise InputError(cand, f"too short: {num_frames / item.motion.fps:.2f} s is less than {least}")
         if media_ok:
             media_ok = all(p is None or p.is_file()
                            for s in spans for p in _clip_paths(self.ws, self.source, item.name, s.index, has_audio).values())
@@ -221,6 +223,7 @@ class _Ingester:
                 tags=tags, captions=caps))
         meta = {**item.meta, **meta_extra, "content_sha1": content_fp, "media_sha1": media_fp,
                 "clip_seconds": self.clip_seconds, "stride_seconds": self.stride_seconds,
+                **({"min_seconds": self.min_seconds} if self.min_seconds is not None else {}),
                 "analysed_bpm": analysed_bpm, "audio": str(item.audio) if item.audio else None}
         row = SequenceRow(source=self.source, name=item.name, path=str(item.path), genre=item.genre,
                           dancer=item.dancer, fps=float(item.motion.fps), num_frames=int(num_frames), bpm=bpm,
@@ -333,10 +336,15 @@ def default_workers() -> int:
 
 def ingest(workspace: Workspace, kind: str, path: str | Path, captions_file: str | Path | None = None,
            clip_seconds: float = DEFAULT_CLIP_SECONDS, stride_seconds: float | None = None,
-           progress: bool = True, source: str | None = None, workers: int = 1) -> IngestReport:
+           progress: bool = True, source: str | None = None, workers: int = 1,
+           min_seconds: float | None = None) -> IngestReport:
     """Ingest every sequence of ``path`` (a folder of ``kind``) into ``workspace``.
 
-    ``source`` names the corpus in keys and media paths (default: ``kind``). Raises
+    ``source`` names the corpus in keys and media paths (default: ``kind``). ``min_seconds`` is the
+    shortest sequence that still gives a (shorter) clip; the default None keeps the usual policy, half a
+    clip (:mod:`indexer.clipping`); ``eval real-data`` passes 4 s so short real recordings are evaluated
+    instead of failing as too short. It does not change the clips of a sequence that gives clips anyway,
+    so the media fingerprint ignores it. Raises
     :class:`DanceSearchError` only for problems that stop the whole batch (bad arguments, an unreadable
     captions file, a folder that is not of ``kind``, an unusable catalog); bad sequences are reported in
     ``IngestReport.failed``. ``workers`` > 1 analyses the music of many sequences in parallel first.
@@ -345,6 +353,10 @@ def ingest(workspace: Workspace, kind: str, path: str | Path, captions_file: str
         raise DanceSearchError(f"--clip-seconds must be a positive number, got {clip_seconds}")
     if stride_seconds is not None and not (stride_seconds > 0 and math.isfinite(stride_seconds)):
         raise DanceSearchError(f"--stride-seconds must be a positive number, got {stride_seconds}")
+    try:
+        check_min_seconds(min_seconds, clip_seconds)
+    except ValueError as exc:
+        raise DanceSearchError(str(exc)) from None
     source = source or kind
     if not _SOURCE_RE.match(source):
         raise DanceSearchError(f"source name {source!r} must be letters, digits, '_', '.', '-' (max 64)")
@@ -367,7 +379,8 @@ def ingest(workspace: Workspace, kind: str, path: str | Path, captions_file: str
     report.failed += [f.as_dict() for f in adapter.failures]
     prefetch: _FeaturePrefetcher | None = None
     ing = _Ingester(workspace, catalog, adapter, source, entries, float(clip_seconds),
-                    None if stride_seconds is None else float(stride_seconds))
+                    None if stride_seconds is None else float(stride_seconds),
+                    None if min_seconds is None else float(min_seconds))
     failed_names: set[str] = set()
     try:
         candidates = adapter.candidates()

@@ -98,7 +98,8 @@ def load_engine(settings: ApiSettings) -> SearchEngine:
 
     configure_process(settings)
     ws = Workspace(resolve_home(settings.home), settings.db)
-    embedder = load_embedder(str(settings.run) if settings.run else None, text_encoder=settings.text_encoder)
+    embedder = load_embedder(str(settings.run) if settings.run else None, text_encoder=settings.text_encoder,
+                             query_expansion=settings.query_expansion)
     if hasattr(embedder, "limit_text_memo"):
         embedder.limit_text_memo(settings.backbone_memo_size)
     return SearchEngine.open(ws, embedder, settings.index_name, milvus_uri=settings.milvus_uri)

@@ -46,6 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--text-encoder", choices=("full", "fast"), default=None,
                    help="query encoder: full (default, the trained one) or fast (its distilled stand-in in "
                         "RUN/fast_text, for throughput on a CPU; see `dancesearch distill-text`)")
+    p.add_argument("--query-expansion", action=argparse.BooleanOptionalAction, default=None,
+                   help="expand dance jargon, step names and typos with the catalog genre they point to before "
+                        "encoding (default on; $DANCESEARCH_QUERY_EXPANSION)")
     p.add_argument("--db", metavar="URL", default=None, help="catalog SQLAlchemy URL (default: HOME/catalog.sqlite)")
     p.add_argument("--index", dest="index_name", default="default", help="index name under HOME/indexes/")
     p.add_argument("--milvus-uri", default=None, help="override the Milvus URI of a milvus index")
@@ -101,7 +104,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .settings import ApiSettings
 
     given = {name: getattr(args, name) for name in ("torch_threads", "max_batch", "batch_window_ms", "batch_workers",
-                                                    "embedding_cache_size", "text_encoder", "keep_alive_s",
+                                                    "embedding_cache_size", "text_encoder", "query_expansion",
+                                                    "keep_alive_s",
                                                     "reload_check_s", "generator_run", "generate_workers",
                                                     "generate_queue_limit", "generator_backend", "gs_run",
                                                     "generate_warm_up")

@@ -373,7 +373,7 @@ class TextGenre:
             if self._clf is None:
                 from generation.genre import GenreClassifier
                 self._clf = GenreClassifier.from_pretrained(self.run_dir)
-            pred = self._clf.predict([text])[0]
+            pred = self._clf.predict_query([text])[0]
         return pred.genre, float(pred.confidence)
 
 

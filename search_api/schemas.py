@@ -116,6 +116,9 @@ class SearchResponse(BaseModel):
     outcome_reason: str | None = Field(None, description="a sentence for the user explaining the outcome")
     outcome_scores: dict[str, float] | None = Field(None, description="the query gate's probability of each outcome")
     proposal: Proposal | None = Field(None, description="for a gap: the genre and music to generate a dance with")
+    expanded_query: str | None = Field(None, description="the text the model was given when dance jargon, step "
+                                       "names or typos in the query were recognised (the query plus the catalog "
+                                       "genre they point to); null when the query was encoded as typed")
     model: str
     took_ms: float
     total: int = Field(description="clips that satisfy the filters")

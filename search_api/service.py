@@ -90,7 +90,7 @@ class GenreProposer:
         clf = self._genre_classifier()
         if clf is not None:
             try:
-                pred = clf.predict([text])[0]
+                pred = clf.predict_query([text])[0]
                 if pred.genre in known:
                     return pred.genre, float(pred.confidence), "genre_text"
             except Exception as exc:  # noqa: BLE001
@@ -234,6 +234,7 @@ class ApiService:
                 "generation": m.get("generation"), "updated_at": m.get("updated_at"),
                 "threshold": engine.threshold,
                 "text_encoder": getattr(engine.embedder, "text_encoder", "full"),
+                "query_expansion": bool(getattr(engine.embedder, "query_expansion", False)),
                 "searchable": len(engine.index), **state.consistency.as_dict()}
 
     # --- search ------------------------------------------------------------------------------------

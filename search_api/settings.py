@@ -20,6 +20,9 @@ class ApiSettings(BaseSettings):
     text_encoder: Literal["full", "fast"] = Field(
         "full", description="query encoder: the run's trained text encoder, or its distilled fast stand-in "
                             "(RUN/fast_text: ~25x cheaper per query on a CPU, about one point of R@10 lower)")
+    query_expansion: bool = Field(
+        True, description="expand dance jargon, step names and typos in queries with the catalog genre they point "
+                          "to before encoding (encoders/text_vocabulary.py; the response's expanded_query shows it)")
     index_name: str = "default"
     milvus_uri: str | None = None
     host: str = "127.0.0.1"

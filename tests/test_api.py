@@ -55,7 +55,8 @@ def test_text_search_contract(served):
     assert r.status_code == 200
     body = r.json()
     assert set(body) == {"query", "mode", "no_match", "threshold", "model", "took_ms", "total", "results",
-                         "outcome", "outcome_reason", "outcome_scores", "proposal"}
+                         "outcome", "outcome_reason", "outcome_scores", "proposal", "expanded_query"}
+    assert body["expanded_query"] is None     # this test embedder has no jargon expansion
     assert body["mode"] == "text" and body["no_match"] is False and body["model"] == "test-words-v1"
     assert body["query"]["q"] == "a fast salsa dance" and body["query"]["genres"] == []
     assert isinstance(body["threshold"], float) and body["took_ms"] > 0 and body["total"] == 24

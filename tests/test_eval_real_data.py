@@ -79,3 +79,182 @@ def test_ingest_salsa_fixtures(shared_data: Path, tmp_path: Path):
         assert cat.genre_counts()["salsa"] >= 28
     finally:
         cat.close()
+
+
+# --- the shorter minimum sequence length (ingest ``min_seconds``) ---------------------------------------
+def test_clip_spans_min_seconds_keeps_short_sequences():
+    from indexer.clipping import check_min_seconds, clip_spans, expected_clip_count
+
+    assert clip_spans(150) == []                                          # 5 s < half a 12-s clip
+    assert [(s.start_frame, s.end_frame) for s in clip_spans(150, min_seconds=4)] == [(0, 150)]
+    assert clip_spans(119, min_seconds=4) == [] and len(clip_spans(120, min_seconds=4)) == 1
+    assert clip_spans(179, min_seconds=6.0) == clip_spans(179) == []       # the default is half a clip
+    for n in (1, 100, 150, 359, 360, 539, 540, 900):                       # longer sequences (tails) unchanged
+        if n >= 180:
+            assert clip_spans(n, min_seconds=4) == clip_spans(n)
+        for stride in (None, 6.0):
+            assert len(clip_spans(n, stride_seconds=stride, min_seconds=4)) == \
+                expected_clip_count(n, stride_seconds=stride, min_seconds=4)
+    for bad in (0, -1.0, float("nan"), float("inf"), 12.5, "x"):
+        with pytest.raises(ValueError, match="minimum sequence length"):
+            check_min_seconds(bad)
+    check_min_seconds(None)
+    check_min_seconds(12.0)
+
+
+def _positions_npz(path: Path, seconds: float) -> Path:
+    from encoders.motion.skeleton import smpl24
+
+    skel = smpl24()
+    rest = skel.rest_positions()
+    rest[:, 1] -= rest[:, 1].min()
+    t = int(round(seconds * 30))
+    pos = np.repeat(rest[None], t, axis=0)
+    pos[:, :, 0] += np.sin(np.linspace(0, 6, t))[:, None] * 0.3
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, positions=pos.astype(np.float32), joint_names=np.array(list(skel.names)), fps=np.array(30.0),
+             metadata=np.array(json.dumps({"genre": "krump", "split": "test"})))
+    return path
+
+
+def test_ingest_min_seconds_option(tmp_path: Path):
+    from encoders.errors import DanceSearchError
+    from indexer.ingest import ingest
+    from indexer.workspace import Workspace
+
+    _positions_npz(tmp_path / "src" / "short.npz", 5.0)
+    ws = Workspace(tmp_path / "home")
+    report = ingest(ws, "npz", tmp_path / "src", progress=False)           # default: half a clip (6 s)
+    assert report.clips == 0 and len(report.failed) == 1
+    assert "too short: 5.00 s is less than half a clip (6.00 s)" in report.failed[0]["reason"]
+    report = ingest(ws, "npz", tmp_path / "src", progress=False, min_seconds=4.0)
+    assert report.ok and report.clips == 1
+    cat = ws.catalog(create=False)
+    try:
+        (clip,) = cat.clips()
+        assert clip.duration_s == pytest.approx(5.0) and clip.sequence.meta["min_seconds"] == 4.0
+    finally:
+        cat.close()
+    report = ingest(Workspace(tmp_path / "home2"), "npz", tmp_path / "src", progress=False, min_seconds=5.5)
+    assert "less than the minimum length (5.50 s)" in report.failed[0]["reason"]
+    with pytest.raises(DanceSearchError, match="minimum sequence length"):
+        ingest(ws, "npz", tmp_path / "src", progress=False, min_seconds=0)
+
+
+def test_cli_refuses_a_bad_min_seconds(capsys: pytest.CaptureFixture):
+    from ui.cli import main
+
+    assert main(["eval", "real-data", "--min-seconds", "-1"]) == 2
+    assert "--min-seconds" in capsys.readouterr().err
+
+
+# --- AIST++ joint slices ------------------------------------------------------------------------------
+def test_aistpp_labels_from_slice_names():
+    assert real_data.aistpp_label_for("true_gBR_sBM_cAll_d04_mBR0_ch02_slice0") == {
+        "genre": "breaking", "dancer": "aistpp-d04", "sequence": "gBR_sBM_cAll_d04_mBR0_ch02"}
+    assert real_data.aistpp_label_for("true_gJS_sBM_cAll_d01_mJS3_ch02_slice7")["genre"] == "jazz"
+    assert real_data.aistpp_label_for("true_gKR_sBM_cAll_d30_mKR2_ch02_slice6")["genre"] == "krump"
+    assert real_data.aistpp_label_for("true_gLH_sBM_cAll_d18_mLH4_ch02_slice1")["genre"] == "hiphop"
+    assert real_data.aistpp_label_for("true_gPO_sBM_cAll_d10_mPO1_ch02_slice0") is None    # no label for pop here
+    assert real_data.aistpp_label_for("originalAist_groundTruthMatch_unknownseq") is None
+    # every labelled genre has its two queries (a plain name and a description)
+    for genre in {*real_data.AISTPP_LABELS.values(), *(v["genre"] for v in real_data.BVH_LABELS.values())}:
+        assert len(real_data.GENRE_QUERIES[genre]) == 2, genre
+
+
+def test_stage_and_ingest_aistpp_slices(shared_data: Path, tmp_path: Path):
+    from indexer.sources.npz import NpzAdapter
+    from indexer.workspace import Workspace
+
+    csvs = sorted((shared_data / "aistpp_joint_slices").glob("*.csv"))
+    staged, failed = real_data.stage_aistpp(shared_data, tmp_path / "st")
+    assert not failed and len(staged) == len(csvs)
+    genres = sorted(s["genre"] for s in staged)
+    assert genres.count(real_data.UNLABELLED) == 1 and {"breaking", "jazz", "krump", "hiphop"} <= set(genres)
+    item = NpzAdapter(tmp_path / "st").load(tmp_path / "st" / "true_gBR_sBM_cAll_d04_mBR0_ch02_slice0.npz")
+    assert item.genre == "breaking" and item.split == "test" and item.motion.num_frames == 150
+    assert item.motion.positions[:, 15, 1].mean() > item.motion.positions[:, 10, 1].mean() + 1.0   # head above feet: y up
+    mtime = (tmp_path / "st" / f"{csvs[0].stem}.npz").stat().st_mtime_ns
+    real_data.stage_aistpp(shared_data, tmp_path / "st")                   # unchanged: not rewritten
+    assert (tmp_path / "st" / f"{csvs[0].stem}.npz").stat().st_mtime_ns == mtime
+
+    report = real_data.ingest_aistpp(shared_data, tmp_path / "w", progress=False)     # 5-s slices, 4-s minimum
+    assert report["failed"] == [] and report["sequences"] == report["clips"] == len(csvs)
+    cat = Workspace(tmp_path / "w" / "home").catalog(create=False)
+    try:
+        assert {c.source for c in cat.clips()} == {real_data.AISTPP_SOURCE}
+        assert cat.genre_counts()["breaking"] == 2
+    finally:
+        cat.close()
+    # the ingest default (half a 12-s clip) would have dropped every slice
+    assert real_data.ingest_aistpp(shared_data, tmp_path / "w2", progress=False, min_seconds=None)["clips"] == 0
+
+
+# --- genre figures over one gallery, and the paired comparison ----------------------------------------------
+class _FakeEmbedder:
+    """Text vectors by keyword: enough to drive motion_checks without a model."""
+
+    model_id = "fake"
+
+    def __init__(self, dim: int = 4) -> None:
+        self.dim = dim
+
+    def encode_text(self, texts):
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, t in enumerate(texts):
+            out[i, sum(map(ord, t)) % self.dim] = 1.0
+            out[i, 0] += 0.5 if "salsa" in t else 0.0
+        return out
+
+
+def _gallery():
+    rows = [("cmu/60_01#0", "cmu", "salsa"), ("cmu/60_02#0", "cmu", "salsa"), ("cmu/05_20-daz#0", "cmu", "modern"),
+            ("cmu/05_20-mb#0", "cmu", "modern"), ("aistpp-slices/a#0", "aistpp-slices", "breaking"),
+            ("aistpp-slices/b#0", "aistpp-slices", "krump"), ("aistpp-slices/u#0", "aistpp-slices", "unknown")]
+    return [{"key": k, "source": s, "genre": g, "duration_s": 5.0} for k, s, g in rows]
+
+
+def test_motion_checks_leave_unlabelled_clips_out_and_compare_to_zero():
+    gallery = _gallery()
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(len(gallery), 4)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    res = real_data.motion_checks(_FakeEmbedder(), emb, gallery)
+    assert res["labelled_clips"] == 6 and res["unlabelled"] == ["aistpp-slices/u#0"]
+    assert {q["genre"] for q in res["queries"]} == {"salsa", "modern", "breaking", "krump"}
+    by_genre = {g["genre"]: g for g in res["genres"]}
+    assert by_genre["breaking"]["clips"] == 1 and by_genre["breaking"]["other_clips"] == 5      # unlabelled left out
+    assert by_genre["breaking"]["within_source_others"] == 1 and by_genre["salsa"]["within_source_others"] == 2
+    assert by_genre["salsa"]["mean_auc"] == pytest.approx(np.mean([q["auc"] for q in res["queries"]
+                                                                   if q["genre"] == "salsa"]))
+    assert res["skeleton_conversions"]["pairs"] == 1
+    # the same result as its own baseline: every difference exactly 0
+    cmp_ = real_data.compare_runs(res, res)
+    assert all(q[f"{k}_diff"] == 0.0 for q in cmp_["queries"] for k in ("auc", "precision_at_n", "auc_within_source"))
+    assert all(g["mean_auc_diff"] == 0.0 for g in cmp_["genres"]) and cmp_["mean_auc_over_genres"]["diff"] == 0.0
+    assert all(cmp_["skeleton_conversions"][k]["diff"] == 0.0 for k in real_data.SKELETON_FIGURES)
+    # a better model shows as a positive difference
+    better = real_data.motion_checks(_FakeEmbedder(), emb, gallery)
+    better["queries"][0]["auc"] += 0.1
+    assert real_data.compare_runs(better, res)["queries"][0]["auc_diff"] == pytest.approx(0.1)
+    # both report forms render as markdown tables, with the command line
+    ingest = {"min_seconds": 4.0, "sequences": 7, "clips": 7, "failed": [],
+              "bvh": {"sequences": 4, "clips": 4}, "aistpp": {"sequences": 3, "clips": 3}}
+    md = real_data.real_data_markdown({"ingest": ingest, "motion": {**res, "run": "models/demo"}, "music": []},
+                                      "dancesearch eval real-data")
+    assert "Produced by:" in md and "| breaking | aistpp-slices | 1 / 5 |" in md and "unlabelled 1" in md
+    md2 = real_data.real_data_markdown({"ingest": ingest, "motion": {**res, "run": "a"}, "music": [],
+                                        "baseline": {**res, "run": "b"}, "comparison": cmp_}, "x")
+    assert "| genre | source | clips | AUC new | AUC baseline | ΔAUC |" in md2 and "+0.000" in md2
+    assert "| difference | +0.000 | +0.000 | +0 |" in md2
+
+
+@pytest.mark.slow
+def test_paired_comparison_with_the_same_run_on_real_slices(shared_data: Path, tmp_path: Path):
+    real_data.ingest_aistpp(shared_data, tmp_path, progress=False)
+    demo = Path(__file__).resolve().parents[1] / "models" / "demo"
+    out = real_data.evaluate_motion(tmp_path / "home", demo, "cpu", baseline_run=demo)
+    assert out["motion"]["clips"] == 7 and out["motion"]["labelled_clips"] == 6
+    assert {g["genre"] for g in out["comparison"]["genres"]} == {"breaking", "jazz", "krump", "hiphop"}
+    assert all(q["auc_diff"] == 0.0 and q["precision_at_n_diff"] == 0.0 for q in out["comparison"]["queries"])
+    assert all(g["mean_auc_diff"] == 0.0 for g in out["comparison"]["genres"])

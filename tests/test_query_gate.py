@@ -113,7 +113,7 @@ def test_three_classes_on_heldout_with_the_demo_model():
     home = os.environ.get("DANCESEARCH_GATE_HOME")
     if not home or not (Path(home) / "catalog.sqlite").exists():
         pytest.skip("no demo workspace (DANCESEARCH_GATE_HOME)")
-    from indexer.index.embedder import load_embedder
+    from indexer.index.embedder import encode_queries, load_embedder
     from indexer.workspace import Workspace
 
     cat = Workspace(Path(home)).catalog(create=False)
@@ -123,10 +123,10 @@ def test_three_classes_on_heldout_with_the_demo_model():
     params, arrays = qg.calibrate_gate(emb, clips, caps, sorted({c.genre for c in clips}))
     gate = qg.QueryGate(params, arrays)
     held = qg.read_labelled(split="heldout")
-    dec = gate.classify([r["text"] for r in held], emb.encode_text([r["text"] for r in held]))
+    dec = gate.classify([r["text"] for r in held], encode_queries(emb, [r["text"] for r in held]))
     for label in qg.OUTCOMES:
         pairs = [(r, d) for r, d in zip(held, dec) if r["label"] == label]
         assert np.mean([d.outcome == label for _, d in pairs]) >= 0.85, label
     test = [t for c in clips if c.split == "test" for t in caps.get(c.id, [])]
-    flagged = np.mean([d.outcome != "match" for d in gate.classify(test, emb.encode_text(test))])
+    flagged = np.mean([d.outcome != "match" for d in gate.classify(test, encode_queries(emb, test))])
     assert flagged < 0.05

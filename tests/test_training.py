@@ -64,7 +64,8 @@ def test_run_directory_round_trip(trained_run, clips) -> None:
     emb = DanceEmbedder(loaded.model, loaded.stats, loaded.config, "x")
     from encoders.training.trainer import evaluate_model
     from encoders.training.data import FeatureBank
-    bank = FeatureBank(clips[1], progress=False)
+    bank = FeatureBank(clips[1], progress=False, motion_input=loaded.config.model.motion_input,
+                       smoothing=loaded.config.model.input_smoothing)
     again = evaluate_model(loaded.model, bank.normalise(loaded.stats), clips[1], torch.device("cpu"))
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert again == pytest.approx(metrics["val"])  # the saved checkpoint is the selected epoch
@@ -223,3 +224,30 @@ def test_options_added_later_leave_old_model_ids_alone() -> None:
     windowed = _config(music_pool="window")
     ids = {compute_model_id("abc", c) for c in (base, used, windowed)}
     assert len(ids) == 3
+
+
+def test_a_saved_run_config_keeps_its_input_but_a_new_config_gets_todays() -> None:
+    """A run trained before canonical retargeting loads as it was trained; a config a user writes now
+    without the key trains today's default (the canonical body), not the legacy input."""
+    saved = RunConfig.from_dict({"format": 1, "model": {"temporal": "lstm"}, "train": {}})
+    assert saved.model.motion_input == "source" and saved.model.input_smoothing == 0.0
+    fresh = RunConfig.from_dict({"model": {"temporal": "lstm"}, "train": {}})
+    assert fresh.model.motion_input == "canonical" and fresh.model.input_smoothing > 0
+
+
+def test_short_crops_keep_motion_and_music_aligned() -> None:
+    from encoders.training.trainer import short_crop
+
+    motion = np.arange(360 * 2, dtype=np.float32).reshape(360, 2)
+    music = np.arange(360 * 35, dtype=np.float32).reshape(360, 35)
+    rng = np.random.default_rng(0)
+    lengths = set()
+    for _ in range(50):
+        m, u, present = short_crop((motion, music, True), rng, 120)
+        assert 120 <= len(m) <= 360 and len(u) == len(m) and present
+        start = int(m[0, 0]) // 2
+        assert np.array_equal(m, motion[start:start + len(m)]) and np.array_equal(u, music[start:start + len(m)])
+        lengths.add(len(m))
+    assert len(lengths) > 10
+    short = (motion[:100], music[:100], False)
+    assert short_crop(short, rng, 120) is short

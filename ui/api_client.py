@@ -208,6 +208,7 @@ class SearchResponse:
     outcome_reason: str | None = None
     outcome_scores: Mapping[str, float] | None = None
     proposal: Proposal | None = None
+    expanded_query: str | None = None    # what the model searched for when the query's jargon was recognised
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "SearchResponse":
@@ -231,6 +232,7 @@ class SearchResponse:
             model=d.get("model"), took_ms=_opt_float(d.get("took_ms")),
             outcome=outcome, outcome_reason=_opt_str(d.get("outcome_reason")), outcome_scores=scores,
             proposal=None if proposal is None else Proposal.from_json(proposal),
+            expanded_query=_opt_str(d.get("expanded_query")),
         )
 
 

@@ -343,6 +343,9 @@ def status_line(resp: SearchResponse, shown: int, text: str | None, refinement: 
     if resp.model:
         parts.append(f"· model `{resp.model.replace('`', '')}`")
     st.markdown(" ".join(parts))
+    if resp.expanded_query and text:
+        st.caption(f"Searched as “{md_escape(resp.expanded_query)}”: DanceSearch recognised the dance words "
+                   "in your query and added the style they belong to.")
     if not refinement.is_empty:
         st.markdown("Refined by: " + " ".join(f":blue-badge[{md_escape(c)}]" for c in refinement.chips()))
 

@@ -13,13 +13,13 @@ from torch import nn
 
 from ..errors import DanceSearchError
 from .blender import FUSIONS, MusicMotionBlender
-from .features import MOTION_FEATURE_DIM, MUSIC_DIM, MUSIC_POOLS, collate_dances
+from .features import MOTION_FEATURE_DIM, MOTION_INPUTS, MUSIC_DIM, MUSIC_POOLS, collate_dances
 from .loss import TextToDanceInfoNCE
 from .temporal import TEMPORAL_KINDS, TemporalEncoder
 from .text import TEXT_BACKBONES, TextEncoder, build_backbone
 
 
-LEGACY_DEFAULTS: dict[str, Any] = {"music_pool": "subsample"}
+LEGACY_DEFAULTS: dict[str, Any] = {"music_pool": "subsample", "motion_input": "source", "input_smoothing": 0.0}
 """Values that config files written before a field existed imply (the dataclass default may differ)."""
 
 
@@ -52,6 +52,13 @@ class ModelConfig:
     # how the 30-fps music reaches the 7.5-fps model frames (features.pool_music): "window" keeps every
     # onset and beat; "subsample" drops most of them. A config without this key predates it: "subsample".
     music_pool: str = "subsample"
+    # "canonical": every clip is retargeted onto one canonical body and featurised from joint positions
+    # only (features.MOTION_INPUTS), so real mocap on any rig embeds like the training corpus; a config
+    # without this key predates it: "source" (the source's own joints and SMPL-X rotations)
+    motion_input: str = "canonical"
+    # Gaussian low-pass of the joint positions before featurising (sigma in 30-fps frames): motion-capture
+    # marker noise, differentiated into velocities, would otherwise dominate slow dances; 0 = none
+    input_smoothing: float = 1.0
     init_temperature: float = 0.1
 
     def validate(self) -> "ModelConfig":
@@ -64,6 +71,10 @@ class ModelConfig:
             problems.append(f"temporal must be one of {TEMPORAL_KINDS}, got {self.temporal!r}")
         if self.fusion not in FUSIONS:
             problems.append(f"fusion must be one of {FUSIONS}, got {self.fusion!r}")
+        if self.motion_input not in MOTION_INPUTS:
+            problems.append(f"motion_input must be one of {MOTION_INPUTS}, got {self.motion_input!r}")
+        if not 0.0 <= self.input_smoothing <= 10.0:
+            problems.append(f"input_smoothing must be in [0, 10] frames, got {self.input_smoothing}")
         if self.music_pool not in MUSIC_POOLS:
             problems.append(f"music_pool must be one of {MUSIC_POOLS}, got {self.music_pool!r}")
         if self.temporal == "transformer" and self.d_model % self.heads:
@@ -76,13 +87,15 @@ class ModelConfig:
         return self
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+    def from_dict(cls, data: dict[str, Any], saved: bool = True) -> "ModelConfig":
+        """``saved``: ``data`` describes a trained run (its config.json), so a key added after that run was
+        written takes the value it was trained with (:data:`LEGACY_DEFAULTS`); a new config a user writes
+        (``saved=False``) takes today's defaults for the keys it leaves out."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise DanceSearchError(f"unknown model config keys {unknown}; known: {sorted(known)}")
-        # keys added after the first release: a saved config without them was trained without them
-        return cls(**{**LEGACY_DEFAULTS, **data}).validate()
+        return cls(**({**LEGACY_DEFAULTS, **data} if saved else data)).validate()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -25,14 +25,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..atomic_io import atomic_save_npz
 from ..errors import InputError
-from ..motion.kinematics import foot_contacts, resample_linear
+from ..motion.canonical import canonical_body
+from ..motion.kinematics import foot_contacts, resample_linear, smooth_gaussian
 from ..motion.record import MotionRecord
 from ..motion.skeleton import FOOT_JOINTS, SMPL_BODY_22
+
+if TYPE_CHECKING:
+    from ..motion.augment import RealismAugment
 
 MUSIC_DIM = 35
 N_BODY = len(SMPL_BODY_22)
@@ -96,17 +101,44 @@ def _rotate_y(vectors: np.ndarray, angle: np.ndarray) -> np.ndarray:
     return np.stack([c * x - s * z, y, s * x + c * z], axis=-1)
 
 
-def motion_features(record: MotionRecord) -> np.ndarray:
-    """(T, MOTION_FEATURE_DIM) float32 features of a record (resampled to 30 fps when it is not)."""
+MOTION_INPUTS: tuple[str, ...] = ("source", "canonical")
+"""How a record's joints reach the features: ``source`` as the source placed them (with its SMPL-X
+rotations when it has them: the models trained before canonical retargeting existed), ``canonical``
+retargeted onto one canonical body (:mod:`encoders.motion.canonical`) with the rotation block left
+empty, so a BVH take, an AIST++ SMPL body and a FineDance SMPL-X body of the same dance look alike."""
+
+
+def motion_features(record: MotionRecord, motion_input: str = "source", smoothing: float = 0.0) -> np.ndarray:
+    """(T, MOTION_FEATURE_DIM) float32 features of a record (resampled to 30 fps when it is not);
+    ``smoothing`` > 0 low-passes the joint positions first (Gaussian sigma in 30-fps frames)."""
+    if motion_input not in MOTION_INPUTS:
+        raise ValueError(f"motion_input must be one of {MOTION_INPUTS}, got {motion_input!r}")
     body = record.body22().astype(np.float64)
-    rot = record.rotations_6d
+    rot = record.rotations_6d if motion_input == "source" else None
     if abs(record.fps - 30.0) > 1e-6:
         body = resample_linear(body, record.fps, 30.0)
         rot = None if rot is None else resample_linear(rot, record.fps, 30.0)
+    return body_features(smooth_gaussian(body, smoothing), rot, canonical=motion_input == "canonical")
+
+
+def augmented_motion_features(record: MotionRecord, augment: "RealismAugment", rng: np.random.Generator,
+                              smoothing: float = 0.0) -> tuple[np.ndarray, bool]:
+    """Canonical-input features of one random realistic perturbation of a record; (features, mirrored)."""
+    body = record.body22().astype(np.float64)
+    if abs(record.fps - 30.0) > 1e-6:
+        body = resample_linear(body, record.fps, 30.0)
+    body, mirrored = augment.apply(body, 30.0, rng)
+    return body_features(smooth_gaussian(body, smoothing), None, canonical=True), mirrored
+
+
+def body_features(body: np.ndarray, rot: np.ndarray | None, canonical: bool) -> np.ndarray:
+    """Features of (T, 22, 3) body positions at 30 fps and optional (T, 52, 6) rotations (see the module table)."""
     fps = 30.0
     t = len(body)
     if t < 2:
         raise InputError(None, "motion too short for features", field="positions", expected=">= 2 frames", got=str(t))
+    if canonical:
+        body = canonical_body(body)
     body = body / body_scale(body) * REFERENCE_SCALE
     heading = _heading(body)
     root = body[:, 0]
@@ -284,8 +316,9 @@ def collate_dances(items: list[tuple[np.ndarray, np.ndarray, bool]], seq_len: in
             "music_present": torch.from_numpy(present)}
 
 
-def prepare_dance(record: MotionRecord, music: np.ndarray | None, stats: NormStats) -> tuple[np.ndarray, np.ndarray, bool]:
+def prepare_dance(record: MotionRecord, music: np.ndarray | None, stats: NormStats,
+                  motion_input: str = "source", smoothing: float = 0.0) -> tuple[np.ndarray, np.ndarray, bool]:
     """One clip as the encoders see it: normalised motion features and aligned, normalised music."""
-    feats = motion_features(record)
+    feats = motion_features(record, motion_input, smoothing)
     aligned, present = align_music(music, len(feats))
     return stats.normalise_motion(feats), stats.normalise_music(aligned, present), present

@@ -89,3 +89,20 @@ def resample_rotations(rot: np.ndarray, src_fps: float, dst_fps: float = TARGET_
         return np.asarray(rot).copy()
     d6 = resample_linear(matrix_to_rot6d(np.asarray(rot)), src_fps, dst_fps)
     return rot6d_to_matrix(d6)
+
+
+def smooth_gaussian(x: np.ndarray, sigma_frames: float) -> np.ndarray:
+    """Gaussian low-pass along axis 0 (edges padded by reflection); ``sigma_frames`` <= 0 returns a copy.
+
+    Why: motion capture carries marker and solver noise, white at the frame rate; differentiated into
+    joint velocities it swamps a slow dance (8 mm of noise at 30 fps is about 0.3 m/s). A sigma of one
+    frame at 30 fps halves the amplitude at about 5.6 Hz and leaves the beat-rate motion (1-4 Hz) of a dance.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if sigma_frames <= 0 or len(x) < 2:
+        return x.copy()
+    radius = max(1, int(np.ceil(3 * sigma_frames)))
+    k = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma_frames) ** 2)
+    k /= k.sum()
+    padded = np.pad(x, [(radius, radius)] + [(0, 0)] * (x.ndim - 1), mode="reflect")
+    return sum(w * padded[j:j + len(x)] for j, w in enumerate(k))

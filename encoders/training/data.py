@@ -15,7 +15,8 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import InputError
-from ..model.features import MUSIC_DIM, NormStats, align_music, motion_features
+from ..model.features import MUSIC_DIM, NormStats, align_music, augmented_motion_features, motion_features
+from ..motion.augment import RealismAugment
 from ..motion.record import MotionRecord
 
 
@@ -58,23 +59,40 @@ class ClipFeatures:
     motion: np.ndarray           # (T, MOTION_FEATURE_DIM)
     music: np.ndarray            # (T, 35), zeros when absent
     music_present: bool
+    mirrored: bool = False       # an augmented variant of a mirrored take (its captions' left / right swap)
 
 
 class FeatureBank:
-    """Examples plus their features; ``normalised(stats)`` gives what the encoders consume."""
+    """Examples plus their features; ``normalised(stats)`` gives what the encoders consume.
 
-    def __init__(self, examples: Sequence[ClipExample], progress: bool = True, desc: str = "features") -> None:
+    With ``augment`` and ``variants`` > 0 every example also gets that many randomly perturbed
+    versions (:class:`encoders.motion.augment.RealismAugment`, canonical input), computed once here so
+    an epoch still costs only the model's passes; the trainer picks one per clip and epoch
+    (:meth:`variant`). Normalisation statistics come from the unperturbed clips only.
+    """
+
+    def __init__(self, examples: Sequence[ClipExample], progress: bool = True, desc: str = "features",
+                 motion_input: str = "source", augment: RealismAugment | None = None, variants: int = 0,
+                 seed: int = 0, smoothing: float = 0.0) -> None:
+        if variants and motion_input != "canonical":
+            raise ValueError("realism augmentation needs the canonical motion input")
         self.examples = list(examples)
         self.raw: list[ClipFeatures] = []
+        self.augmented: list[list[ClipFeatures]] = []
+        rng = np.random.default_rng(seed)
         for ex in tqdm(self.examples, desc=desc, disable=not progress, leave=False):
             record = MotionRecord.load(ex.motion_path)
             try:
-                motion = motion_features(record)
+                motion = motion_features(record, motion_input, smoothing)
+                extra = ([augmented_motion_features(record, augment, rng, smoothing) for _ in range(variants)]
+                         if augment else [])
             except InputError as exc:
                 raise InputError(ex.motion_path, exc.reason, field=exc.field, expected=exc.expected, got=exc.got) from exc
             music, present = align_music(load_music(ex.music_path), len(motion))
             self.raw.append(ClipFeatures(motion, music, present))
+            self.augmented.append([ClipFeatures(m, music[: len(m)], present, mirrored) for m, mirrored in extra])
         self._norm: list[tuple[np.ndarray, np.ndarray, bool]] | None = None
+        self._norm_aug: list[list[tuple[np.ndarray, np.ndarray, bool]]] = []
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -83,8 +101,11 @@ class FeatureBank:
         return NormStats.fit([r.motion for r in self.raw], [r.music if r.music_present else None for r in self.raw])
 
     def normalise(self, stats: NormStats) -> list[tuple[np.ndarray, np.ndarray, bool]]:
-        self._norm = [(stats.normalise_motion(r.motion), stats.normalise_music(r.music, r.music_present), r.music_present)
-                      for r in self.raw]
+        def norm(r: ClipFeatures) -> tuple[np.ndarray, np.ndarray, bool]:
+            return stats.normalise_motion(r.motion), stats.normalise_music(r.music, r.music_present), r.music_present
+
+        self._norm = [norm(r) for r in self.raw]
+        self._norm_aug = [[norm(v) for v in variants] for variants in self.augmented]
         return self._norm
 
     @property
@@ -92,6 +113,17 @@ class FeatureBank:
         if self._norm is None:
             raise RuntimeError("call normalise(stats) first")
         return self._norm
+
+    def variant(self, index: int, rng: np.random.Generator, prob: float) -> tuple[tuple[np.ndarray, np.ndarray, bool], bool]:
+        """Normalised features of example ``index``: with probability ``prob`` a random augmented variant
+        (when it has any), else the original; and whether that variant is mirrored."""
+        if self._norm is None:
+            raise RuntimeError("call normalise(stats) first")
+        variants = self._norm_aug[index] if self._norm_aug else []
+        if variants and rng.random() < prob:
+            k = int(rng.integers(len(variants)))
+            return variants[k], self.augmented[index][k].mirrored
+        return self._norm[index], False
 
 
 def _stratified_order(groups: dict[str, list[int]], rng: np.random.Generator) -> list[int]:
@@ -139,3 +171,25 @@ def caption_queries(examples: Iterable[ClipExample]) -> tuple[list[str], list[in
             texts.append(c)
             positives.append(i)
     return texts, positives
+
+
+def caption_paraphrases(examples: Sequence[ClipExample], per_clip: int, seed: int) -> list[list[str]]:
+    """``per_clip`` people's-words variants of each example's captions (:mod:`encoders.text_vocabulary`).
+
+    Why: the corpus captions come from one grammar, users type step names, moods and typos; the text
+    adapter only learns words it is trained on. Drawn once (a fixed pool), so a frozen text backbone
+    encodes each variant once.
+    """
+    from ..text_vocabulary import GenreVocabulary
+
+    vocab = GenreVocabulary.load()
+    rng = np.random.default_rng(seed)
+    out: list[list[str]] = []
+    for ex in examples:
+        pool: list[str] = []
+        if ex.captions and ex.genre in vocab.genres:
+            for _ in range(per_clip):
+                base = ex.captions[int(rng.integers(len(ex.captions)))]
+                pool.append(vocab.paraphrase_caption(base, ex.genre, rng))
+        out.append(pool)
+    return out

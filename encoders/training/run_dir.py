@@ -29,7 +29,9 @@ from ..model.features import NormStats
 from ..versioned_json import read_versioned_json
 
 RUN_FORMAT = 1
-TRAIN_LEGACY_DEFAULTS: dict[str, Any] = {"unimodal_loss_weight": 0.0}
+TRAIN_LEGACY_DEFAULTS: dict[str, Any] = {"unimodal_loss_weight": 0.0, "augment_variants": 0, "augment_prob": 0.5,
+                                         "paraphrase_prob": 0.0, "paraphrases_per_clip": 4, "short_crop_prob": 0.0,
+                                         "short_crop_min_seconds": 4.0}
 """Train-config keys added after the first release, with the value a config without them implies."""
 FILES = ("config.json", "history.json", "best.pt", "norm_stats.npz", "metrics.json", "README.md")
 
@@ -51,6 +53,19 @@ class TrainConfig:
     # weight of two auxiliary InfoNCE losses on the motion-only and music-only paths of the blender
     # (blend / add fusion only; see CustomDancer.unimodal_embeddings); 0 trains the fused embedding alone
     unimodal_loss_weight: float = 0.0
+    # realism augmentation (encoders.motion.augment; canonical motion input only): this many perturbed
+    # versions of each training clip (body proportions, rig differences, marker noise and jitter, mirrored
+    # takes, low frame rates, root drift), each batch draws one for a clip with probability augment_prob
+    augment_variants: int = 0
+    augment_prob: float = 0.5
+    # share of training captions replaced by a people's-words paraphrase (genre jargon, step names, moods,
+    # typos: encoders.text_vocabulary), paraphrases_per_clip of them drawn once per clip
+    paraphrase_prob: float = 0.0
+    paraphrases_per_clip: int = 4
+    # share of training clips cut to a random stretch of short_crop_min_seconds .. the whole clip, so takes
+    # shorter than the 12-s window (padded and masked at inference) are in the training distribution
+    short_crop_prob: float = 0.0
+    short_crop_min_seconds: float = 4.0
     seed: int = 0
     device: str = "auto"               # auto | cpu | cuda | cuda:N
     num_threads: int = 1               # CPU threads for torch; measured on 2 busy shared cores, 1 thread
@@ -69,6 +84,13 @@ class TrainConfig:
             raise DanceSearchError("train config: epochs must be >= 1 and batch_size >= 2")
         if not 0.0 <= cfg.rotation_dropout < 1.0:
             raise DanceSearchError(f"train config: rotation_dropout must be in [0, 1), got {cfg.rotation_dropout}")
+        if cfg.augment_variants < 0 or cfg.paraphrases_per_clip < 0:
+            raise DanceSearchError("train config: augment_variants and paraphrases_per_clip must be >= 0")
+        if cfg.short_crop_min_seconds <= 0:
+            raise DanceSearchError(f"train config: short_crop_min_seconds must be > 0, got {cfg.short_crop_min_seconds}")
+        for name in ("augment_prob", "paraphrase_prob", "short_crop_prob"):
+            if not 0.0 <= getattr(cfg, name) <= 1.0:
+                raise DanceSearchError(f"train config: {name} must be in [0, 1], got {getattr(cfg, name)}")
         if cfg.unimodal_loss_weight < 0:
             raise DanceSearchError(f"train config: unimodal_loss_weight must be >= 0, got {cfg.unimodal_loss_weight}")
         return cfg
@@ -80,11 +102,16 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+    def from_dict(cls, data: dict[str, Any], saved: bool | None = None) -> "RunConfig":
+        """``saved`` None: a config with ``format`` or ``backbone_identity`` is a run's own config.json (keys it
+        lacks take the values its model was trained with); anything else is a new config (today's defaults)."""
         unknown = sorted(set(data) - {"model", "train", "format", "backbone_identity", "data"})
         if unknown:
             raise DanceSearchError(f"unknown config sections {unknown}; expected 'model' and 'train'")
-        return cls(ModelConfig.from_dict(dict(data.get("model") or {})), TrainConfig.from_dict(dict(data.get("train") or {})))
+        if saved is None:
+            saved = "format" in data or "backbone_identity" in data
+        return cls(ModelConfig.from_dict(dict(data.get("model") or {}), saved=saved),
+                   TrainConfig.from_dict(dict(data.get("train") or {})))
 
     @classmethod
     def from_file(cls, path: str | Path) -> "RunConfig":

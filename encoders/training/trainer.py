@@ -22,7 +22,8 @@ from tqdm import tqdm
 from ..errors import DanceSearchError
 from ..model.customdancer import CustomDancer
 from ..model.features import block_slice
-from .data import ClipExample, FeatureBank, balanced_batches, caption_queries
+from ..motion.augment import RealismAugment, mirror_caption
+from .data import ClipExample, FeatureBank, balanced_batches, caption_paraphrases, caption_queries
 from .ranking import retrieval_metrics
 from .run_dir import RunConfig, resolve_device, save_run
 
@@ -39,6 +40,22 @@ class TrainResult:
 def selection_score(metrics: dict[str, float]) -> tuple[float, float]:
     """Model selection on validation: larger R@1 + R@5 + R@10, then smaller mean rank."""
     return (metrics["R@1"] + metrics["R@5"] + metrics["R@10"], -metrics["MnR"])
+
+
+def short_crop(item: tuple[np.ndarray, np.ndarray, bool], rng: np.random.Generator,
+               min_frames: int) -> tuple[np.ndarray, np.ndarray, bool]:
+    """A random stretch of ``min_frames`` .. all frames of a prepared clip (30 fps), music cut alike.
+
+    Why: real takes are often shorter than the model's 12-s window (the AIST++ slices are 5 s, a CMU take
+    can be 5-10 s); the model pads and masks them, but a model that only ever saw full windows embeds a
+    short clip off its training distribution."""
+    motion, music, present = item
+    n = len(motion)
+    if n <= min_frames:
+        return item
+    length = int(rng.integers(min_frames, n + 1))
+    start = int(rng.integers(0, n - length + 1))
+    return motion[start:start + length], music[start:start + length], present
 
 
 def hide_rotations(motion: torch.Tensor, rng: np.random.Generator, share: float) -> None:
@@ -126,14 +143,25 @@ def train(config: RunConfig, train_examples: Sequence[ClipExample], val_examples
     # the model first: a backbone that cannot load (no CLIP weights, no open_clip) fails in seconds,
     # not after a minute of feature loading; feature loading draws no random numbers, so runs are unchanged
     model = CustomDancer(mc).to(device)
-    train_bank = FeatureBank(train_examples, progress, "train features")
-    val_bank = FeatureBank(list(val_examples), progress, "val features")
+    augment = RealismAugment() if tc.augment_variants > 0 else None
+    if augment is not None and mc.motion_input != "canonical":
+        raise DanceSearchError("train config: augment_variants needs the model's motion_input 'canonical'")
+    train_bank = FeatureBank(train_examples, progress, "train features", mc.motion_input, augment,
+                             tc.augment_variants, seed=tc.seed + 1, smoothing=mc.input_smoothing)
+    val_bank = FeatureBank(list(val_examples), progress, "val features", mc.motion_input,
+                           smoothing=mc.input_smoothing)
+    paraphrases = caption_paraphrases(train_examples, tc.paraphrases_per_clip, tc.seed + 2) \
+        if tc.paraphrase_prob > 0 else None
     stats = train_bank.fit_stats()
     train_items = train_bank.normalise(stats)
     val_items = val_bank.normalise(stats)
 
     if mc.freeze_backbone:  # frozen features are a function of the text: compute each caption once
-        captions = sorted({c for e in [*train_examples, *val_bank.examples] for c in e.captions})
+        captions = {c for e in [*train_examples, *val_bank.examples] for c in e.captions}
+        captions |= {c for pool in (paraphrases or []) for c in pool}
+        if augment is not None:
+            captions |= {mirror_caption(c) for c in captions}
+        captions = sorted(captions)
         for i in tqdm(range(0, len(captions), 256), desc="caption features", disable=not progress, leave=False):
             model.text.backbone_features(captions[i:i + 256])
     opt = _optimizer(model, config)
@@ -158,7 +186,19 @@ def train(config: RunConfig, train_examples: Sequence[ClipExample], val_examples
         losses = []
         for batch_idx in balanced_batches(genres, dancers, tc.batch_size, rng):
             caps = [train_examples[i].captions[int(rng.integers(len(train_examples[i].captions)))] for i in batch_idx]
-            items = [train_items[i] for i in batch_idx]
+            if augment is None and paraphrases is None and tc.short_crop_prob == 0:
+                items = [train_items[i] for i in batch_idx]
+            else:
+                items = []
+                for row, i in enumerate(batch_idx):
+                    if paraphrases is not None and paraphrases[i] and rng.random() < tc.paraphrase_prob:
+                        caps[row] = paraphrases[i][int(rng.integers(len(paraphrases[i])))]
+                    item, mirrored = train_bank.variant(i, rng, tc.augment_prob)
+                    if tc.short_crop_prob > 0 and rng.random() < tc.short_crop_prob:
+                        item = short_crop(item, rng, int(tc.short_crop_min_seconds * 30))
+                    items.append(item)
+                    if mirrored:
+                        caps[row] = mirror_caption(caps[row])
             starts = [int(rng.integers(0, max(1, len(m) - span + 1))) for m, _, _ in items]
             batch = model.collate(items, starts)
             if tc.rotation_dropout > 0:

@@ -140,7 +140,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
         if not args.text.strip():
             raise UsageError("--text must not be empty")
-        pred = GenreClassifier.from_pretrained().predict([args.text])[0]
+        pred = GenreClassifier.from_pretrained().predict_query([args.text])[0]
         genre, confidence = pred.genre, pred.confidence
     else:
         genre = args.genre

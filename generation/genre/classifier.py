@@ -105,6 +105,15 @@ class GenreClassifier:
         self.head.eval()
         return torch.sigmoid(self.head(self.features(texts))).numpy()
 
+    def predict_query(self, texts: Sequence[str]) -> list[GenrePrediction]:
+        """:meth:`predict` of what a user typed: dance jargon, step names and typos are expanded first
+        (``encoders.text_vocabulary.expand_query``, as search does), so "toprock and windmills" reads as
+        breaking although the captions the head was trained on never say "toprock"."""
+        from encoders.text_vocabulary import expand_query
+
+        preds = self.predict([expand_query(str(t)).text for t in texts])
+        return [GenrePrediction(str(t), p.genre, p.confidence, p.top) for t, p in zip(texts, preds)]
+
     def predict(self, texts: Sequence[str]) -> list[GenrePrediction]:
         texts = [str(t) for t in texts]
         empty = [i for i, t in enumerate(texts) if not t.strip()]

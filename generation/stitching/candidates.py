@@ -155,7 +155,7 @@ class CatalogCandidates:
             if len(ids):
                 vecs = loaded.index.vectors_for(ids)
                 text_vectors = {int(i): v for i, v in zip(ids, vecs)}
-                encoder = embedder.encode_text
+                encoder = embedder.encode_query   # as search encodes it: dance jargon expanded
         except Exception as exc:  # no index or no model: music-only retrieval, said in the provenance
             if progress:
                 print(f"catalog retrieval without text side: {exc}", flush=True)

@@ -28,7 +28,7 @@ from .base import BACKENDS, KINDS, VectorIndex, auto_kind
 from .calibration import calibrate
 from .query_gate import (GATE_FORMAT, StaticSpace, calibrate_gate, labelled_hash, missing_gate_data, read_labelled,
                          read_lexicon, served_genres)
-from .embedder import Embedder
+from .embedder import Embedder, encode_queries
 from .faiss_index import FaissIndex, FaissParams
 from .filters import ClipAttributes
 from .store import DEFAULT_INDEX_NAME, GenreCentroids, LoadedIndex, load_index, read_manifest, save_index
@@ -163,7 +163,7 @@ def tune_search(index: VectorIndex, embedder: Embedder, captions: dict[int, list
     texts = tuning_texts([t for cid in sorted(captions) for t in captions[cid]], queries, seed)
     if not texts or len(index) == 0:
         return None
-    q = np.concatenate([embedder.encode_text(texts[s:s + 256]) for s in range(0, len(texts), 256)])
+    q = np.concatenate([encode_queries(embedder, texts[s:s + 256]) for s in range(0, len(texts), 256)])
     report = index.tune(q, k=10)
     return {k: v for k, v in report.items() if k != "tried"}
 
@@ -189,6 +189,9 @@ def _save(embedder: Embedder, index: VectorIndex, directory: Path, catalog: Any,
     cal = calibrate(embedder, index, captions)
     if tuning is not None:
         extra = {**extra, "tuning": tuning}
+    encoding = getattr(embedder, "query_encoding", None)
+    if encoding is not None:   # the threshold and the gate below are fitted on vectors encoded this way
+        extra = {**extra, "query_encoding": encoding}
     gate = _gate(embedder, index, directory, clips, captions["all"], warnings)
     if gate is None:  # remembered, so that `index build` does not retry the fit on every run
         extra = {**extra, "query_gate_skipped": _gate_key(index)}
@@ -199,7 +202,12 @@ def _save(embedder: Embedder, index: VectorIndex, directory: Path, catalog: Any,
 def _gate_stale(manifest: dict[str, Any], embedder: Embedder, index: VectorIndex) -> bool:
     """Whether an index build should (re)fit the query gate although no clip changed: the manifest has
     none (an index from before the gate) or one fitted on other labelled data / genres; False when the
-    gate cannot be fitted here anyway (no labelled data)."""
+    gate cannot be fitted here anyway (no labelled data). Also True when the manifest's threshold and gate were
+    fitted on queries encoded otherwise than this embedder encodes them (query expansion on / off, another
+    vocabulary): they are refitted then."""
+    encoding = getattr(embedder, "query_encoding", None)
+    if encoding is not None and manifest.get("query_encoding") != encoding:
+        return True
     try:
         labelled = [r for r in read_labelled() if r["split"] == "calib"]
         lexicon = read_lexicon()

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .base import VectorIndex
-from .embedder import Embedder
+from .embedder import Embedder, encode_queries
 
 DEFAULT_PERCENTILE = 10.0
 MAX_PAIRS = 4_000  # captions used (randomly sampled beyond this) so calibration stays seconds
@@ -44,7 +44,7 @@ def calibrate(embedder: Embedder, index: VectorIndex, captions_by_clip: dict[str
     col = {int(c): i for i, c in enumerate(clip_ids)}
     clip_vecs = index.vectors_for(clip_ids)
     texts = [t for t, _ in pairs]
-    text_vecs = np.concatenate([embedder.encode_text(texts[s:s + 256]) for s in range(0, len(texts), 256)])
+    text_vecs = np.concatenate([encode_queries(embedder, texts[s:s + 256]) for s in range(0, len(texts), 256)])
     scores = text_vecs @ clip_vecs.T
     own = np.asarray([col[cid] for _, cid in pairs])
     matched = scores[np.arange(len(pairs)), own]

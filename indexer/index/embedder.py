@@ -27,9 +27,20 @@ class Embedder(Protocol):
         """(N, dim) float32, L2-normalised, for ``encoders.api.DanceInput`` items."""
 
 
-def load_embedder(run_dir: str | None = None, text_encoder: str = "full") -> Embedder:
+def encode_queries(embedder: Any, texts: Sequence[str]) -> np.ndarray:
+    """Query vectors as the search engine computes them: ``encode_query`` (jargon expansion, see
+    ``encoders.api.DanceEmbedder.encode_query``) when the embedder has it, else ``encode_text``.
+
+    Everything fitted on query vectors (the score threshold, the query gate) goes through here too,
+    so it is fitted on the vectors it will judge."""
+    encode = getattr(embedder, "encode_query", None) or embedder.encode_text
+    return np.asarray(encode(list(texts)), dtype=np.float32)
+
+
+def load_embedder(run_dir: str | None = None, text_encoder: str = "full", query_expansion: bool = True) -> Embedder:
     """``DanceEmbedder.from_run(run_dir)``; ``None`` loads the shipped demo model (``models/demo``);
-    ``text_encoder="fast"`` answers queries with the run's distilled fast encoder."""
+    ``text_encoder="fast"`` answers queries with the run's distilled fast encoder; ``query_expansion``
+    False encodes queries exactly as typed."""
     from encoders.api import DEFAULT_RUN_DIR, DanceEmbedder
     from encoders.errors import InputError
 
@@ -40,7 +51,7 @@ def load_embedder(run_dir: str | None = None, text_encoder: str = "full") -> Emb
         raise InputError(str(path), "no trained model here", field="--run",
                          expected="a run folder written by `dancesearch train` (or the shipped models/demo)",
                          got="missing folder")
-    return DanceEmbedder.from_run(path, text_encoder=text_encoder)
+    return DanceEmbedder.from_run(path, text_encoder=text_encoder, query_expansion=query_expansion)
 
 
 def query_key(text: str) -> str:

@@ -43,6 +43,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from .embedder import encode_queries
+
 log = logging.getLogger("dancesearch.index")
 
 GATE_FORMAT = 1
@@ -410,7 +412,7 @@ def prepare_gate(embedder: Any, clips: Sequence[Any], captions: dict[int, list[s
     val_caps = _stratified(val, MAX_VAL_CAPTIONS, seed + 1)
     served, unserved, blocked = split_lexicon(lexicon, genres, [t for _, t in train + val])
     served_phrases = list(dict.fromkeys(list(genres) + served))
-    enc = lambda ts: (np.concatenate([embedder.encode_text(list(ts[s:s + 256])) for s in range(0, len(ts), 256)])  # noqa: E731
+    enc = lambda ts: (np.concatenate([encode_queries(embedder, ts[s:s + 256]) for s in range(0, len(ts), 256)])  # noqa: E731
                       if ts else np.zeros((0, embedder.dim), np.float32))
     arrays = {"ref_joint": enc(ref), "ref_static": StaticSpace.encode(ref),
               "lex_joint": enc(unserved), "lex_static": StaticSpace.encode(unserved),

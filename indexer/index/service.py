@@ -36,7 +36,7 @@ import numpy as np
 from encoders.errors import InputError
 
 from .base import Hits
-from .embedder import Embedder, TextEmbeddingCache
+from .embedder import Embedder, TextEmbeddingCache, encode_queries
 from .filters import ClipFilter, tempo_word
 from .query_gate import GENERATED_SOURCE, GateDecision, QueryGate, served_genres
 from .store import DEFAULT_INDEX_NAME, LoadedIndex, load_index
@@ -137,6 +137,12 @@ class SearchEngine:
         self.text_cache = text_cache  # shared with the owner (the API keeps one across reloads)
         self._encode_lock = threading.Lock() if getattr(embedder, "thread_safe", True) is False else None
         self.gate: QueryGate | None = QueryGate.from_manifest(loaded.manifest, getattr(loaded, "gate_arrays", None))
+        built, serving = loaded.manifest.get("query_encoding"), getattr(embedder, "query_encoding", None)
+        if built is not None and serving is not None and built != serving:
+            logging.getLogger("dancesearch.index").warning(
+                "the index's score threshold and query gate were fitted on queries encoded with %s, this server "
+                "encodes them with %s: run `dancesearch index build` again (or match the server's "
+                "--query-expansion setting) for calibrated outcomes", built, serving)
 
     @classmethod
     def open(cls, workspace: Any, embedder: Embedder, name: str = DEFAULT_INDEX_NAME,
@@ -227,9 +233,9 @@ class SearchEngine:
             unique = list(todo)
             if self._encode_lock is not None:
                 with self._encode_lock:
-                    fresh = self.embedder.encode_text(unique)
+                    fresh = encode_queries(self.embedder, unique)
             else:
-                fresh = self.embedder.encode_text(unique)
+                fresh = encode_queries(self.embedder, unique)
             fresh = np.asarray(fresh, dtype=np.float32)
             for t, vec in zip(unique, fresh):
                 out[todo[t]] = vec
@@ -363,9 +369,17 @@ class SearchEngine:
             totals[req.flt] = self.index.count(req.flt)
         body = {"query": req.echo(), "mode": mode, "no_match": bool(no_match), "threshold": self.threshold,
                 "outcome": outcome, "outcome_reason": reason, "outcome_scores": scores, "proposal": None,
-                "model": self.model_id, "took_ms": round((time.perf_counter() - t0) * 1000, 3),
+                "expanded_query": self._expanded(req.q), "model": self.model_id, "took_ms": round((time.perf_counter() - t0) * 1000, 3),
                 "total": totals[req.flt], "results": results}
         return body
+
+    def _expanded(self, text: str | None) -> str | None:
+        """The expanded text :func:`encode_queries` encoded for ``text``, or None when it was encoded as typed."""
+        expand = getattr(self.embedder, "expand_queries", None)
+        if not text or expand is None:
+            return None
+        found = expand([text])[0].text
+        return found if found != text else None
 
     def _genre_ranking(self, flt: ClipFilter, need: int) -> list[tuple[int, float]]:
         merged: list[tuple[int, float]] = []
@@ -402,7 +416,7 @@ class SearchEngine:
         return {"query": echo, "mode": "similar", "no_match": not results, "threshold": self.threshold,
                 "outcome": "match" if results else "gap",
                 "outcome_reason": "clips closest to this one" if results else "no other clip satisfies the filters",
-                "outcome_scores": None, "proposal": None,
+                "outcome_scores": None, "proposal": None, "expanded_query": None,
                 "model": self.model_id, "took_ms": round((time.perf_counter() - t0) * 1000, 3),
                 "total": max(self.index.count(flt) - 1, 0), "results": results}
 
