@@ -40,6 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from .genre_match.cli import register as register_gs
 
     register_gs(subparsers)
+    from .video.cli import register as register_render
+
+    register_render(subparsers)
 
 
 def run_demo(args: argparse.Namespace) -> int:

@@ -1,0 +1,213 @@
+"""``dancesearch render``: a dance -> a shareable MP4 (H.264 + AAC) with its music.
+
+    dancesearch render (--clip ID | --motion FILE.npz|.bvh) [--music FILE | --no-music] [--size 256]
+                       [--view body|pose|grid|side-by-side] [--seconds S] [--out dance.mp4] [--home H] [--json]
+
+``--clip`` takes a catalog clip's motion and its audio (the files ``/v1/clips/{id}/motion`` and
+``/v1/clips/{id}/audio`` serve, checked the same way); ``--motion`` a motion record npz (what ``dancesearch
+generate --out x.npz`` writes) or a BVH file, silent unless ``--music FILE`` is given (``--music`` also
+replaces a clip's own audio). Frames are rendered in chunks and piped to ffmpeg as they come, so memory
+stays bounded and encoding overlaps rendering. Exit codes: 2 for usage errors (both or neither of
+--clip / --motion, an unknown clip id, --size out of range, --out not an .mp4), 1 with one ``error:`` line
+for failures (unreadable files, a missing ``video`` extra).
+
+Everything heavy (moderngl, imageio-ffmpeg, the catalog) is imported by the handler, not at registration.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+from encoders.cliutil import (EXIT_OK, UsageError, add_common_options, bounded_number, emit, info, progress_enabled,
+                              sigterm_as_interrupt)
+from encoders.errors import DanceSearchError, InputError
+
+# Importing generation.video (this package) costs ~30 ms at registration: torch, which its joints module
+# imports, is already loaded by the other commands; moderngl and imageio-ffmpeg are not imported here.
+from .compose import VIEWS
+
+MIN_SIZE, MAX_SIZE = 32, 2048
+MAX_SECONDS = 3600.0
+#: Pixels of guidance maps rendered per chunk (about 20 bytes each): ~80 MB whatever the size.
+CHUNK_PIXELS = 1 << 22
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "render", help="render a dance to an MP4 video with its music",
+        description="Render a catalog --clip or a --motion file (npz from `dancesearch generate`, or BVH) as a "
+                    "shareable MP4 (H.264, AAC music): the shaded capsule body, the DWPose skeleton map, both side "
+                    "by side, or a grid of the pose-guidance maps. Needs the video extra: pip install -e \".[video]\".")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--clip", type=int, metavar="ID", help="a catalog clip (its motion and its music)")
+    src.add_argument("--motion", type=Path, metavar="FILE", help="a motion record .npz or a .bvh file")
+    music = p.add_mutually_exclusive_group()
+    music.add_argument("--music", type=Path, metavar="FILE",
+                       help="audio file to play with the dance (wav, ogg, mp3, flac, m4a); replaces a clip's own")
+    music.add_argument("--no-music", action="store_true", help="a silent video, even for a clip with music")
+    p.add_argument("--size", type=bounded_number(int, MIN_SIZE, MAX_SIZE, "--size"), default=256,
+                   help=f"frame size in pixels, square ({MIN_SIZE}..{MAX_SIZE}; default 256); grid and side-by-side "
+                        "views put 2x2 / 2 panels of this size together")
+    p.add_argument("--view", choices=VIEWS, default="body",
+                   help="body: shaded capsule body (default); pose: DWPose skeleton map; grid: depth, normal, "
+                        "semantic and pose maps; side-by-side: body and pose")
+    p.add_argument("--seconds", type=bounded_number(float, 0.1, MAX_SECONDS, "--seconds"), default=None,
+                   metavar="S", help="render at most the first S seconds (default: the whole dance)")
+    p.add_argument("--out", type=Path, default=Path("dance.mp4"), metavar="FILE.mp4",
+                   help="output video (default dance.mp4; replaced atomically if it exists)")
+    p.add_argument("--db", metavar="URL", default=None, help="SQLAlchemy catalog URL (default: HOME/catalog.sqlite)")
+    add_common_options(p)
+    p.set_defaults(handler=cmd_render)
+
+
+# --- the dance and its music ---------------------------------------------------------------------------
+def _clip_media(ws: Any, clip: Any, kind: str, relative: str) -> Path:
+    """The checked absolute path of a clip's ``kind`` file, as the API serves it (same containment, same checks)."""
+    from indexer.media_check import CHECKS, contained
+
+    path = contained(ws.home, relative)
+    if path is None:
+        raise DanceSearchError(f"clip {clip.id}: its {kind} path {relative} lies outside the workspace")
+    problem = CHECKS[kind](path)
+    if problem:
+        raise DanceSearchError(f"clip {clip.id}: its {kind} file {relative} cannot be used: {problem} "
+                               f"(list broken files with `dancesearch check`)")
+    return path
+
+
+def _clip_dance(args: argparse.Namespace) -> tuple[Any, Path | None, str]:
+    """(motion record, audio path or None, a note on the audio) of catalog clip ``args.clip``."""
+    from encoders.motion.record import MotionRecord
+    from indexer.workspace import Workspace
+
+    ws = Workspace.from_args(args)
+    if args.db is None and not ws.catalog_path.is_file():
+        raise DanceSearchError(f"no catalog at {ws.catalog_path} to take clip {args.clip} from: ingest data first "
+                               f"(or give --home)")
+    catalog = ws.catalog(create=False)
+    try:
+        clip = catalog.clip(args.clip)
+    finally:
+        catalog.close()
+    if clip is None:
+        raise UsageError(f"no clip with id {args.clip} in the catalog of {ws.home}")
+    record = MotionRecord.load(_clip_media(ws, clip, "motion", clip.motion_path))
+    if args.no_music or args.music is not None:
+        return record, args.music, ""
+    if not clip.audio_path:
+        return record, None, f"clip {clip.id} ({clip.key}) has no audio: the video is silent"
+    return record, _clip_media(ws, clip, "audio", clip.audio_path), ""
+
+
+def _motion_file(path: Path) -> Any:
+    """A motion record from a project npz or a BVH (.bvh / .bvh.gz) file."""
+    from encoders.motion.record import MotionRecord
+
+    name = path.name.lower()
+    is_npz, is_bvh = name.endswith(".npz"), name.endswith((".bvh", ".bvh.gz"))
+    if not (is_npz or is_bvh):
+        raise UsageError(f"--motion must name a motion record .npz or a .bvh file, got {path}")
+    if not path.is_file():
+        raise InputError(path, "motion file not found")
+    if is_bvh:
+        from encoders.motion.bvh import read_bvh
+
+        return read_bvh(path).to_record()
+    try:
+        return MotionRecord.load(path)
+    except DanceSearchError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a corrupt npz of any kind is the user's input error
+        raise InputError(path, f"not a readable motion npz ({type(exc).__name__}: {exc})") from None
+
+
+def _require_video_extra() -> None:
+    """Fail early (exit 1) naming the install when imageio-ffmpeg or the headless renderer is missing."""
+    from .gl import RendererUnavailable, renderer_available
+    from .mp4 import ffmpeg_exe
+
+    ffmpeg_exe()
+    ok, why = renderer_available()
+    if not ok:
+        raise RendererUnavailable(why)
+
+
+# --- the command ---------------------------------------------------------------------------------------
+def cmd_render(args: argparse.Namespace) -> int:
+    if args.clip is None and args.motion is None:
+        raise UsageError("give the dance with --clip ID or --motion FILE")
+    if args.out.suffix.lower() != ".mp4":
+        raise UsageError(f"--out must name an .mp4 file, got {args.out}")
+    _require_video_extra()
+    from .compose import compose, view_shape
+    from .guidance import GuidanceRenderer
+    from .mp4 import audio_duration, probe_mp4, write_mp4
+
+    if args.clip is not None:
+        record, audio, note = _clip_dance(args)
+    else:
+        record, audio, note = _motion_file(args.motion), args.music, ""
+        if audio is None and not args.no_music:
+            note = "no --music given: the video is silent"
+    if audio is not None:
+        audio_duration(audio)                  # an unreadable audio file fails before any rendering
+    if args.seconds is not None:
+        record = record.slice(0, min(record.num_frames, max(1, int(round(args.seconds * record.fps)))))
+    if record.num_frames < 1:
+        raise InputError(args.motion or f"clip {args.clip}", "the dance has no frames")
+    if note:
+        info(note)
+    timing = {"render": 0.0}                  # seconds spent rendering and composing chunks (in _frames)
+    t0 = time.perf_counter()
+    renderer = GuidanceRenderer(record, args.size)
+    setup_s = time.perf_counter() - t0
+    try:
+        h, w = view_shape(args.view, renderer.height, renderer.width)
+        chunk = max(1, min(32, CHUNK_PIXELS // (h * w)))
+        frames = _frames(renderer, args.view, chunk, compose, timing, progress_enabled(args))
+        t0 = time.perf_counter()
+        with sigterm_as_interrupt():           # `kill` stops ffmpeg and removes the temporary file, like Ctrl-C
+            write_mp4(frames, record.fps, args.out, audio, num_frames=renderer.num_frames)
+        write_s = time.perf_counter() - t0
+    finally:
+        renderer.close()
+    written = probe_mp4(args.out)
+    # rendering happens inside write_mp4's loop (frames are pulled as ffmpeg takes them): what is not
+    # rendering there is waiting for ffmpeg (pipe writes, muxing, finishing the file)
+    render_s = setup_s + timing["render"]
+    encode_s = max(write_s - timing["render"], 0.0)
+    payload = {"out": str(args.out), "frames": written.frames, "fps": written.fps,
+               "seconds": round(written.duration_s, 3), "size": args.size, "width": written.width,
+               "height": written.height, "view": args.view, "audio": None if audio is None else str(audio),
+               "clip": args.clip, "motion": None if args.motion is None else str(args.motion),
+               "render_seconds": round(render_s, 3), "encode_seconds": round(encode_s, 3), "bytes": written.bytes}
+
+    def human() -> None:
+        music = f"music {audio}" if audio is not None else "no music"
+        info(f"{written.frames} frames, {written.duration_s:.1f} s at {written.fps:g} fps, {written.width}x"
+             f"{written.height}, {args.view} view, {music} -> {args.out} (render {render_s:.1f} s, encode "
+             f"{encode_s:.1f} s)")
+
+    emit(args, payload, human)
+    return EXIT_OK
+
+
+def _frames(renderer: Any, view: str, chunk: int, compose: Any, timing: dict[str, float],
+            progress: bool) -> Iterator[Any]:
+    """The composed video frames, rendered ``chunk`` at a time; time spent here accumulates in ``timing``."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=renderer.num_frames, unit="frame", desc="render", file=sys.stderr, disable=not progress,
+               leave=False)
+    try:
+        for start in range(0, renderer.num_frames, chunk):
+            t0 = time.perf_counter()
+            images = compose(renderer.render(start, start + chunk), view)
+            timing["render"] += time.perf_counter() - t0
+            yield from images
+            bar.update(len(images))
+    finally:
+        bar.close()

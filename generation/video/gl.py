@@ -1,0 +1,176 @@
+"""Headless OpenGL rasterisation of the capsule body: depth, normal and part label in one pass.
+
+Why moderngl on EGL: it needs no display and no X server, runs on Mesa's software rasteriser (llvmpipe)
+on a CPU-only machine and on the NVIDIA driver on a GPU one, with the same code. One draw call instances
+the capsule template for every bone; two render targets receive (camera-space normal, view depth) as
+float32 and the part label (the mask is label > 0). ``moderngl`` is an optional extra and is imported
+only here, when a renderer is first built.
+"""
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+
+from encoders.errors import DanceSearchError
+
+from .camera import Camera
+from .capsules import capsule_template
+
+INSTALL_HINT = 'pip install -e ".[video]"'
+
+
+class RendererUnavailable(DanceSearchError):
+    """The headless renderer cannot run here: moderngl is missing or no EGL context can be created."""
+
+
+_VERTEX = """
+#version 330
+uniform mat4 u_view;
+uniform mat4 u_proj;
+in vec4 in_tpl;            // unit direction xyz, end flag w
+in vec3 i_a;
+in vec3 i_b;
+in vec3 i_x;
+in vec3 i_y;
+in vec3 i_z;
+in float i_label;
+out vec3 v_normal;
+out float v_depth;
+flat out float v_label;
+void main() {
+    vec3 n = in_tpl.xyz;
+    vec3 world = mix(i_a, i_b, in_tpl.w) + i_x * n.x + i_y * n.y + i_z * n.z;
+    // normal of the scaled shape: inverse-transpose of [x y z] (orthogonal columns)
+    vec3 wn = i_x * (n.x / dot(i_x, i_x)) + i_y * (n.y / dot(i_y, i_y)) + i_z * (n.z / dot(i_z, i_z));
+    vec4 view = u_view * vec4(world, 1.0);
+    v_normal = mat3(u_view) * wn;
+    v_depth = -view.z;
+    v_label = i_label;
+    gl_Position = u_proj * view;
+}
+"""
+
+_FRAGMENT = """
+#version 330
+in vec3 v_normal;
+in float v_depth;
+flat in float v_label;
+layout(location = 0) out vec4 o_geometry;
+layout(location = 1) out vec4 o_label;
+void main() {
+    o_geometry = vec4(normalize(v_normal), v_depth);
+    o_label = vec4(v_label / 255.0, 0.0, 0.0, 1.0);
+}
+"""
+
+# An EGL context is current in the thread that made it only: one context per (process, thread, backend).
+_LOCAL = threading.local()
+
+
+def _import_moderngl():
+    try:
+        import moderngl
+    except ImportError as exc:
+        raise RendererUnavailable(
+            f"guidance rendering needs the optional package moderngl, which is not installed: {INSTALL_HINT}"
+        ) from exc
+    return moderngl
+
+
+def gl_context(backend: str = "egl"):
+    """This thread's headless moderngl context for ``backend`` (created once per thread: EGL start-up ~0.5 s).
+
+    Why per thread: an EGL context is current in the thread that created it, and GL calls from another
+    thread fail; a renderer must be used in the thread that built it (:class:`CapsuleRasterizer` checks).
+    """
+    moderngl = _import_moderngl()
+    contexts = getattr(_LOCAL, "contexts", None)
+    if contexts is None or getattr(_LOCAL, "pid", None) != os.getpid():    # a forked child starts afresh
+        contexts = _LOCAL.contexts = {}
+        _LOCAL.pid = os.getpid()
+    ctx = contexts.get(backend)
+    if ctx is None:
+        try:
+            ctx = moderngl.create_context(standalone=True, backend=backend, require=330)
+        except Exception as exc:  # noqa: BLE001 - glcontext raises bare Exception types
+            raise RendererUnavailable(
+                f"cannot create a headless OpenGL 3.3 context with the '{backend}' backend: {exc}. "
+                "Install EGL (Debian/Ubuntu: libegl1 and libgl1-mesa-dri for Mesa's software renderer, "
+                "or an NVIDIA driver)") from exc
+        contexts[backend] = ctx
+    return ctx
+
+
+def renderer_available(backend: str = "egl") -> tuple[bool, str]:
+    """(True, renderer name) when a context can be made here, else (False, why): for skips and diagnostics."""
+    try:
+        ctx = gl_context(backend)
+    except RendererUnavailable as exc:
+        return False, str(exc)
+    return True, str(ctx.info.get("GL_RENDERER", "unknown"))
+
+
+class CapsuleRasterizer:
+    """Renders instanced capsules to (normal + depth, label) images of one size; reuse it across frames."""
+
+    def __init__(self, width: int, height: int, *, backend: str = "egl", segments: int = 16, rings: int = 4,
+                 max_instances: int = 128) -> None:
+        moderngl = _import_moderngl()
+        self.width, self.height = int(width), int(height)
+        self.ctx = gl_context(backend)
+        self._thread = threading.get_ident()
+        ctx = self.ctx
+        verts, tris = capsule_template(segments, rings)
+        self.prog = ctx.program(vertex_shader=_VERTEX, fragment_shader=_FRAGMENT)
+        self.template = ctx.buffer(verts.astype("f4").tobytes())
+        self.index = ctx.buffer(tris.astype("u4").tobytes())
+        self.max_instances = int(max_instances)
+        self.instances = ctx.buffer(reserve=self.max_instances * 16 * 4, dynamic=True)
+        self.vao = ctx.vertex_array(self.prog, [
+            (self.template, "4f", "in_tpl"),
+            (self.instances, "3f 3f 3f 3f 3f 1f/i", "i_a", "i_b", "i_x", "i_y", "i_z", "i_label"),
+        ], index_buffer=self.index, index_element_size=4)
+        self.geometry = ctx.texture((self.width, self.height), 4, dtype="f4")
+        self.labels = ctx.texture((self.width, self.height), 1, dtype="f1")
+        self.depth = ctx.depth_renderbuffer((self.width, self.height))
+        self.fbo = ctx.framebuffer(color_attachments=[self.geometry, self.labels], depth_attachment=self.depth)
+        self._flags = moderngl.DEPTH_TEST | moderngl.CULL_FACE
+        self._camera_id: int | None = None
+
+    def set_camera(self, camera: Camera) -> None:
+        if (camera.width, camera.height) != (self.width, self.height):
+            raise ValueError(f"camera is {camera.width}x{camera.height}, rasterizer {self.width}x{self.height}")
+        self.prog["u_view"].write(camera.view_matrix().T.astype("f4").tobytes())   # GLSL is column-major
+        self.prog["u_proj"].write(camera.projection_matrix().T.astype("f4").tobytes())
+        self._camera_id = id(camera)
+
+    def render(self, instances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One frame: ``instances`` (S, 16) float32 -> geometry (H, W, 4) float32 (normal xyz, view depth;
+        0 where empty) and labels (H, W) uint8, both with row 0 at the top of the image."""
+        if self._camera_id is None:
+            raise RuntimeError("set_camera() first")
+        if threading.get_ident() != self._thread:
+            raise RuntimeError("a CapsuleRasterizer renders only in the thread that created it (its EGL context)")
+        data = np.ascontiguousarray(instances, dtype=np.float32)
+        n = len(data)
+        if n > self.max_instances:
+            self.instances.orphan(n * 16 * 4)
+            self.max_instances = n
+        self.instances.write(data.tobytes())
+        self.fbo.use()
+        self.ctx.enable_only(self._flags)
+        self.fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
+        self.vao.render(instances=n)
+        geo = np.frombuffer(self.fbo.read(components=4, attachment=0, dtype="f4"), dtype=np.float32)
+        lab = np.frombuffer(self.fbo.read(components=1, attachment=1, dtype="f1"), dtype=np.uint8)
+        geo = geo.reshape(self.height, self.width, 4)[::-1]
+        lab = lab.reshape(self.height, self.width)[::-1]
+        return geo, lab
+
+    def release(self) -> None:
+        """Free the GL objects (the shared context stays for the next rasterizer)."""
+        for obj in (self.vao, self.fbo, self.geometry, self.labels, self.depth, self.instances, self.index,
+                    self.template, self.prog):
+            obj.release()
