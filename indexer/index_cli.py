@@ -94,6 +94,8 @@ def cmd_index_build(args: argparse.Namespace) -> int:
 
 
 def _print_results(body: dict[str, Any]) -> None:
+    if body.get("expanded_query"):
+        info(f"searched as: {body['expanded_query']}")
     if body["no_match"]:
         info(f"no good match (best score below the calibrated threshold {body['threshold']})")
     for r in body["results"]:

@@ -186,7 +186,7 @@ def search_box() -> None:
     with st.form("search", border=False):
         c1, c2 = st.columns([6, 1], vertical_alignment="bottom")
         c1.text_input("Describe a dance", key="q_input", max_chars=QUERY_MAX_CHARS,
-                      placeholder="e.g. a slow lyrical waltz that travels in circles",
+                      placeholder="e.g. a slow gentle waltz that travels in circles",
                       help=f"Up to {QUERY_MAX_CHARS} characters: the search API takes {MAX_QUERY}, and the "
                            f"refinement bar may add up to {MAX_REFINEMENT_CHARS}.")
         c2.form_submit_button("Search", type="primary", on_click=_submit_query, use_container_width=True)

@@ -126,7 +126,7 @@ def not_dance_message(reason: str | None, escape: Callable[[object], str]) -> No
     """The friendly answer to a text that is not about dance: what the search is for, no Generate button."""
     why = f" ({escape(reason)})" if reason else ""
     st.info(f"**{NOT_DANCE_TITLE}**{why}.\n\nDanceSearch finds and makes dances: describe how a dance moves, "
-            "its style, tempo or mood, for example *a slow lyrical waltz that travels in circles* or "
+            "its style, tempo or mood, for example *a slow gentle waltz that travels in circles* or "
             "*energetic hip-hop with fast footwork*.", icon="💬")
 
 

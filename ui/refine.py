@@ -39,7 +39,7 @@ MAX_REFINEMENT_CHARS: int = sum(2 + max(map(len, table.values()))
                                 for table in (BODY_PART_PHRASES, ENERGY_PHRASES, TEMPO_PHRASES))
 
 EXAMPLE_QUERIES: tuple[str, ...] = (
-    "a slow lyrical waltz that travels in circles",
+    "a slow gentle waltz that travels in circles",   # "lyrical" names a style the demo lacks: a gap
     "a sharp popping sequence with isolated arm movements",
     "energetic hip-hop with fast footwork",
     "a calm dance with expressive hands",
