@@ -22,9 +22,14 @@ configured (``search_api.auth``).
 In front of the routes: a request-body limit (``search_api.limits``, 413 before the body is read),
 the metrics middleware and, when configured, CORS.  ``/docs`` and ``/redoc`` use local copies of
 Swagger UI and ReDoc (``search_api.docs``), so they work offline.
+
+Videos (``search_api.video``): ``GET /v1/clips/{id}/video`` renders a clip's MP4 once, on one dedicated render
+thread (concurrent requests for the same video share that render), caches it under ``HOME/cache/video`` and
+serves the file (Range requests included); the render thread stops with the app.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, AsyncIterator, Callable
@@ -54,10 +59,12 @@ from .live import ChangeWatcher
 from .media import MediaError, MediaUnavailable
 from .metrics import Metrics, MetricsMiddleware
 from .runtime import ThreadSettings, configure_process
-from .schemas import (ERRORS, MAX_K, MAX_OFFSET, MAX_QUERY, MEDIA_ERRORS, ClipInfo, ErrorResponse, GenresResponse,
-                      Health, MotionJson, SearchBody, SearchResponse, Split)
+from .schemas import (ERRORS, MAX_K, MAX_OFFSET, MAX_QUERY, MEDIA_ERRORS, VIDEO_RESPONSES, ClipInfo, ErrorResponse,
+                      GenresResponse, Health, MotionJson, SearchBody, SearchResponse, Split)
 from .service import ApiService
 from .settings import ApiSettings
+from .video import INSTALL_HINT as VIDEO_INSTALL_HINT
+from .video import MAX_VIDEO_SECONDS, RenderQueueFull, VideoService, VideoSize, VideoUnavailable, VideoView
 
 log = logging.getLogger("dancesearch.api")
 
@@ -120,6 +127,7 @@ def create_app(settings: ApiSettings | None = None, engine: SearchEngine | None 
     service = ApiService(engine if engine is not None else loader(), loader, text_cache=cache,
                          milvus_uri=settings.milvus_uri, on_change=metrics.observe_state)
     watcher = ChangeWatcher(service.refresh, settings.reload_check_s)
+    videos = VideoService(service)
     if cache is not None:
         metrics.watch_cache(cache.stats)
     if generator is None:
@@ -154,6 +162,7 @@ def create_app(settings: ApiSettings | None = None, engine: SearchEngine | None 
         if jobs is not None:    # running jobs end failed / interrupted; queued ones wait for the next start
             await run_in_threadpool(jobs.stop)
         await run_in_threadpool(watcher.stop)
+        await run_in_threadpool(videos.close)   # lets a render in progress finish; queued ones are cancelled
         if batcher is not None:
             await run_in_threadpool(batcher.close)  # lets the batch in progress finish, fails the queued ones
 
@@ -167,6 +176,7 @@ def create_app(settings: ApiSettings | None = None, engine: SearchEngine | None 
     app.state.batcher = batcher
     app.state.watcher = watcher
     app.state.jobs = jobs
+    app.state.videos = videos
     app.state.generation_unavailable = generation_off   # why generation is off (None: it is on)
 
     async def run_search(q: str | None, k: int, offset: int, genres: list[str], bpm_min: float | None,
@@ -214,6 +224,14 @@ def create_app(settings: ApiSettings | None = None, engine: SearchEngine | None 
     @app.exception_handler(MediaUnavailable)
     async def _media_broken(_: Request, exc: MediaUnavailable) -> JSONResponse:
         return error(503, "media_unavailable", str(exc), "id", clip_id=exc.clip_id, file=exc.file)
+
+    @app.exception_handler(VideoUnavailable)
+    async def _no_video(_: Request, exc: VideoUnavailable) -> JSONResponse:
+        return error(503, "video_unavailable", str(exc), install=VIDEO_INSTALL_HINT)
+
+    @app.exception_handler(RenderQueueFull)
+    async def _render_busy(_: Request, exc: RenderQueueFull) -> JSONResponse:
+        return error(429, "too_many_renders", str(exc), headers={"Retry-After": "5"})
 
     @app.exception_handler(ModelMismatchError)
     async def _mismatch(_: Request, exc: ModelMismatchError) -> JSONResponse:
@@ -304,6 +322,27 @@ def create_app(settings: ApiSettings | None = None, engine: SearchEngine | None 
     def audio(clip_id: ClipId) -> FileResponse:
         path, media_type = service.audio(clip_id)
         return FileResponse(path, media_type=media_type)
+
+    @app.get("/v1/clips/{clip_id}/video", response_class=FileResponse, tags=["clips"], responses=VIDEO_RESPONSES,
+             summary="The clip rendered as an MP4 video (capsule body and / or pose skeleton) with its music",
+             description=f"A rendered preview of the dance, not a real dancer: the clip's motion drawn as a shaded "
+                         f"capsule body (`body`), the DWPose skeleton map (`pose`), both side by side "
+                         f"(`side-by-side`) or a 2x2 grid of guidance maps (`grid`), `size` pixels per panel, "
+                         f"H.264 with the clip's music as AAC (silent when the clip has none), at most the first "
+                         f"{MAX_VIDEO_SECONDS:g} s. The first request renders it (seconds); the file is cached in "
+                         f"the workspace and served from there afterwards, Range requests included. Needs the "
+                         f"server's optional video extra (`{VIDEO_INSTALL_HINT}`) and EGL; without them the answer "
+                         f"is 503 `video_unavailable`.")
+    async def video(clip_id: ClipId,
+                    view: Annotated[VideoView, Query(description="what the video shows")] = "body",
+                    size: Annotated[VideoSize, Query(description="pixels per panel (square)")] = VideoSize.medium,
+                    ) -> FileResponse:
+        job = await run_in_threadpool(videos.locate, clip_id, view, int(size))
+        if not job.path.is_file():
+            # the render thread; shielded: a client that goes away does not cancel a render others may wait for
+            await asyncio.shield(asyncio.wrap_future(videos.submit(job)))
+        return FileResponse(job.path, media_type="video/mp4", filename=f"clip{job.clip_id}-{job.view}-{job.size}.mp4",
+                            content_disposition_type="inline")
 
     @app.get("/v1/genres", response_model=GenresResponse, tags=["clips"], summary="Genres with clip counts")
     def genres() -> dict[str, Any]:

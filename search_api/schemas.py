@@ -147,6 +147,7 @@ class ErrorDetail(BaseModel):
     message: str
     clip_id: int | None = Field(None, description="media_unavailable (503): the clip whose stored file is broken")
     file: str | None = Field(None, description="media_unavailable (503): that file, relative to the workspace")
+    install: str | None = Field(None, description="video_unavailable (503): what the server's operator installs")
 
 
 class ErrorResponse(BaseModel):
@@ -168,4 +169,17 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 MEDIA_ERRORS: dict[int | str, dict[str, Any]] = {
     **ERRORS,
     503: {"model": ErrorResponse, "description": "the clip's stored file is missing or broken (`clip_id`, `file`)"},
+}
+VIDEO_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    200: {"description": "the MP4 (H.264 video, AAC audio when the clip has music); Range requests get 206",
+          "content": {"video/mp4": {"schema": {"type": "string", "format": "binary"}}}},
+    404: {"model": ErrorResponse, "description": "unknown clip id"},
+    422: {"model": ErrorResponse, "description": "`view` or `size` is not one of the listed values; `field` names it"},
+    429: {"model": ErrorResponse, "description": "too many different videos are being rendered; retry after "
+                                                 "`Retry-After` seconds"},
+    503: {"model": ErrorResponse, "description": "`video_unavailable`: the server cannot render videos (the video "
+                                                 "extra or EGL is missing; `install` says what to install); or "
+                                                 "`media_unavailable`: the clip's stored file is broken (`clip_id`, "
+                                                 "`file`)"},
 }

@@ -32,7 +32,9 @@ EXAMPLES = int(os.environ.get("DANCESEARCH_FUZZ_EXAMPLES", "6"))  # per operatio
 EXPECTED_OPERATIONS = {"GET /v1/search", "POST /v1/search", "GET /v1/clips/{clip_id}", "GET /v1/clips/{clip_id}/similar",
                        "GET /v1/clips/{clip_id}/motion", "GET /v1/clips/{clip_id}/audio", "GET /v1/genres",
                        "GET /healthz", "GET /readyz", "POST /v1/admin/reload", "POST /v1/generate",
-                       "GET /v1/jobs/{job_id}", "DELETE /v1/jobs/{job_id}", "GET /v1/clips/{clip_id}/provenance"}
+                       "GET /v1/jobs/{job_id}", "DELETE /v1/jobs/{job_id}", "GET /v1/clips/{clip_id}/provenance",
+                       "GET /v1/clips/{clip_id}/video"}
+VIDEO_OPERATION = "GET /v1/clips/{clip_id}/video"   # answers 503 by design where the video extra / EGL is missing
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +57,14 @@ def test_no_server_errors_and_schema_conformance(server, mode):
     operations = [r.ok() for r in schema.get_all_operations()]
     assert {op.label for op in operations} == EXPECTED_OPERATIONS
     calls = {"n": 0}
+    from search_api.video import video_available
+
+    skipped = 0
     for op in operations:
+        if op.label == VIDEO_OPERATION and not video_available()[0]:
+            skipped += 1
+            continue
+
         @given(case=op.as_strategy(generation_mode=mode))
         @settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
         def run(case):
@@ -68,4 +77,4 @@ def test_no_server_errors_and_schema_conformance(server, mode):
             assert mode == GenerationMode.NEGATIVE, op.label  # an operation without parameters has no invalid input
         except Exception as exc:  # hypothesis raises the failing example's error; name the operation
             raise AssertionError(f"{op.label} ({mode.value}): {exc}") from exc
-    assert calls["n"] >= len(operations)
+    assert calls["n"] >= len(operations) - skipped

@@ -18,6 +18,11 @@ is sent once more (on a fresh connection) before anything is reported.  ``POST /
 idempotent (the server may have queued the job before the connection died), so it is never resent: the
 failure is reported and the user decides.
 
+Videos (issue 16): :meth:`ApiClient.video` fetches a clip's rendered MP4 (``GET /v1/clips/{id}/video``, the
+first request waits for the render, hence its own ``video_timeout_s``) and :meth:`ApiClient.prepare_video`
+has it rendered and returns its URL for a browser that reaches the API; a server without the video extra
+answers :class:`ApiServerError` with ``code == "video_unavailable"``.
+
 Generation (issue 15): :meth:`ApiClient.generate` (JSON, music = a catalog clip) and
 :meth:`ApiClient.generate_upload` (multipart/form-data with the ``audio`` file) start a job;
 :meth:`ApiClient.job` polls it and :meth:`ApiClient.cancel_job` cancels it.  Write routes need the API
@@ -38,6 +43,8 @@ DEFAULT_API_URL = "http://127.0.0.1:8000"
 API_KEY_HEADER = "X-API-Key"
 JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
 JOB_FINAL_STATES = ("done", "failed", "cancelled")
+VIDEO_VIEWS = ("body", "pose", "grid", "side-by-side")   # GET /v1/clips/{id}/video?view=
+VIDEO_SIZES = (128, 256, 512)                            # ... &size= (pixels per panel)
 
 
 # --- errors -----------------------------------------------------------------------------------------
@@ -69,7 +76,13 @@ class ApiRequestError(ApiError):
 
 
 class ApiServerError(ApiError):
-    """The API failed (HTTP 5xx) or its answer does not follow the documented shape."""
+    """The API failed (HTTP 5xx) or its answer does not follow the documented shape; ``status`` and ``code``
+    (the error body's, e.g. 503 ``video_unavailable``) are set when the API answered with an error status."""
+
+    def __init__(self, message: str, status: int | None = None, code: str | None = None) -> None:
+        self.status = status
+        self.code = code
+        super().__init__(message)
 
 
 # --- settings and response types --------------------------------------------------------------------
@@ -84,6 +97,7 @@ class ApiClientSettings:
     keepalive_expiry_s: float = 30.0  # below the server's keep-alive (75 s by default): the client closes first
     retries_on_dropped_connection: int = 1  # GETs are idempotent: resend one the server dropped unanswered
     generate_timeout_s: float = 120.0   # POST /v1/generate: an upload of up to 20 MiB, checked before queueing
+    video_timeout_s: float = 180.0      # GET /v1/clips/{id}/video: the first request renders it (seconds to a minute)
     api_key: str | None = field(default=None, repr=False)   # sent as X-API-Key on write routes (generate, cancel)
 
 
@@ -399,6 +413,20 @@ class ApiClient:
         resp = self._request(path, timeout=self.settings.media_timeout_s)
         return Media(resp.content, resp.headers.get("content-type", "application/octet-stream").split(";")[0])
 
+    def video(self, clip_id: int, view: str = "side-by-side", size: int = 256) -> Media:
+        """The clip's rendered MP4 (``GET /v1/clips/{id}/video``); the first request for a video waits for the
+        server to render it. A server without the video extra answers :class:`ApiServerError` with ``code``
+        ``video_unavailable`` (its message names the install)."""
+        resp = self._request(video_path(clip_id, view, size), timeout=self.settings.video_timeout_s)
+        return Media(resp.content, resp.headers.get("content-type", "application/octet-stream").split(";")[0])
+
+    def prepare_video(self, clip_id: int, view: str = "side-by-side", size: int = 256) -> str:
+        """Have the server render (or find) the clip's video, reading one byte of it; its absolute URL, for a
+        browser that reaches the API itself. Errors as :meth:`video`."""
+        path = video_path(clip_id, view, size)
+        self._request(path, timeout=self.settings.video_timeout_s, headers={"Range": "bytes=0-0"})
+        return self.absolute(path)
+
     def generate(self, request: GenerateRequest) -> Job:
         """``POST /v1/generate`` (JSON; the music is ``request.clip_id``): the queued job."""
         return Job.from_json(self._write_json("POST", "/v1/generate", json=request.fields()))
@@ -439,10 +467,12 @@ class ApiClient:
             raise ApiServerError(f"the search API answered {path} with something that is not JSON") from exc
 
     def _request(self, path: str, params: Sequence[tuple[str, str]] | None = None,
-                 timeout: float | None = None) -> httpx.Response:
+                 timeout: float | None = None, headers: Mapping[str, str] | None = None) -> httpx.Response:
         # no ``params`` at all when there are none: httpx would replace the query string of a media path
         # (``/v1/clips/3/motion?format=bvh``) with an empty one, and the download would be the JSON default
         kwargs: dict[str, Any] = {"params": list(params)} if params else {}
+        if headers:
+            kwargs["headers"] = dict(headers)
         if timeout is not None:
             kwargs["timeout"] = httpx.Timeout(timeout, connect=self.settings.connect_timeout_s)
         try:
@@ -456,7 +486,8 @@ class ApiClient:
         if 400 <= resp.status_code < 500:
             raise _request_error(resp)
         if resp.status_code >= 500:
-            raise ApiServerError(f"the search API failed on {path} (HTTP {resp.status_code})")
+            raise ApiServerError(f"the search API failed on {path} (HTTP {resp.status_code})" + _server_message(resp),
+                                 status=resp.status_code, code=_error_code(resp))
         return resp
 
     def _write_json(self, method: str, path: str, idempotent: bool = False, **kwargs: Any) -> Any:
@@ -482,7 +513,7 @@ class ApiClient:
             raise _request_error(resp)
         if resp.status_code >= 500:
             raise ApiServerError(f"the search API failed on {method} {path} (HTTP {resp.status_code})"
-                                 + _server_message(resp))
+                                 + _server_message(resp), status=resp.status_code, code=_error_code(resp))
         try:
             return resp.json()
         except ValueError as exc:
@@ -535,6 +566,26 @@ def _server_message(resp: httpx.Response) -> str:
     except (ValueError, AttributeError):
         return ""
     return f": {err['message']}" if isinstance(err, dict) and err.get("message") else ""
+
+
+def _error_code(resp: httpx.Response) -> str | None:
+    """The ``code`` of a documented error body, or None."""
+    try:
+        err = resp.json().get("error")
+    except (ValueError, AttributeError):
+        return None
+    return str(err["code"]) if isinstance(err, dict) and err.get("code") else None
+
+
+def video_path(clip_id: int, view: str = "side-by-side", size: int = 256) -> str:
+    """``/v1/clips/{id}/video?view=..&size=..`` (relative to the API URL); ``ApiRequestError`` (422, naming the
+    field) for a view or size the API does not offer, before anything is sent."""
+    if view not in VIDEO_VIEWS:
+        raise ApiRequestError(422, "invalid_parameter", f"unknown view {view!r} (one of {', '.join(VIDEO_VIEWS)})",
+                              "view")
+    if int(size) not in VIDEO_SIZES:
+        raise ApiRequestError(422, "invalid_parameter", f"size must be one of {VIDEO_SIZES}, got {size}", "size")
+    return f"/v1/clips/{int(clip_id)}/video?view={view}&size={int(size)}"
 
 
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")

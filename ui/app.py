@@ -5,7 +5,8 @@ to the search API only over HTTP, through :mod:`ui.api_client`, like any platfor
 
 Page flow: search box (+ example queries) and sidebar filters (genres, tempo range, number of
 results) -> one API call -> result cards rendered text-first (so the first results show at once),
-then each card's skeleton player is filled from the cached media -> refinement bar (tempo, body
+then each card's skeleton player is filled from the cached media (and, when its "Watch as video" toggle is
+on, the clip's video rendered by the API: ``ui/video.py``) -> refinement bar (tempo, body
 part, energy, genre) and "More like this" buttons that re-query and update the list in place.
 
 Search outcomes (issue 15): a ``gap`` (a dance the catalog cannot serve) opens the gap panel above the
@@ -35,6 +36,7 @@ from ui.generate_panel import PanelCallbacks, gap_panel, not_dance_message
 from ui.player import PlayerSettings, audio_data_url, encode_motion, player_html
 from ui.refine import (BODY_PART_PHRASES, ENERGY_PHRASES, EXAMPLE_QUERIES, MAX_REFINEMENT_CHARS, TEMPO_RANGES,
                        Refinement, apply_refinement, filter_results, slider_to_bpm, tempo_class)
+from ui.video import VIDEO_HELP, VIDEO_LABEL, show_video, video_source
 from search_api.schemas import MAX_QUERY
 
 #: The query box's limit: the API's (search_api.schemas.MAX_QUERY) minus what the refinement bar may append,
@@ -109,6 +111,13 @@ def cached_player(api_url: str, clip_id: int, audio_path: str | None, audio_url:
         media = client.media(audio_path)
         src = audio_data_url(media.content, media.content_type)
     return player_html(motion, src, title=title, settings=PlayerSettings(height=height), player_id=f"clip{clip_id}")
+
+
+@st.cache_data(max_entries=20, show_spinner=False)
+def cached_video(api_url: str, clip_id: int, public_api_url: str | None) -> str | bytes:
+    """The "Watch as video" source of one clip (its public URL, or the MP4 bytes when the browser cannot reach
+    the API: see ui/video.py); failures are not cached, so a retry asks again."""
+    return video_source(get_client(api_url), clip_id, public_api_url)
 
 
 # --- session state ---------------------------------------------------------------------------------
@@ -219,8 +228,10 @@ def _bpm_label(rng: tuple[float | None, float | None]) -> str:
     return f"≤ {hi:.0f} BPM" if lo is None else f"≥ {lo:.0f} BPM" if hi is None else f"{lo:.0f}–{hi:.0f} BPM"
 
 
-def result_card(clip: ClipResult, api_url: str, slot_cols: int) -> "st.delta_generator.DeltaGenerator":
-    """Text of one result; returns the empty slot the player is rendered into afterwards."""
+def result_card(clip: ClipResult, api_url: str, slot_cols: int) -> tuple["st.delta_generator.DeltaGenerator",
+                                                                          "st.delta_generator.DeltaGenerator"]:
+    """Text of one result; returns the empty slots the player and the video (when asked for) are rendered into
+    afterwards."""
     with st.container(border=True):
         head = [f"**#{clip.rank}**" if clip.rank is not None else f"**#{clip.id}**"]
         if clip.score is not None:
@@ -246,7 +257,9 @@ def result_card(clip: ClipResult, api_url: str, slot_cols: int) -> "st.delta_gen
         b1.button("More like this", key=f"more_{clip.id}", on_click=_more_like, args=(clip,), use_container_width=True)
         with b2.popover("Details & downloads", use_container_width=True):
             details(clip, api_url)
-    return slot
+        st.toggle(VIDEO_LABEL, key=f"video_{clip.id}", help=VIDEO_HELP)
+        video_slot = st.empty()
+    return slot, video_slot
 
 
 # Tags worth a badge on the card (the rest are in Details): what a dancer scans a result list for.
@@ -304,6 +317,15 @@ def render_player(slot: "st.delta_generator.DeltaGenerator", clip: ClipResult, s
         return
     with slot.container():
         st.iframe(page, height=settings.player_height)
+
+
+def render_video(slot: "st.delta_generator.DeltaGenerator", clip: ClipResult, settings: UiSettings) -> None:
+    """The clip's rendered video under its card, when its "Watch as video" toggle is on."""
+    if not st.session_state.get(f"video_{clip.id}"):
+        return
+    box = slot.container()
+    with box, st.spinner("Rendering the video (the first time takes a few seconds)…"):
+        show_video(box, lambda: cached_video(settings.api_url, clip.id, settings.public_api_url))
 
 
 def show_api_error(exc: ApiError, settings: UiSettings) -> None:
@@ -423,9 +445,10 @@ def main() -> None:
         cols = st.columns(ncols)
         for col, clip in zip(cols, results[row_start:row_start + ncols]):
             with col:
-                slots.append((result_card(clip, settings.api_url, ncols), clip))
-    for slot, clip in slots:   # text first, then the players: the list is readable while media loads
+                slots.append((*result_card(clip, settings.api_url, ncols), clip))
+    for slot, video_slot, clip in slots:   # text first, then the players: the list is readable while media loads
         render_player(slot, clip, settings)
+        render_video(video_slot, clip, settings)
 
 
 main()

@@ -17,6 +17,8 @@ Modules, one job each:
 - ``champ``: :func:`write_champ_layout` (atomic, streaming);
 - ``compose``: what a video frame shows (:func:`compose`: body, pose, grid, side-by-side views);
 - ``mp4``: :func:`write_mp4` (frames + music -> H.264/AAC MP4, atomic, streaming) and :func:`probe_mp4`;
+- ``clip_media``: a catalog clip's checked motion / audio files and :func:`render_mp4` (dance -> MP4 file),
+  shared by ``dancesearch render`` and the API's ``GET /v1/clips/{id}/video``;
 - ``cli``: ``dancesearch render``.
 
 moderngl and imageio-ffmpeg are the optional ``video`` extra (``pip install -e ".[video]"``); importing this

@@ -4,22 +4,22 @@
                        [--view body|pose|grid|side-by-side] [--seconds S] [--out dance.mp4] [--home H] [--json]
 
 ``--clip`` takes a catalog clip's motion and its audio (the files ``/v1/clips/{id}/motion`` and
-``/v1/clips/{id}/audio`` serve, checked the same way); ``--motion`` a motion record npz (what ``dancesearch
+``/v1/clips/{id}/audio`` serve, checked the same way: :func:`generation.video.clip_media.clip_files`, which
+``GET /v1/clips/{id}/video`` uses too); ``--motion`` a motion record npz (what ``dancesearch
 generate --out x.npz`` writes) or a BVH file, silent unless ``--music FILE`` is given (``--music`` also
 replaces a clip's own audio). Frames are rendered in chunks and piped to ffmpeg as they come, so memory
 stays bounded and encoding overlaps rendering. Exit codes: 2 for usage errors (both or neither of
 --clip / --motion, an unknown clip id, --size out of range, --out not an .mp4), 1 with one ``error:`` line
-for failures (unreadable files, a missing ``video`` extra).
+for failures (unreadable files, a missing ``video`` extra). Rendering and encoding are
+:func:`generation.video.clip_media.render_mp4`.
 
 Everything heavy (moderngl, imageio-ffmpeg, the catalog) is imported by the handler, not at registration.
 """
 from __future__ import annotations
 
 import argparse
-import sys
-import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from encoders.cliutil import (EXIT_OK, UsageError, add_common_options, bounded_number, emit, info, progress_enabled,
                               sigterm_as_interrupt)
@@ -31,8 +31,6 @@ from .compose import VIEWS
 
 MIN_SIZE, MAX_SIZE = 32, 2048
 MAX_SECONDS = 3600.0
-#: Pixels of guidance maps rendered per chunk (about 20 bytes each): ~80 MB whatever the size.
-CHUNK_PIXELS = 1 << 22
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -64,24 +62,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 # --- the dance and its music ---------------------------------------------------------------------------
-def _clip_media(ws: Any, clip: Any, kind: str, relative: str) -> Path:
-    """The checked absolute path of a clip's ``kind`` file, as the API serves it (same containment, same checks)."""
-    from indexer.media_check import CHECKS, contained
-
-    path = contained(ws.home, relative)
-    if path is None:
-        raise DanceSearchError(f"clip {clip.id}: its {kind} path {relative} lies outside the workspace")
-    problem = CHECKS[kind](path)
-    if problem:
-        raise DanceSearchError(f"clip {clip.id}: its {kind} file {relative} cannot be used: {problem} "
-                               f"(list broken files with `dancesearch check`)")
-    return path
-
-
 def _clip_dance(args: argparse.Namespace) -> tuple[Any, Path | None, str]:
     """(motion record, audio path or None, a note on the audio) of catalog clip ``args.clip``."""
     from encoders.motion.record import MotionRecord
     from indexer.workspace import Workspace
+
+    from .clip_media import clip_files
 
     ws = Workspace.from_args(args)
     if args.db is None and not ws.catalog_path.is_file():
@@ -94,12 +80,10 @@ def _clip_dance(args: argparse.Namespace) -> tuple[Any, Path | None, str]:
         catalog.close()
     if clip is None:
         raise UsageError(f"no clip with id {args.clip} in the catalog of {ws.home}")
-    record = MotionRecord.load(_clip_media(ws, clip, "motion", clip.motion_path))
-    if args.no_music or args.music is not None:
-        return record, args.music, ""
-    if not clip.audio_path:
-        return record, None, f"clip {clip.id} ({clip.key}) has no audio: the video is silent"
-    return record, _clip_media(ws, clip, "audio", clip.audio_path), ""
+    own_music = not (args.no_music or args.music is not None)
+    files = clip_files(ws.home, clip, music=own_music)
+    record = MotionRecord.load(files.motion)
+    return record, (files.audio if own_music else args.music), files.note
 
 
 def _motion_file(path: Path) -> Any:
@@ -124,27 +108,15 @@ def _motion_file(path: Path) -> Any:
         raise InputError(path, f"not a readable motion npz ({type(exc).__name__}: {exc})") from None
 
 
-def _require_video_extra() -> None:
-    """Fail early (exit 1) naming the install when imageio-ffmpeg or the headless renderer is missing."""
-    from .gl import RendererUnavailable, renderer_available
-    from .mp4 import ffmpeg_exe
-
-    ffmpeg_exe()
-    ok, why = renderer_available()
-    if not ok:
-        raise RendererUnavailable(why)
-
-
 # --- the command ---------------------------------------------------------------------------------------
 def cmd_render(args: argparse.Namespace) -> int:
     if args.clip is None and args.motion is None:
         raise UsageError("give the dance with --clip ID or --motion FILE")
     if args.out.suffix.lower() != ".mp4":
         raise UsageError(f"--out must name an .mp4 file, got {args.out}")
-    _require_video_extra()
-    from .compose import compose, view_shape
-    from .guidance import GuidanceRenderer
-    from .mp4 import audio_duration, probe_mp4, write_mp4
+    from .clip_media import first_seconds, render_mp4, require_video_extra
+
+    require_video_extra()
 
     if args.clip is not None:
         record, audio, note = _clip_dance(args)
@@ -152,33 +124,15 @@ def cmd_render(args: argparse.Namespace) -> int:
         record, audio, note = _motion_file(args.motion), args.music, ""
         if audio is None and not args.no_music:
             note = "no --music given: the video is silent"
-    if audio is not None:
-        audio_duration(audio)                  # an unreadable audio file fails before any rendering
-    if args.seconds is not None:
-        record = record.slice(0, min(record.num_frames, max(1, int(round(args.seconds * record.fps)))))
-    if record.num_frames < 1:
-        raise InputError(args.motion or f"clip {args.clip}", "the dance has no frames")
+    source = args.motion or f"clip {args.clip}"
+    if first_seconds(record, args.seconds).num_frames < 1:
+        raise InputError(source, "the dance has no frames")
     if note:
         info(note)
-    timing = {"render": 0.0}                  # seconds spent rendering and composing chunks (in _frames)
-    t0 = time.perf_counter()
-    renderer = GuidanceRenderer(record, args.size)
-    setup_s = time.perf_counter() - t0
-    try:
-        h, w = view_shape(args.view, renderer.height, renderer.width)
-        chunk = max(1, min(32, CHUNK_PIXELS // (h * w)))
-        frames = _frames(renderer, args.view, chunk, compose, timing, progress_enabled(args))
-        t0 = time.perf_counter()
-        with sigterm_as_interrupt():           # `kill` stops ffmpeg and removes the temporary file, like Ctrl-C
-            write_mp4(frames, record.fps, args.out, audio, num_frames=renderer.num_frames)
-        write_s = time.perf_counter() - t0
-    finally:
-        renderer.close()
-    written = probe_mp4(args.out)
-    # rendering happens inside write_mp4's loop (frames are pulled as ffmpeg takes them): what is not
-    # rendering there is waiting for ffmpeg (pipe writes, muxing, finishing the file)
-    render_s = setup_s + timing["render"]
-    encode_s = max(write_s - timing["render"], 0.0)
+    with sigterm_as_interrupt():               # `kill` stops ffmpeg and removes the temporary file, like Ctrl-C
+        done = render_mp4(record, args.out, view=args.view, size=args.size, audio=audio, seconds=args.seconds,
+                          progress=progress_enabled(args), source=source)
+    written, render_s, encode_s = done.info, done.render_s, done.encode_s
     payload = {"out": str(args.out), "frames": written.frames, "fps": written.fps,
                "seconds": round(written.duration_s, 3), "size": args.size, "width": written.width,
                "height": written.height, "view": args.view, "audio": None if audio is None else str(audio),
@@ -193,21 +147,3 @@ def cmd_render(args: argparse.Namespace) -> int:
 
     emit(args, payload, human)
     return EXIT_OK
-
-
-def _frames(renderer: Any, view: str, chunk: int, compose: Any, timing: dict[str, float],
-            progress: bool) -> Iterator[Any]:
-    """The composed video frames, rendered ``chunk`` at a time; time spent here accumulates in ``timing``."""
-    from tqdm import tqdm
-
-    bar = tqdm(total=renderer.num_frames, unit="frame", desc="render", file=sys.stderr, disable=not progress,
-               leave=False)
-    try:
-        for start in range(0, renderer.num_frames, chunk):
-            t0 = time.perf_counter()
-            images = compose(renderer.render(start, start + chunk), view)
-            timing["render"] += time.perf_counter() - t0
-            yield from images
-            bar.update(len(images))
-    finally:
-        bar.close()
