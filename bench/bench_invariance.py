@@ -37,12 +37,11 @@ PERTURBATIONS = {   # RealismAugment fields: proportion, bone angle, marker nois
 
 
 def procedural_clips(count: int, seed: int):
-    from encoders.motion.convert import from_smplx_axis_angle
     from generation.procedural.choreographer import choreograph
     from generation.procedural.plan import plan_corpus
 
     specs = plan_corpus(max(count, 18) * 2, seed)[:count]
-    return [(s.genre, from_smplx_axis_angle(d.trans, d.poses, 30.0)) for s, d in ((s, choreograph(s)) for s in specs)]
+    return [(s.genre, choreograph(s).record()) for s in specs]
 
 
 def measure(run: str | None, clips, seed: int, shared: Path) -> dict:

@@ -54,14 +54,12 @@ def median(values: list[float]) -> float:
 
 def procedural_dance(genre: str, seed: int):
     """(spec, MotionRecord, music array) of the first planned corpus clip of ``genre``."""
-    from encoders.motion.convert import from_smplx_axis_angle
     from generation.procedural.choreographer import choreograph
     from generation.procedural.music import synthesize
     from generation.procedural.plan import plan_corpus
 
     spec = next(s for s in plan_corpus(72, seed) if s.genre == genre)
-    d = choreograph(spec)
-    return spec, from_smplx_axis_angle(d.trans, d.poses, 30.0), synthesize(spec)
+    return spec, choreograph(spec).record(), synthesize(spec)
 
 
 def timed(fn, runs: int) -> tuple[list[float], object]:

@@ -44,6 +44,14 @@ def add_protocol_options(parser: argparse.ArgumentParser) -> None:
                              "instead of the model's plain text encoder (for --baseline-run too)")
 
 
+def is_run_dir(path: Path) -> bool:
+    """``encoders.training.run_dir.is_run_dir``, imported when used: the run module pulls torch, and this module
+    is imported by every ``dancesearch`` command line."""
+    from encoders.training.run_dir import is_run_dir as check
+
+    return check(path)
+
+
 def _write_out(path: Path | None, payload: dict[str, Any], markdown: str) -> None:
     if path is None:
         return
@@ -90,11 +98,6 @@ def run_retrieval_suite(args: argparse.Namespace) -> dict[str, Any]:
                protocols_markdown(payloads, f"Retrieval on the {data.split} split", _command_line(args))
                + paired_markdown(payloads))
     return out
-
-
-def is_run_dir(path: Path) -> bool:
-    """Whether ``path`` holds a trained retrieval run (what ``encoders.training.run_dir.load_run`` needs)."""
-    return all((Path(path) / f).is_file() for f in ("config.json", "best.pt", "norm_stats.npz"))
 
 
 def paired_markdown(payloads: list[dict[str, Any]]) -> str:

@@ -58,3 +58,23 @@ def demo_workspace(tmp_path_factory: pytest.TempPathFactory):
     report = ingest(ws, "npz", corpus, progress=False, source="demo", workers=1)
     assert not report.failed and report.clips == 8
     return ws
+
+
+@pytest.fixture(scope="module")
+def gl() -> str:
+    """Headless OpenGL for the video tests (generation/video); skips with the reason where there is none."""
+    from generation.video import renderer_available
+
+    ok, why = renderer_available()
+    if not ok:
+        pytest.skip(f"headless rendering unavailable: {why}")
+    return why
+
+
+@pytest.fixture(scope="module")
+def dance():
+    """The first 60 frames (2 s) of a procedural SMPL-X dance: steps, turns, travel, finger shapes."""
+    from generation.procedural.choreographer import choreograph
+    from generation.procedural.plan import plan_corpus
+
+    return choreograph(plan_corpus(18, 0)[0]).record().slice(0, 60)

@@ -9,7 +9,6 @@ import pytest
 from encoders.model.features import MOTION_FEATURE_DIM, block_slice, motion_features
 from encoders.motion.augment import RealismAugment, mirror_caption, offset_bone_directions, scale_bones
 from encoders.motion.canonical import canonical_body, canonical_rest, mirror_body
-from encoders.motion.convert import from_smplx_axis_angle
 from encoders.motion.kinematics import foot_contacts
 from encoders.motion.skeleton import SMPL_BODY_22
 
@@ -22,9 +21,7 @@ def stepping_dance(index: int = 0):
     from generation.procedural.choreographer import choreograph
     from generation.procedural.plan import plan_corpus
 
-    spec = plan_corpus(18, 0)[index]
-    dance = choreograph(spec)
-    return from_smplx_axis_angle(dance.trans, dance.poses, 30.0)
+    return choreograph(plan_corpus(18, 0)[index]).record()
 
 
 def test_canonical_rest_is_symmetric_and_idempotent():

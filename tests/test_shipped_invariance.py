@@ -15,7 +15,7 @@ import pytest
 
 from encoders.api import DanceEmbedder, DanceInput
 from encoders.motion.augment import RealismAugment
-from encoders.motion.convert import from_positions, from_smplx_axis_angle
+from encoders.motion.convert import from_positions
 from encoders.motion.skeleton import SMPL_BODY_22
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -39,7 +39,7 @@ def clips() -> tuple:
     from generation.procedural.plan import plan_corpus
 
     specs = plan_corpus(36, 0)[:18:2]
-    return tuple(from_smplx_axis_angle(d.trans, d.poses, 30.0) for d in map(choreograph, specs))
+    return tuple(choreograph(s).record() for s in specs)
 
 
 def test_shipped_model_reads_canonical_positions():

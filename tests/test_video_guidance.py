@@ -23,25 +23,6 @@ from generation.video.openpose import HAND_POINT_COLOUR, NUM_BODY
 J = BODY_INDEX
 
 
-@pytest.fixture(scope="module")
-def gl() -> str:
-    ok, why = renderer_available()
-    if not ok:
-        pytest.skip(f"headless rendering unavailable: {why}")
-    return why
-
-
-@pytest.fixture(scope="module")
-def dance() -> MotionRecord:
-    """The first 60 frames (2 s) of a procedural SMPL-X dance: steps, turns, travel, finger shapes."""
-    from encoders.motion.convert import from_smplx_axis_angle
-    from generation.procedural.choreographer import choreograph
-    from generation.procedural.plan import plan_corpus
-
-    d = choreograph(plan_corpus(18, 0)[0])
-    return from_smplx_axis_angle(d.trans, d.poses, 30.0).slice(0, 60)
-
-
 def rest52() -> np.ndarray:
     """SMPL-X rest pose (T-pose, facing +z, left = +x), feet on the floor."""
     rest = smplx52().rest_positions()

@@ -31,16 +31,6 @@ def ffmpeg() -> str:
     return why
 
 
-@pytest.fixture(scope="module")
-def gl() -> str:
-    from generation.video import renderer_available
-
-    ok, why = renderer_available()
-    if not ok:
-        pytest.skip(f"headless rendering unavailable: {why}")
-    return why
-
-
 def write_sine_wav(path: Path, seconds: float, sr: int = 22050, hz: float = 440.0) -> Path:
     t = np.arange(int(round(seconds * sr))) / sr
     pcm = np.rint(0.3 * np.sin(2 * np.pi * hz * t) * 32767).astype("<i2")
@@ -56,17 +46,6 @@ def write_sine_wav(path: Path, seconds: float, sr: int = 22050, hz: float = 440.
 def music(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """3 s of a 440 Hz sine: longer than the videos, so the encoder must cut it."""
     return write_sine_wav(tmp_path_factory.mktemp("music") / "sine.wav", 3.0)
-
-
-@pytest.fixture(scope="module")
-def dance() -> MotionRecord:
-    """The first 60 frames (2 s) of a procedural SMPL-X dance."""
-    from encoders.motion.convert import from_smplx_axis_angle
-    from generation.procedural.choreographer import choreograph
-    from generation.procedural.plan import plan_corpus
-
-    d = choreograph(plan_corpus(18, 0)[0])
-    return from_smplx_axis_angle(d.trans, d.poses, FPS).slice(0, 60)
 
 
 @pytest.fixture(scope="module")

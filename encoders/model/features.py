@@ -113,22 +113,23 @@ def motion_features(record: MotionRecord, motion_input: str = "source", smoothin
     ``smoothing`` > 0 low-passes the joint positions first (Gaussian sigma in 30-fps frames)."""
     if motion_input not in MOTION_INPUTS:
         raise ValueError(f"motion_input must be one of {MOTION_INPUTS}, got {motion_input!r}")
-    body = record.body22().astype(np.float64)
-    rot = record.rotations_6d if motion_input == "source" else None
-    if abs(record.fps - 30.0) > 1e-6:
-        body = resample_linear(body, record.fps, 30.0)
-        rot = None if rot is None else resample_linear(rot, record.fps, 30.0)
+    body = _at_30fps(record, record.body22().astype(np.float64))
+    rot = _at_30fps(record, record.rotations_6d) if motion_input == "source" else None
     return body_features(smooth_gaussian(body, smoothing), rot, canonical=motion_input == "canonical")
 
 
 def augmented_motion_features(record: MotionRecord, augment: "RealismAugment", rng: np.random.Generator,
                               smoothing: float = 0.0) -> tuple[np.ndarray, bool]:
     """Canonical-input features of one random realistic perturbation of a record; (features, mirrored)."""
-    body = record.body22().astype(np.float64)
-    if abs(record.fps - 30.0) > 1e-6:
-        body = resample_linear(body, record.fps, 30.0)
-    body, mirrored = augment.apply(body, 30.0, rng)
+    body, mirrored = augment.apply(_at_30fps(record, record.body22().astype(np.float64)), 30.0, rng)
     return body_features(smooth_gaussian(body, smoothing), None, canonical=True), mirrored
+
+
+def _at_30fps(record: MotionRecord, frames: np.ndarray | None) -> np.ndarray | None:
+    """Per-frame arrays of ``record`` resampled to the features' 30 fps (unchanged when already 30)."""
+    if frames is None or abs(record.fps - 30.0) <= 1e-6:
+        return frames
+    return resample_linear(frames, record.fps, 30.0)
 
 
 def body_features(body: np.ndarray, rot: np.ndarray | None, canonical: bool) -> np.ndarray:

@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from ..atomic_io import atomic_save_npz
-from ..errors import InputError
+from ..errors import DanceSearchError, InputError
 from .skeleton import SMPL_BODY_22
 
 
@@ -91,8 +91,10 @@ class MotionRecord:
                 rot = z["rotations_6d"].astype(np.float32) if "rotations_6d" in z.files else None
                 return cls(float(z["fps"]), z["trans"], z["positions"].astype(np.float32),
                            [str(n) for n in z["joint_names"]], rot)
-        except (OSError, KeyError, ValueError) as exc:
-            raise InputError(path, f"cannot read motion record: {exc}") from exc
+        except DanceSearchError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a corrupt npz fails in many ways (zip, pickle guard, shapes)
+            raise InputError(path, f"cannot read motion record ({type(exc).__name__}: {exc})") from exc
 
 
 def names_present(record: MotionRecord, names: Sequence[str]) -> bool:

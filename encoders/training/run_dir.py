@@ -34,6 +34,13 @@ TRAIN_LEGACY_DEFAULTS: dict[str, Any] = {"unimodal_loss_weight": 0.0, "augment_v
                                          "short_crop_min_seconds": 4.0}
 """Train-config keys added after the first release, with the value a config without them implies."""
 FILES = ("config.json", "history.json", "best.pt", "norm_stats.npz", "metrics.json", "README.md")
+REQUIRED_FILES = ("config.json", "best.pt", "norm_stats.npz")
+"""What :func:`load_run` reads: a folder with these is a trained run."""
+
+
+def is_run_dir(path: str | Path) -> bool:
+    """Whether ``path`` holds a trained retrieval run (checked before minutes of work that would end in load_run)."""
+    return all((Path(path) / f).is_file() for f in REQUIRED_FILES)
 
 
 @dataclass
@@ -210,7 +217,7 @@ def load_run(run_dir: str | Path, device: str | torch.device | None = None) -> L
     import hashlib
 
     run_dir = Path(run_dir)
-    missing = [f for f in ("config.json", "best.pt", "norm_stats.npz") if not (run_dir / f).is_file()]
+    missing = [f for f in REQUIRED_FILES if not (run_dir / f).is_file()]
     if missing:
         raise DanceSearchError(f"{run_dir} is not a trained run directory (missing {', '.join(missing)}); "
                                f"train one with `dancesearch train --out DIR` or use the shipped models/demo")

@@ -107,12 +107,7 @@ def _motion_to_edit(path: Path):
 
     if not path.is_file():
         raise InputError(path, "motion file not found")
-    try:
-        return MotionRecord.load(path)
-    except DanceSearchError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a corrupt npz of any kind is the user's input error
-        raise InputError(path, f"not a readable motion npz ({type(exc).__name__}: {exc})") from None
+    return MotionRecord.load(path)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ flow through it; both slow down at the key, so accents fall on the beats.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -27,6 +28,9 @@ from .taxonomy import Genre, genre
 ENERGY_GAIN = {"low": 0.6, "medium": 0.9, "high": 1.15}
 ENERGY_STEP = {"low": 2.0, "medium": 1.0, "high": 0.5}     # key spacing (beats) of cyclic moves
 MIN_KEY_SECONDS = 0.22                                     # no key spacing faster than this
+if TYPE_CHECKING:
+    from encoders.motion.record import MotionRecord
+
 BASE_POSE = {"l_arm_up": -68.0, "r_arm_up": -68.0, "l_elbow": 14.0, "r_elbow": 14.0, "knee": 3.0}
 
 
@@ -38,6 +42,13 @@ class Dance:
     trans: np.ndarray            # (T, 3) float32
     beat_times: np.ndarray       # (K,) seconds, the music's beat grid
     moves: dict[str, list[str]] = field(default_factory=dict)   # part -> move labels used (ordered by use)
+
+    def record(self) -> "MotionRecord":
+        """The dance as a :class:`encoders.motion.record.MotionRecord` (SMPL-X rotations through FK, 30 fps),
+        as ingesting its npz would give it, without writing one (tests and benchmarks build dances in memory)."""
+        from encoders.motion.convert import from_smplx_axis_angle
+
+        return from_smplx_axis_angle(self.trans, self.poses, float(FPS))
 
 
 def ease(u: np.ndarray, fluidity: str) -> np.ndarray:

@@ -100,12 +100,7 @@ def _motion_file(path: Path) -> Any:
         from encoders.motion.bvh import read_bvh
 
         return read_bvh(path).to_record()
-    try:
-        return MotionRecord.load(path)
-    except DanceSearchError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a corrupt npz of any kind is the user's input error
-        raise InputError(path, f"not a readable motion npz ({type(exc).__name__}: {exc})") from None
+    return MotionRecord.load(path)
 
 
 # --- the command ---------------------------------------------------------------------------------------
