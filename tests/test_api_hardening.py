@@ -264,6 +264,7 @@ def _load(url: str, clients: int, seconds: float, idle: tuple[float, float] | No
     return sum(done), failures, after
 
 
+@pytest.mark.slow   # 10 s of idling; test_idle_connection_outlives_uvicorns_old_keep_alive covers it fast
 def test_keep_alive_clients_idling_past_five_seconds_lose_nothing(shared):
     """32 clients: one second of searches, an idle of 4.9-5.3 s (where uvicorn's old 5-s keep-alive closed
     connections that httpx, whose pool also expires after 5 s, was about to reuse), then searches again."""

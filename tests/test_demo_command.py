@@ -40,7 +40,7 @@ def run_args() -> list[str]:
     return ["--run", TEST_RUN] if TEST_RUN else []
 
 
-@pytest.mark.parametrize("stop", ["ctrl-c", "sigterm"])
+@pytest.mark.parametrize("stop", ["ctrl-c", pytest.param("sigterm", marks=pytest.mark.slow)])
 def test_ui_command_serves_and_stops_on_ctrl_c(tmp_path: Path, stop: str) -> None:
     gen = ui_testserver.serve(seconds=1.0)
     api = next(gen)

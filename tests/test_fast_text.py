@@ -125,6 +125,7 @@ def test_too_few_texts_is_an_error():
         distill_fast_text(WordEmbedder().encode_text, "m", 64, ["one caption"], DistillSettings(augment=0))
 
 
+@pytest.mark.slow   # 21 s: the CLI run end to end; distillation itself is covered fast above
 def test_distill_text_cli_writes_a_student_the_server_side_can_load(tmp_path):
     """`dancesearch distill-text` on a real catalog, with a copy of the shipped model as the teacher."""
     run = tmp_path / "run"
