@@ -64,7 +64,10 @@ from .schemas import (ERRORS, MAX_K, MAX_OFFSET, MAX_QUERY, MEDIA_ERRORS, VIDEO_
 from .service import ApiService
 from .settings import ApiSettings
 from .video import INSTALL_HINT as VIDEO_INSTALL_HINT
-from .video import MAX_VIDEO_SECONDS, RenderQueueFull, VideoService, VideoSize, VideoUnavailable, VideoView
+from .video import (MAX_PENDING_RENDERS, MAX_VIDEO_SECONDS, RenderQueueFull, VideoService, VideoSize, VideoUnavailable,
+                    VideoView)
+from .video_api import mount_video_jobs
+from .video_jobs import JOBS_DIR, VideoJobManager
 
 log = logging.getLogger("dancesearch.api")
 
@@ -128,6 +131,8 @@ def create_app(settings: ApiSettings | None = None, engine: SearchEngine | None 
                          milvus_uri=settings.milvus_uri, on_change=metrics.observe_state)
     watcher = ChangeWatcher(service.refresh, settings.reload_check_s)
     videos = VideoService(service)
+    video_jobs = VideoJobManager(videos.cache_dir / JOBS_DIR, videos.run, videos.render_job,
+                                 queue_limit=MAX_PENDING_RENDERS)
     if cache is not None:
         metrics.watch_cache(cache.stats)
     if generator is None:
@@ -158,7 +163,9 @@ def create_app(settings: ApiSettings | None = None, engine: SearchEngine | None 
         watcher.start()
         if jobs is not None:
             jobs.start()
+        await run_in_threadpool(video_jobs.start)
         yield
+        video_jobs.stop()                       # a running video job stops at its next chunk
         if jobs is not None:    # running jobs end failed / interrupted; queued ones wait for the next start
             await run_in_threadpool(jobs.stop)
         await run_in_threadpool(watcher.stop)
@@ -177,6 +184,7 @@ def create_app(settings: ApiSettings | None = None, engine: SearchEngine | None 
     app.state.watcher = watcher
     app.state.jobs = jobs
     app.state.videos = videos
+    app.state.video_jobs = video_jobs
     app.state.generation_unavailable = generation_off   # why generation is off (None: it is on)
 
     async def run_search(q: str | None, k: int, offset: int, genres: list[str], bpm_min: float | None,
@@ -192,7 +200,8 @@ def create_app(settings: ApiSettings | None = None, engine: SearchEngine | None 
         return body
     app.add_middleware(BodyLimitMiddleware, default=(settings.max_body_bytes, "DANCESEARCH_MAX_BODY_BYTES"),
                        limits={"/v1/search": (settings.max_search_body_bytes, "DANCESEARCH_MAX_SEARCH_BODY_BYTES"),
-                               "/v1/generate": (settings.max_upload_bytes, "DANCESEARCH_MAX_UPLOAD_BYTES")})
+                               "/v1/generate": (settings.max_upload_bytes, "DANCESEARCH_MAX_UPLOAD_BYTES"),
+                               "/v1/videos": (settings.max_upload_bytes, "DANCESEARCH_MAX_UPLOAD_BYTES")})
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["*"])
@@ -395,6 +404,7 @@ def create_app(settings: ApiSettings | None = None, engine: SearchEngine | None 
 
     mount_generation(app, settings, jobs, lambda clip_id: service.engine.clip_row(clip_id), classify,
                      unavailable=generation_off, catalog_fn=lambda: service.engine.catalog)
+    mount_video_jobs(app, settings, videos, video_jobs, lambda clip_id: service.engine.clip_row(clip_id))
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

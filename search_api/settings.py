@@ -66,8 +66,9 @@ class ApiSettings(BaseSettings):
     generate_workers: int = Field(1, ge=1, le=64, description="generation jobs run at the same time (threads)")
     generate_queue_limit: int = Field(8, ge=0, le=10000, description="jobs that may wait for a worker; one more "
                                                                      "is refused with 429 and Retry-After")
-    max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="largest POST /v1/generate body (an "
-                                                                         "uploaded audio file and its form)")
+    max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="largest POST /v1/generate or /v1/videos "
+                                                                         "body (an uploaded audio file or photo and "
+                                                                         "its form)")
     generate_max_seconds: float = Field(60.0, ge=4.0, le=300.0, description="longest dance one request may ask for")
     generate_max_candidates: int = Field(4, ge=1, le=32, description="most candidates one request may ask for")
     generate_not_dance_threshold: float = Field(

@@ -1,4 +1,5 @@
-"""Uploaded audio for ``POST /v1/generate``: a streaming multipart reader and the checks of the file.
+"""Uploaded files (audio for ``POST /v1/generate``, a reference photo for ``POST /v1/videos``): a streaming
+multipart reader and the checks of the file.
 
 Nothing is written outside the workspace: the multipart body is parsed as it arrives (python-multipart's
 ``MultipartParser``, not Starlette's ``request.form()``, whose spooled files go to the system temp folder),
@@ -34,6 +35,27 @@ AUDIO_CONTENT_TYPES = {"audio/wav": ".wav", "audio/x-wav": ".wav", "audio/wave":
                        "audio/mp3": ".mp3", "audio/flac": ".flac", "audio/x-flac": ".flac", "audio/mp4": ".m4a",
                        "audio/x-m4a": ".m4a", "audio/aiff": ".aiff", "audio/x-aiff": ".aiff"}
 GENERIC_TYPES = {"application/octet-stream", ""}   # browsers and curl send these for unknown files: decode decides
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+IMAGE_CONTENT_TYPES = {"image/jpeg": ".jpg", "image/jpg": ".jpg", "image/pjpeg": ".jpg", "image/png": ".png",
+                       "image/webp": ".webp", "image/bmp": ".bmp", "image/x-ms-bmp": ".bmp"}
+
+
+@dataclass(frozen=True)
+class FileKind:
+    """What one route's file part may be: its form field, the suffixes and content types it accepts."""
+
+    field: str
+    noun: str                       # "audio file", "photo" (in messages)
+    suffixes: frozenset[str]
+    content_types: dict[str, str]   # content type -> suffix
+    type_prefix: str                # any "<prefix>/..." content type is accepted too ("audio", "image")
+    examples: str                   # the types named in a 415
+
+
+AUDIO_FILE = FileKind(FILE_FIELD, "audio file", frozenset(AUDIO_SUFFIXES), AUDIO_CONTENT_TYPES, "audio",
+                      "audio/wav, audio/ogg, audio/mpeg, audio/flac, ...")
+PHOTO_FILE = FileKind("photo", "photo", frozenset(IMAGE_SUFFIXES), IMAGE_CONTENT_TYPES, "image",
+                      "image/jpeg, image/png, image/webp")
 SILENCE_PEAK = 1e-4
 
 
@@ -78,16 +100,16 @@ class _Part:
     size: int = 0
 
 
-def _suffix(filename: str, content_type: str) -> str:
+def _suffix(filename: str, content_type: str, kind: FileKind = AUDIO_FILE) -> str:
     ext = Path(filename).suffix.lower()
-    if ext in AUDIO_SUFFIXES:
+    if ext in kind.suffixes:
         return ext
-    return AUDIO_CONTENT_TYPES.get(content_type, ".bin")
+    return kind.content_types.get(content_type, ".bin")
 
 
-async def read_multipart(content_type_header: str, stream: AsyncIterator[bytes], incoming: Path
-                         ) -> tuple[dict[str, str], Upload | None]:
-    """Parse a multipart/form-data body: (text fields, the ``audio`` file part or None)."""
+async def read_multipart(content_type_header: str, stream: AsyncIterator[bytes], incoming: Path,
+                         kind: FileKind = AUDIO_FILE) -> tuple[dict[str, str], Upload | None]:
+    """Parse a multipart/form-data body: (text fields, the file part ``kind.field`` or None)."""
     from python_multipart.multipart import MultipartParser, parse_options_header
 
     _, options = parse_options_header(content_type_header)
@@ -128,24 +150,24 @@ async def read_multipart(content_type_header: str, stream: AsyncIterator[bytes],
         if part.name is None:
             fail(UploadError(400, "malformed_multipart", "a form part has no name", "body"))
             return
-        if part.filename is not None or part.name == FILE_FIELD:
-            if part.name != FILE_FIELD:
-                fail(UploadError(422, "invalid_parameter", f"unexpected file field {part.name!r}: the audio file "
-                                                           f"goes in the field {FILE_FIELD!r}", part.name))
+        if part.filename is not None or part.name == kind.field:
+            if part.name != kind.field:
+                fail(UploadError(422, "invalid_parameter", f"unexpected file field {part.name!r}: the {kind.noun} "
+                                                           f"goes in the field {kind.field!r}", part.name))
                 return
             if upload or part.fh is not None:
-                fail(UploadError(422, "invalid_parameter", "more than one audio file: send one", FILE_FIELD))
+                fail(UploadError(422, "invalid_parameter", f"more than one {kind.noun}: send one", kind.field))
                 return
-            if part.content_type not in AUDIO_CONTENT_TYPES and part.content_type not in GENERIC_TYPES \
-                    and not part.content_type.startswith("audio/"):
+            if part.content_type not in kind.content_types and part.content_type not in GENERIC_TYPES \
+                    and not part.content_type.startswith(kind.type_prefix + "/"):
                 fail(UploadError(415, "unsupported_media_type",
-                                 f"the audio file's content type is {part.content_type!r}; expected an audio type "
-                                 "(audio/wav, audio/ogg, audio/mpeg, audio/flac, ...) or application/octet-stream"))
+                                 f"the {kind.noun}'s content type is {part.content_type!r}; expected "
+                                 f"{kind.examples} or application/octet-stream", kind.field))
                 return
             try:
                 ensure_dir(incoming)
-                fd, tmp = tempfile.mkstemp(prefix="upload-", suffix=_suffix(part.filename or "", part.content_type),
-                                           dir=incoming)
+                fd, tmp = tempfile.mkstemp(prefix="upload-", suffix=_suffix(part.filename or "", part.content_type,
+                                                                            kind), dir=incoming)
             except OSError as exc:
                 raise (storage_error(exc, incoming) or exc) from exc
             part.fh, part.path = os.fdopen(fd, "wb"), Path(tmp)
@@ -175,7 +197,7 @@ async def read_multipart(content_type_header: str, stream: AsyncIterator[bytes],
             if state["error"] is not None:
                 part.path.unlink(missing_ok=True)
                 return
-            upload.append(Upload(part.path, Path(part.filename or "audio").name[:200], part.content_type or
+            upload.append(Upload(part.path, Path(part.filename or kind.field).name[:200], part.content_type or
                                  "application/octet-stream", part.size, state["sha1"].hexdigest()))
             part.fh = None
         elif state["error"] is None and part.name is not None:

@@ -204,6 +204,44 @@ class VideoService:
                  done.encode_s, job.path.name)
         return job.path
 
+    # --- video jobs (POST /v1/videos: search_api.video_jobs) ------------------------------------------
+    def run(self, fn: Any) -> Future:
+        """Run ``fn`` on the render thread (a video job; its queue is bounded by the job manager)."""
+        return self._pool.submit(fn)
+
+    def render_job(self, req: Any, job_dir: Path, progress: Any, cancelled: Any) -> dict[str, Any]:
+        """On the render thread: one video job (``search_api.video_jobs.VideoJobRequest``) -> ``job_dir /
+        video.mp4``; the job's result record."""
+        ok, why = video_available()
+        if not ok:
+            raise VideoUnavailable(why)
+        from encoders.motion.record import MotionRecord
+        from generation.video.clip_media import clip_files, render_mp4
+
+        progress(0.0, "loading the clip")
+        engine = self.api.engine
+        clip = engine.clip_row(req.clip_id)
+        files = clip_files(engine.workspace.home, clip,
+                           resolve=lambda kind, relative: self.api._media_file(clip, relative, kind))
+        try:
+            record = MotionRecord.load(files.motion)
+        except Exception as exc:  # noqa: BLE001 - checked a moment ago: the file changed under us
+            raise self.api.media.unavailable(req.clip_id, "motion", clip.motion_path,
+                                             f"it does not load ({exc})") from exc
+        reference = req.person if req.person is not None else req.photo
+        if reference is not None:
+            progress(0.0, "reading the photo")
+        done = render_mp4(record, job_dir / "video.mp4", view=req.view, size=req.size, audio=files.audio,
+                          seconds=req.seconds, source=f"clip {req.clip_id}", body=req.body, reference=reference,
+                          on_progress=progress, **ENCODE_OPTIONS)
+        with self._lock:
+            self.renders += 1
+        info = done.info
+        notes = list(done.notes) + ([files.note] if files.note else [])
+        return {"frames": info.frames, "fps": info.fps, "seconds": round(info.duration_s, 3), "width": info.width,
+                "height": info.height, "bytes": info.bytes, "audio": info.has_audio,
+                "render_s": round(done.render_s, 3), "encode_s": round(done.encode_s, 3), "notes": notes}
+
     def close(self) -> None:
         """Stop the render thread after the render in progress; queued renders are cancelled."""
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -427,6 +427,30 @@ class ApiClient:
         self._request(path, timeout=self.settings.video_timeout_s, headers={"Range": "bytes=0-0"})
         return self.absolute(path)
 
+    def create_video(self, clip_id: int, *, view: str = "dancer-side-by-side", size: int = 256, seconds: float = 10.0,
+                     photo: bytes | None = None, photo_name: str = "photo.jpg",
+                     content_type: str | None = None) -> dict[str, Any]:
+        """``POST /v1/videos``: a video job for a clip (multipart with the reference ``photo`` for the dancer
+        views); the queued job record (poll :meth:`video_job`). A photo without a person is
+        :class:`ApiRequestError` 422 with ``code`` ``invalid_photo``."""
+        fields = {"clip_id": int(clip_id), "view": view, "size": int(size), "seconds": float(seconds)}
+        if photo is None:
+            return self._write_json("POST", "/v1/videos", json=fields)
+        files = {"photo": (photo_name or "photo", photo, content_type or "application/octet-stream")}
+        return self._write_json("POST", "/v1/videos", data={k: str(v) for k, v in fields.items()}, files=files)
+
+    def video_job(self, job_id: str) -> dict[str, Any]:
+        """``GET /v1/videos/{id}``: state, progress, stage, result or error of a video job."""
+        body = self._get_json(f"/v1/videos/{_job_id(job_id)}")
+        if not isinstance(body, dict) or body.get("state") not in JOB_STATES:
+            raise ApiServerError(f"the search API returned a malformed video job {job_id}")
+        return body
+
+    def video_job_file(self, job_id: str) -> Media:
+        """The finished video job's MP4 (``GET /v1/videos/{id}/file``)."""
+        resp = self._request(f"/v1/videos/{_job_id(job_id)}/file", timeout=self.settings.video_timeout_s)
+        return Media(resp.content, resp.headers.get("content-type", "application/octet-stream").split(";")[0])
+
     def generate(self, request: GenerateRequest) -> Job:
         """``POST /v1/generate`` (JSON; the music is ``request.clip_id``): the queued job."""
         return Job.from_json(self._write_json("POST", "/v1/generate", json=request.fields()))

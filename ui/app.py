@@ -36,7 +36,8 @@ from ui.generate_panel import PanelCallbacks, gap_panel, not_dance_message
 from ui.player import PlayerSettings, audio_data_url, encode_motion, player_html
 from ui.refine import (BODY_PART_PHRASES, ENERGY_PHRASES, EXAMPLE_QUERIES, MAX_REFINEMENT_CHARS, TEMPO_RANGES,
                        Refinement, apply_refinement, filter_results, slider_to_bpm, tempo_class)
-from ui.video import VIDEO_HELP, VIDEO_LABEL, show_video, video_source
+from ui.video import (DANCER_CAPTION, DANCER_SECONDS, PHOTO_HELP, PHOTO_LABEL, VIDEO_HELP, VIDEO_LABEL,
+                      dancer_video_source, show_video, video_source)
 from search_api.schemas import MAX_QUERY
 
 #: The query box's limit: the API's (search_api.schemas.MAX_QUERY) minus what the refinement bar may append,
@@ -120,6 +121,19 @@ def cached_video(api_url: str, clip_id: int, public_api_url: str | None) -> str 
     return video_source(get_client(api_url), clip_id, public_api_url)
 
 
+@st.cache_data(max_entries=20, show_spinner=False)
+def cached_dancer_video(api_url: str, clip_id: int, photo: bytes, photo_name: str,
+                        public_api_url: str | None) -> str | bytes:
+    """The person of ``photo`` performing clip ``clip_id`` (a ``POST /v1/videos`` job, see ui/video.py), once
+    per clip and photo; failures are not cached."""
+    bar = st.progress(0.0, text="Making the video of your dancer…")
+    try:
+        return dancer_video_source(get_client(api_url), clip_id, photo, photo_name, public_api_url,
+                                   on_progress=lambda f, stage: bar.progress(min(max(f, 0.0), 1.0), text=stage))
+    finally:
+        bar.empty()
+
+
 # --- session state ---------------------------------------------------------------------------------
 REFINE_KEYS = ("ref_tempo", "ref_body", "ref_energy", "ref_genres")
 
@@ -186,6 +200,8 @@ def sidebar(settings: UiSettings) -> tuple[list[str], tuple[float | None, float 
                         help="Clips without a known BPM are excluded once you narrow the range.")
         k = st.slider("Number of results", min_value=1, max_value=settings.max_k, value=settings.default_k, key="k")
         layout = st.radio("Layout", ["grid", "list"], horizontal=True, key="layout")
+        st.divider()
+        st.file_uploader(PHOTO_LABEL, type=["jpg", "jpeg", "png", "webp"], key="dancer_photo", help=PHOTO_HELP)
         st.divider()
         st.caption(f"Search API: `{settings.api_url}`")
     return genres, slider_to_bpm(bpm, (lo, hi)), k, (settings.columns if layout == "grid" else 1)
@@ -324,6 +340,13 @@ def render_video(slot: "st.delta_generator.DeltaGenerator", clip: ClipResult, se
     if not st.session_state.get(f"video_{clip.id}"):
         return
     box = slot.container()
+    photo = st.session_state.get("dancer_photo")
+    if photo is not None:        # the person of the sidebar's photo performs the clip (a video job)
+        with box:
+            show_video(box, lambda: cached_dancer_video(settings.api_url, clip.id, photo.getvalue(), photo.name,
+                                                        settings.public_api_url),
+                       caption=DANCER_CAPTION.format(seconds=DANCER_SECONDS))
+        return
     with box, st.spinner("Rendering the video (the first time takes a few seconds)…"):
         show_video(box, lambda: cached_video(settings.api_url, clip.id, settings.public_api_url))
 

@@ -1,7 +1,16 @@
 """``dancesearch render``: a dance -> a shareable MP4 (H.264 + AAC) with its music.
 
     dancesearch render (--clip ID | --motion FILE.npz|.bvh) [--music FILE | --no-music] [--size 256]
-                       [--view body|pose|grid|side-by-side] [--seconds S] [--out dance.mp4] [--home H] [--json]
+                       [--view body|pose|grid|side-by-side|dancer|dancer-side-by-side] [--reference photo.jpg]
+                       [--backend preview|diffusion --weights DIR] [--body capsule|anny|smplx [--body-model PATH]]
+                       [--seconds S] [--out dance.mp4] [--home H] [--json]
+
+``--reference photo.jpg`` makes the person of the photo dance (view ``dancer`` by default then, or
+``dancer-side-by-side`` next to the skeleton): ``--backend preview`` (default) is the CPU preview of
+:mod:`generation.video.appearance` (not photoreal), ``--backend diffusion --weights DIR`` the pose-guided video
+diffusion network of :mod:`generation.video.diffusion_backend` loaded from a local folder (a GPU machine).
+``--body`` picks the body of the guidance maps (capsules by default; ``anny`` is a skinned mesh built on first
+use, ``smplx`` needs the user's SMPL-X model file in ``--body-model``).
 
 ``--clip`` takes a catalog clip's motion and its audio (the files ``/v1/clips/{id}/motion`` and
 ``/v1/clips/{id}/audio`` serve, checked the same way: :func:`generation.video.clip_media.clip_files`, which
@@ -27,7 +36,10 @@ from encoders.errors import DanceSearchError, InputError
 
 # Importing generation.video (this package) costs ~30 ms at registration: torch, which its joints module
 # imports, is already loaded by the other commands; moderngl and imageio-ffmpeg are not imported here.
+from .clip_media import BACKENDS, DANCER_VIEWS
 from .compose import VIEWS
+
+BODIES = ("capsule", "anny", "smplx")
 
 MIN_SIZE, MAX_SIZE = 32, 2048
 MAX_SECONDS = 3600.0
@@ -49,9 +61,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=bounded_number(int, MIN_SIZE, MAX_SIZE, "--size"), default=256,
                    help=f"frame size in pixels, square ({MIN_SIZE}..{MAX_SIZE}; default 256); grid and side-by-side "
                         "views put 2x2 / 2 panels of this size together")
-    p.add_argument("--view", choices=VIEWS, default="body",
-                   help="body: shaded capsule body (default); pose: DWPose skeleton map; grid: depth, normal, "
-                        "semantic and pose maps; side-by-side: body and pose")
+    p.add_argument("--view", choices=VIEWS + DANCER_VIEWS, default=None,
+                   help="body: shaded body (default without --reference); pose: DWPose skeleton map; grid: depth, "
+                        "normal, semantic and pose maps; side-by-side: body and pose; dancer: the person of "
+                        "--reference dancing (default with it); dancer-side-by-side: dancer and pose")
+    p.add_argument("--reference", type=Path, metavar="PHOTO",
+                   help="a photo of the dancer (jpg, png, webp; one person, whole body, >= 128 px): the video shows "
+                        "them performing the dance")
+    p.add_argument("--backend", choices=BACKENDS, default="preview",
+                   help="how the dancer is made: preview (CPU, a textured 3D body; not photoreal; default) or "
+                        "diffusion (a pose-guided video diffusion network from --weights; needs a GPU to be usable)")
+    p.add_argument("--weights", type=Path, metavar="DIR",
+                   help="local folder of the diffusion back-end's network (vae, reference_unet, denoising_unet, ...)")
+    p.add_argument("--body", choices=BODIES, default="capsule",
+                   help="body of the guidance maps: capsule (default, no model), anny (skinned mesh, built on first "
+                        "use: 1-3 min, then cached), smplx (needs --body-model)")
+    p.add_argument("--body-model", type=Path, metavar="PATH",
+                   help="SMPL-X model file or folder for --body smplx")
     p.add_argument("--seconds", type=bounded_number(float, 0.1, MAX_SECONDS, "--seconds"), default=None,
                    metavar="S", help="render at most the first S seconds (default: the whole dance)")
     p.add_argument("--out", type=Path, default=Path("dance.mp4"), metavar="FILE.mp4",
@@ -109,6 +135,20 @@ def cmd_render(args: argparse.Namespace) -> int:
         raise UsageError("give the dance with --clip ID or --motion FILE")
     if args.out.suffix.lower() != ".mp4":
         raise UsageError(f"--out must name an .mp4 file, got {args.out}")
+    if args.view is None:
+        args.view = "dancer" if args.reference is not None else "body"
+    if args.view in DANCER_VIEWS and args.reference is None:
+        raise UsageError(f"--view {args.view} shows the person of a photo: give it with --reference PHOTO")
+    if args.reference is not None and args.view not in DANCER_VIEWS:
+        raise UsageError(f"--reference needs a dancer view (--view {' or '.join(DANCER_VIEWS)}), not {args.view}")
+    if args.backend == "diffusion" and args.weights is None:
+        raise UsageError("--backend diffusion needs the network's local folder: --weights DIR")
+    if args.weights is not None and args.backend != "diffusion":
+        raise UsageError("--weights is for --backend diffusion")
+    if (args.body == "smplx") != (args.body_model is not None):
+        raise UsageError("--body smplx needs --body-model PATH (and --body-model is only for --body smplx)")
+    if args.reference is not None and not args.reference.is_file():
+        raise InputError(args.reference, "reference photo not found")
     from .clip_media import first_seconds, render_mp4, require_video_extra
 
     require_video_extra()
@@ -126,15 +166,21 @@ def cmd_render(args: argparse.Namespace) -> int:
         info(note)
     with sigterm_as_interrupt():               # `kill` stops ffmpeg and removes the temporary file, like Ctrl-C
         done = render_mp4(record, args.out, view=args.view, size=args.size, audio=audio, seconds=args.seconds,
-                          progress=progress_enabled(args), source=source)
+                          progress=progress_enabled(args), source=source, body=args.body, body_model=args.body_model,
+                          reference=args.reference, backend=args.backend, weights=args.weights)
     written, render_s, encode_s = done.info, done.render_s, done.encode_s
     payload = {"out": str(args.out), "frames": written.frames, "fps": written.fps,
                "seconds": round(written.duration_s, 3), "size": args.size, "width": written.width,
                "height": written.height, "view": args.view, "audio": None if audio is None else str(audio),
                "clip": args.clip, "motion": None if args.motion is None else str(args.motion),
-               "render_seconds": round(render_s, 3), "encode_seconds": round(encode_s, 3), "bytes": written.bytes}
+               "render_seconds": round(render_s, 3), "encode_seconds": round(encode_s, 3), "bytes": written.bytes,
+               "reference": None if args.reference is None else str(args.reference),
+               "backend": args.backend if args.reference is not None else None, "body": args.body,
+               "notes": list(done.notes)}
 
     def human() -> None:
+        for note in done.notes:
+            info(note)
         music = f"music {audio}" if audio is not None else "no music"
         info(f"{written.frames} frames, {written.duration_s:.1f} s at {written.fps:g} fps, {written.width}x"
              f"{written.height}, {args.view} view, {music} -> {args.out} (render {render_s:.1f} s, encode "
@@ -142,3 +188,4 @@ def cmd_render(args: argparse.Namespace) -> int:
 
     emit(args, payload, human)
     return EXIT_OK
+
