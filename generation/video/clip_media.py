@@ -255,10 +255,14 @@ def _diffusion_frames(renderer: Any, person: Any, weights: str | Path | None, ti
                          expected="a local folder with the network (--weights DIR)", got="none")
     from .diffusion_backend import PoseGuidedVideoPipeline
 
+    from .appearance.background import cover_image
+
     t0 = time.perf_counter()
     pipe = PoseGuidedVideoPipeline.from_pretrained(weights)
     guidance = renderer.render().as_tensors()
-    frames = pipe(person.image, guidance)
+    # the reference as the guidance frames it (the photo's crop at the output size), 5-s denoising windows
+    reference = cover_image(person.image, renderer.height, renderer.width)
+    frames = pipe(reference, guidance, fps=renderer.joints.fps)
     timing["render"] = timing.get("render", 0.0) + time.perf_counter() - t0
     if on_progress is not None:
         on_progress(0.0, "denoised; encoding")

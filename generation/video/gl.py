@@ -1,10 +1,12 @@
-"""Headless OpenGL rasterisation of the capsule body: depth, normal and part label in one pass.
+"""Headless OpenGL rasterisation of the body: depth, normal and part label in one pass.
 
 Why moderngl on EGL: it needs no display and no X server, runs on Mesa's software rasteriser (llvmpipe)
-on a CPU-only machine and on the NVIDIA driver on a GPU one, with the same code. One draw call instances
-the capsule template for every bone; two render targets receive (camera-space normal, view depth) as
-float32 and the part label (the mask is label > 0). ``moderngl`` is an optional extra and is imported
-only here, when a renderer is first built.
+on a CPU-only machine and on the NVIDIA driver on a GPU one, with the same code. The capsule body is one
+draw call instancing the capsule template for every bone (:class:`CapsuleRasterizer`); a skinned mesh
+(anny, SMPL-X) is one indexed draw of its triangles with per-vertex positions and normals uploaded each
+frame (:class:`MeshRasterizer`). Both write the same two render targets: (camera-space normal, view
+depth) as float32 and the part label (the mask is label > 0). ``moderngl`` is an optional extra and is
+imported only here, when a renderer is first built.
 """
 from __future__ import annotations
 
@@ -173,4 +175,99 @@ class CapsuleRasterizer:
         """Free the GL objects (the shared context stays for the next rasterizer)."""
         for obj in (self.vao, self.fbo, self.geometry, self.labels, self.depth, self.instances, self.index,
                     self.template, self.prog):
+            obj.release()
+
+
+_MESH_VERTEX = """
+#version 330
+uniform mat4 u_view;
+uniform mat4 u_proj;
+in vec3 in_pos;
+in vec3 in_normal;
+in float in_label;
+out vec3 v_normal;
+out float v_depth;
+flat out float v_label;
+void main() {
+    vec4 view = u_view * vec4(in_pos, 1.0);
+    v_normal = mat3(u_view) * in_normal;
+    v_depth = -view.z;
+    v_label = in_label;
+    gl_Position = u_proj * view;
+}
+"""
+
+
+class MeshRasterizer:
+    """Renders one triangle mesh with per-vertex part labels to (normal + depth, label) images of one size.
+
+    The topology (``faces`` (F, 3), counter-clockwise seen from outside) and ``labels`` (V,) are fixed at
+    construction; each :meth:`render` uploads that frame's vertex positions and normals. Outputs match
+    :meth:`CapsuleRasterizer.render`, so the guidance maps do not depend on which body drew them. A
+    triangle takes the label of its last vertex (GL's provoking vertex): part borders follow mesh edges.
+    """
+
+    def __init__(self, width: int, height: int, faces: np.ndarray, labels: np.ndarray, *,
+                 backend: str = "egl", cull: bool = True) -> None:
+        moderngl = _import_moderngl()
+        faces = np.asarray(faces)
+        labels = np.asarray(labels)
+        if faces.ndim != 2 or faces.shape[1] != 3 or labels.ndim != 1:
+            raise ValueError(f"faces must be (F, 3) and labels (V,), got {faces.shape} and {labels.shape}")
+        if len(faces) and (faces.min() < 0 or faces.max() >= len(labels)):
+            raise ValueError(f"faces index vertices 0..{len(labels) - 1} only")
+        self.width, self.height = int(width), int(height)
+        self.num_vertices = int(len(labels))
+        self.ctx = gl_context(backend)
+        self._thread = threading.get_ident()
+        ctx = self.ctx
+        self.prog = ctx.program(vertex_shader=_MESH_VERTEX, fragment_shader=_FRAGMENT)
+        self.positions = ctx.buffer(reserve=max(self.num_vertices, 1) * 12, dynamic=True)
+        self.normals = ctx.buffer(reserve=max(self.num_vertices, 1) * 12, dynamic=True)
+        self.label_buffer = ctx.buffer(labels.astype("f4").tobytes() or b"\0" * 4)
+        self.index = ctx.buffer(faces.astype("u4").tobytes() or b"\0" * 12)
+        self.num_indices = int(faces.size)
+        self.vao = ctx.vertex_array(self.prog, [
+            (self.positions, "3f", "in_pos"), (self.normals, "3f", "in_normal"), (self.label_buffer, "1f", "in_label"),
+        ], index_buffer=self.index, index_element_size=4)
+        self.geometry = ctx.texture((self.width, self.height), 4, dtype="f4")
+        self.labels = ctx.texture((self.width, self.height), 1, dtype="f1")
+        self.depth = ctx.depth_renderbuffer((self.width, self.height))
+        self.fbo = ctx.framebuffer(color_attachments=[self.geometry, self.labels], depth_attachment=self.depth)
+        self._flags = moderngl.DEPTH_TEST | (moderngl.CULL_FACE if cull else 0)
+        self._camera_id: int | None = None
+
+    def set_camera(self, camera: Camera) -> None:
+        if (camera.width, camera.height) != (self.width, self.height):
+            raise ValueError(f"camera is {camera.width}x{camera.height}, rasterizer {self.width}x{self.height}")
+        self.prog["u_view"].write(camera.view_matrix().T.astype("f4").tobytes())   # GLSL is column-major
+        self.prog["u_proj"].write(camera.projection_matrix().T.astype("f4").tobytes())
+        self._camera_id = id(camera)
+
+    def render(self, vertices: np.ndarray, normals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One frame: world ``vertices`` and unit ``normals`` (V, 3) -> geometry (H, W, 4) float32 (normal xyz,
+        view depth; 0 where empty) and labels (H, W) uint8, both with row 0 at the top of the image."""
+        if self._camera_id is None:
+            raise RuntimeError("set_camera() first")
+        if threading.get_ident() != self._thread:
+            raise RuntimeError("a MeshRasterizer renders only in the thread that created it (its EGL context)")
+        v = np.ascontiguousarray(vertices, dtype=np.float32)
+        n = np.ascontiguousarray(normals, dtype=np.float32)
+        if v.shape != (self.num_vertices, 3) or n.shape != v.shape:
+            raise ValueError(f"vertices and normals must be ({self.num_vertices}, 3), got {v.shape} and {n.shape}")
+        self.positions.write(v.tobytes())
+        self.normals.write(n.tobytes())
+        self.fbo.use()
+        self.ctx.enable_only(self._flags)
+        self.fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
+        if self.num_indices:
+            self.vao.render(vertices=self.num_indices)
+        geo = np.frombuffer(self.fbo.read(components=4, attachment=0, dtype="f4"), dtype=np.float32)
+        lab = np.frombuffer(self.fbo.read(components=1, attachment=1, dtype="f1"), dtype=np.uint8)
+        return geo.reshape(self.height, self.width, 4)[::-1], lab.reshape(self.height, self.width)[::-1]
+
+    def release(self) -> None:
+        """Free the GL objects (the shared context stays for the next rasterizer)."""
+        for obj in (self.vao, self.fbo, self.geometry, self.labels, self.depth, self.positions, self.normals,
+                    self.label_buffer, self.index, self.prog):
             obj.release()

@@ -2,13 +2,14 @@
 
 Why one entry point over several modules: the maps must agree (same joints, same smoothing, same camera)
 or a model is guided by contradicting images. :class:`GuidanceRenderer` prepares everything once (joints,
-capsules, camera, keypoints) and renders any frame range; :func:`render_guidance` renders the whole dance
+body, camera, keypoints) and renders any frame range; :func:`render_guidance` renders the whole dance
 into arrays, and :func:`generation.video.champ.write_champ_layout` streams a renderer to disk in chunks so
 a long dance at 512 px never sits in memory whole.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -16,10 +17,11 @@ import numpy as np
 from encoders.errors import InputError
 from encoders.motion.record import MotionRecord
 
+from .bodies import MeshBody, check_body, mesh_body
 from .camera import Camera, fit_camera, mean_facing
 from .capsules import CapsuleBody, capsule_body
 from .draw import draw_pose_map, keypoint_heatmaps
-from .gl import CapsuleRasterizer
+from .gl import CapsuleRasterizer, MeshRasterizer
 from .joints import GuidanceJoints, guidance_joints
 from .openpose import project_keypoints
 from .parts import colour_parts
@@ -27,6 +29,8 @@ from .parts import colour_parts
 MIN_SIZE, MAX_SIZE = 16, 4096
 #: Depth images: the farthest body surface of the dance maps to this grey, the nearest to 255, background 0.
 DEPTH_FAR_GREY = 48
+#: Mesh bodies are skinned this many frames at a time (anny: ~0.9 MB of vertices per frame, 4x that while blending).
+SKIN_CHUNK = 16
 
 
 def image_size(size: int | tuple[int, int]) -> tuple[int, int]:
@@ -129,7 +133,7 @@ class GuidanceFrames:
 
 
 class GuidanceRenderer:
-    """Everything a dance's guidance needs, prepared once: joints, capsule body, camera, keypoints.
+    """Everything a dance's guidance needs, prepared once: joints, body (capsules or a mesh), camera, keypoints.
 
     Use as a context manager (or call :meth:`close`) to free the GL objects; the EGL context itself is kept
     for the thread (one per thread), and a renderer renders only in the thread that built it. Parameters
@@ -139,11 +143,14 @@ class GuidanceRenderer:
     def __init__(self, record: MotionRecord, size: int | tuple[int, int] = 256, *, hands: bool | None = None,
                  smooth_sigma: float = 0.0, projection: str = "perspective", fov_deg: float = 35.0,
                  margin: float = 0.08, yaw_deg: float = 0.0, elevation_deg: float = 0.0,
-                 camera: Camera | None = None, backend: str = "egl") -> None:
-        self._raster: CapsuleRasterizer | None = None
+                 camera: Camera | None = None, backend: str = "egl", body: str = "capsule",
+                 body_model: str | Path | object | None = None) -> None:
+        self._raster: CapsuleRasterizer | MeshRasterizer | None = None
         self.height, self.width = image_size(size)
+        self.body_name = check_body(body)
         self.joints: GuidanceJoints = guidance_joints(record, hands=hands, smooth_sigma=smooth_sigma)
-        self.body: CapsuleBody = capsule_body(self.joints)
+        self.body: CapsuleBody | MeshBody = capsule_body(self.joints) if body == "capsule" \
+            else mesh_body(body, self.joints, body_model)
         if camera is None:
             pts, pad = self.body.extent_points()
             camera = fit_camera(pts, pad, self.width, self.height, facing=mean_facing(self.joints.trunk_frames()),
@@ -154,12 +161,19 @@ class GuidanceRenderer:
                              expected=f"{self.width}x{self.height}", got=f"{camera.width}x{camera.height}")
         self.camera = camera
         self.keypoints, self.keypoint_depth, self.keypoint_valid = project_keypoints(self.joints, camera)
-        self._instances = self.body.instances()
-        self._raster = CapsuleRasterizer(self.width, self.height, backend=backend,
-                                         max_instances=self.body.num_capsules)
-        self._raster.set_camera(camera)
         self.meta = {"hands": self.joints.has_fingers, "smooth_sigma": float(smooth_sigma),
-                     "num_keypoints": int(self.keypoints.shape[1]), "capsules": self.body.num_capsules}
+                     "num_keypoints": int(self.keypoints.shape[1]), "body": self.body_name}
+        if isinstance(self.body, CapsuleBody):
+            self._instances = self.body.instances()
+            self._raster = CapsuleRasterizer(self.width, self.height, backend=backend,
+                                             max_instances=self.body.num_capsules)
+            self.meta["capsules"] = self.body.num_capsules
+        else:
+            self._raster = MeshRasterizer(self.width, self.height, self.body.faces, self.body.labels,
+                                          backend=backend)
+            self.meta.update(vertices=self.body.num_vertices, triangles=self.body.num_triangles,
+                             body_scale=round(float(self.body.scale), 4))
+        self._raster.set_camera(camera)
 
     @property
     def num_frames(self) -> int:
@@ -188,8 +202,16 @@ class GuidanceRenderer:
         normal = np.zeros((n, h, w, 3), dtype=np.float32)
         labels = np.zeros((n, h, w, 1), dtype=np.uint8)
         pose = np.zeros((n, h, w, 3), dtype=np.uint8)
+        mesh = self.body if isinstance(self.body, MeshBody) else None
+        verts, first = None, start
         for i, t in enumerate(range(start, stop)):
-            geo, lab = self._raster.render(self._instances[t])
+            if mesh is not None:
+                if verts is None or t - first >= len(verts):     # skin SKIN_CHUNK frames at a time: bounded memory
+                    first, verts = t, mesh.vertices(t, min(t + SKIN_CHUNK, stop))
+                v = verts[t - first]
+                geo, lab = self._raster.render(v, mesh.normals(v))
+            else:
+                geo, lab = self._raster.render(self._instances[t])
             normal[i] = geo[..., :3]
             depth[i, ..., 0] = geo[..., 3]
             labels[i, ..., 0] = lab
@@ -210,7 +232,8 @@ class GuidanceRenderer:
 def render_guidance(record: MotionRecord, size: int | tuple[int, int] = 256, *, hands: bool | None = None,
                     smooth_sigma: float = 0.0, projection: str = "perspective", fov_deg: float = 35.0,
                     margin: float = 0.08, yaw_deg: float = 0.0, elevation_deg: float = 0.0,
-                    camera: Camera | None = None, backend: str = "egl") -> GuidanceFrames:
+                    camera: Camera | None = None, backend: str = "egl", body: str = "capsule",
+                    body_model: str | Path | object | None = None) -> GuidanceFrames:
     """Render every frame of ``record``'s guidance maps from one camera fitted to the whole dance.
 
     ``size``: int (square) or (height, width), 16..4096 px. ``hands``: None = finger maps when the record
@@ -218,10 +241,14 @@ def render_guidance(record: MotionRecord, size: int | tuple[int, int] = 256, *, 
     frames (0 = off; 1 steadies mocap jitter). ``projection``: "perspective" (``fov_deg`` vertical field of
     view) or "orthographic". ``margin``: free border, fraction of the body's half-extent. ``yaw_deg`` /
     ``elevation_deg``: move the camera around / above the dancer's mean facing. ``camera``: use this camera
-    instead of fitting one (e.g. the same framing for several dances). Raises ``InputError`` on bad input
-    and :class:`generation.video.gl.RendererUnavailable` when moderngl or EGL is missing.
+    instead of fitting one (e.g. the same framing for several dances). ``body``: what draws depth, normal,
+    part and mask: "capsule" (built in, fast), "anny" (a skinned anny mesh; the first use in a process
+    builds the model) or "smplx" (the user's SMPL-X file, given as ``body_model``: the file or its
+    folder); :func:`generation.video.bodies.available_bodies` says which work here. The pose map and
+    keypoints do not depend on the body. Raises ``InputError`` on bad input (also when a body's package
+    or file is missing) and :class:`generation.video.gl.RendererUnavailable` when moderngl or EGL is missing.
     """
     with GuidanceRenderer(record, size, hands=hands, smooth_sigma=smooth_sigma, projection=projection,
                           fov_deg=fov_deg, margin=margin, yaw_deg=yaw_deg, elevation_deg=elevation_deg,
-                          camera=camera, backend=backend) as renderer:
+                          camera=camera, backend=backend, body=body, body_model=body_model) as renderer:
         return renderer.render()
