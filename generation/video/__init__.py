@@ -21,6 +21,12 @@ Modules, one job each:
 - ``mp4``: :func:`write_mp4` (frames + music -> H.264/AAC MP4, atomic, streaming) and :func:`probe_mp4`;
 - ``clip_media``: a catalog clip's checked motion / audio files and :func:`render_mp4` (dance -> MP4 file),
   shared by ``dancesearch render`` and the API's ``GET /v1/clips/{id}/video``;
+- ``appearance``: the dancer of a reference photo on a CPU (mediapipe detection, body fit, projective texturing
+  + per-limb warps over the inpainted background): ``load_reference``, ``PreviewAnimator``;
+- ``diffusion_backend``: the pose-guided video diffusion network (diffusers parts: guidance encoders, reference
+  attention, a temporal UNet), weights only from a local folder: ``PoseGuidedVideoPipeline``;
+- ``m2penc``: M2PEnc, music -> pose guidance maps and keypoint heatmaps (paper 3.2);
+- ``quality``: SSIM / PSNR / VMAF, pose following and temporal stability of rendered videos;
 - ``cli``: ``dancesearch render``.
 
 moderngl and imageio-ffmpeg are the optional ``video`` extra (``pip install -e ".[video]"``); importing this
