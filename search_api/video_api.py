@@ -23,7 +23,7 @@ from .generate_api import AUTH_ERRORS, JOB_ID_PATTERN, MAX_CLIP_ID, _err, _error
 from .settings import ApiSettings
 from .uploads import PHOTO_FILE, Upload, UploadError, read_multipart
 from .video import VideoService, VideoSize
-from .video_jobs import (JOB_VIEWS, MAX_JOB_SECONDS, PHOTO_VIEWS, VideoJobConflict, VideoJobManager,
+from .video_jobs import (MAX_JOB_SECONDS, PHOTO_VIEWS, VideoJobConflict, VideoJobManager,
                          VideoJobNotFound, VideoJobRequest, VideoQueueFull)
 
 VideoJobId = Annotated[str, Path(pattern=JOB_ID_PATTERN, description="video job id (32 hex digits)")]

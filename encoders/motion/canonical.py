@@ -88,12 +88,14 @@ def _leg_length(body: np.ndarray) -> float:
     return length
 
 
-def canonical_body(body: np.ndarray) -> np.ndarray:
+def canonical_body(body: np.ndarray, rest: np.ndarray | None = None) -> np.ndarray:
     """(T, 22, 3) SMPL-ordered joint positions (metres, +y up) -> the same motion on the canonical body.
 
     Deterministic and per-frame except for two clip-level constants (the source's median leg length
     and its floor height). Centre joints and trunk offsets come from :func:`canonical_rest`; see the
-    module docstring for what is kept from the source.
+    module docstring for what is kept from the source. ``rest``: another (22, 3) standing skeleton to
+    retarget onto instead (e.g. the proportions of the person in a reference photo, for video): its trunk
+    offsets and limb lengths are used the same way, and the root path is scaled by its leg length.
     """
     body = np.asarray(body, dtype=np.float64)
     if body.ndim != 3 or body.shape[1:] != (len(SMPL_BODY_22), 3):
@@ -101,19 +103,26 @@ def canonical_body(body: np.ndarray) -> np.ndarray:
                          expected=f"(T, {len(SMPL_BODY_22)}, 3)", got=str(body.shape))
     if len(body) == 0:
         raise InputError(None, "no frames", field="positions", expected="at least one frame", got="0")
-    rest = canonical_rest()
+    if rest is None:
+        rest = canonical_rest()
+    else:
+        rest = np.asarray(rest, dtype=np.float64)
+        if rest.shape != (len(SMPL_BODY_22), 3) or not np.isfinite(rest).all():
+            raise InputError(None, "bad rest skeleton", field="rest", expected=f"({len(SMPL_BODY_22)}, 3) finite",
+                             got=str(rest.shape))
     hip_mid = 0.5 * (body[:, _J["left_hip"]] + body[:, _J["right_hip"]])
     sho_mid = 0.5 * (body[:, _J["left_shoulder"]] + body[:, _J["right_shoulder"]])
     up = sho_mid - hip_mid
     pelvis_frame = frames_from_axes(body[:, _J["left_hip"]] - body[:, _J["right_hip"]], up)
     chest_frame = frames_from_axes(body[:, _J["left_shoulder"]] - body[:, _J["right_shoulder"]], up)
-    rest_sho_mid = 0.5 * (rest[_J["left_shoulder"]] + rest[_J["right_shoulder"]])   # the rest hip midpoint is 0
-    rest_pelvis = frames_from_axes((rest[_J["left_hip"]] - rest[_J["right_hip"]])[None], rest_sho_mid[None])[0]
+    rest_hip = 0.5 * (rest[_J["left_hip"]] + rest[_J["right_hip"]])      # 0 for the canonical rest
+    rest_sho_mid = 0.5 * (rest[_J["left_shoulder"]] + rest[_J["right_shoulder"]])
+    rest_pelvis = frames_from_axes((rest[_J["left_hip"]] - rest[_J["right_hip"]])[None],
+                                   (rest_sho_mid - rest_hip)[None])[0]
     # rest offsets expressed in the rest pelvis frame (the rest chest frame is the same: the rest body is symmetric)
-    local = rest @ rest_pelvis          # (22, 3): coordinates along (lateral, up, forward)
+    local = (rest - rest_hip) @ rest_pelvis          # (22, 3): coordinates along (lateral, up, forward)
 
-    ratio = float(np.linalg.norm(np.diff(rest[[_J["left_hip"], _J["left_knee"], _J["left_ankle"]]], axis=0), axis=-1).sum()) \
-        / _leg_length(body)
+    ratio = _leg_length(rest[None]) / _leg_length(body)
     floor = float(body[:, [_J[n] for n in FOOT_JOINTS], 1].min())
     root = hip_mid.copy()
     root[:, 1] -= floor          # y = 0 is the floor the source dances on

@@ -190,8 +190,9 @@ class GuidanceRenderer:
             self._raster.release()
             self._raster = None
 
-    def render(self, start: int = 0, stop: int | None = None) -> GuidanceFrames:
-        """Maps of frames ``start:stop`` (clipped to the dance)."""
+    def render(self, start: int = 0, stop: int | None = None, *, pose: bool = True) -> GuidanceFrames:
+        """Maps of frames ``start:stop`` (clipped to the dance). ``pose=False`` leaves the skeleton map black
+        (callers that only need the body maps skip its drawing: ~5 ms/frame at 256 px, ~20 at 512)."""
         if self._raster is None:
             raise RuntimeError("renderer is closed")
         stop = self.num_frames if stop is None else min(stop, self.num_frames)
@@ -201,7 +202,7 @@ class GuidanceRenderer:
         depth = np.zeros((n, h, w, 1), dtype=np.float32)
         normal = np.zeros((n, h, w, 3), dtype=np.float32)
         labels = np.zeros((n, h, w, 1), dtype=np.uint8)
-        pose = np.zeros((n, h, w, 3), dtype=np.uint8)
+        skeleton = np.zeros((n, h, w, 3), dtype=np.uint8)
         mesh = self.body if isinstance(self.body, MeshBody) else None
         verts, first = None, start
         for i, t in enumerate(range(start, stop)):
@@ -215,10 +216,11 @@ class GuidanceRenderer:
             normal[i] = geo[..., :3]
             depth[i, ..., 0] = geo[..., 3]
             labels[i, ..., 0] = lab
-            pose[i] = draw_pose_map(self.keypoints[t], self.keypoint_valid[t], h, w)
+            if pose:
+                skeleton[i] = draw_pose_map(self.keypoints[t], self.keypoint_valid[t], h, w)
         mask = np.where(labels > 0, np.uint8(255), np.uint8(0))
         sl = slice(start, stop)
-        return GuidanceFrames(depth, normal, labels, mask, pose, self.keypoints[sl], self.keypoint_depth[sl],
+        return GuidanceFrames(depth, normal, labels, mask, skeleton, self.keypoints[sl], self.keypoint_depth[sl],
                               self.keypoint_valid[sl], self.camera, self.joints.fps, start, dict(self.meta))
 
     def chunks(self, chunk: int = 32) -> Iterator[GuidanceFrames]:
