@@ -43,6 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from .video.cli import register as register_render
 
     register_render(subparsers)
+    from .video.m2penc.cli import register as register_m2penc
+
+    register_m2penc(subparsers)
 
 
 def run_demo(args: argparse.Namespace) -> int:

@@ -1,0 +1,224 @@
+"""M2PEnc (generation/video/m2penc): heads, save/load, training, music-guidance alignment, run-dir errors."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from encoders.errors import InputError
+from encoders.motion.record import MotionRecord
+from generation.video.m2penc import (ClipPairs, DataConfig, M2PEnc, M2PEncConfig, M2PEncPipeline, TrainConfig,
+                                     save_pretrained, train_m2penc)
+from generation.video.m2penc.data import music_at_15fps, render_pairs, window_arrays
+from generation.video.m2penc.evaluate import clip_metrics
+from generation.video.m2penc.pipeline import heatmap_argmax
+from generation.video.m2penc.train import evaluate_loss, validation_picks
+
+TINY = M2PEncConfig(music_dim=35, size=16, channels=4, layers=1, attn_grid=4, attn_dim=8, heads=2)
+
+
+def test_both_heads_have_the_paper_shapes():
+    model = M2PEnc(TINY)
+    guid, heat = model(torch.randn(2, 6, 35))
+    assert guid.shape == (2, 6, 11, 16, 16)
+    assert heat.shape == (2, 6, 18, 16, 16)
+    with pytest.raises(InputError, match="music"):
+        model(torch.randn(2, 6, 34))
+
+
+def test_inflated_conv_of_a_still_video_is_the_2d_conv():
+    from generation.video.m2penc.model import InflatedConv3d
+
+    conv2d = torch.nn.Conv2d(3, 5, 3, padding=1)
+    conv3d = InflatedConv3d.inflate(conv2d, kernel_t=3)
+    frame = torch.randn(1, 3, 8, 8)
+    video = frame[:, :, None].repeat(1, 1, 5, 1, 1)
+    out = conv3d(video)
+    # away from the zero-padded first and last frames every frame equals the 2D convolution
+    assert torch.allclose(out[:, :, 2], conv2d(frame), atol=1e-5)
+
+
+def test_save_load_round_trip_gives_identical_outputs(tmp_path):
+    torch.manual_seed(0)
+    model = M2PEnc(TINY)
+    model.set_normalisation(torch.linspace(-1, 1, 35), torch.linspace(0.5, 2, 35))
+    with torch.no_grad():                                   # attention output starts at zero: make it count
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    save_pretrained(tmp_path / "run", model, DataConfig(size=16), {"window": 6})
+    pipe = M2PEncPipeline.from_pretrained(tmp_path / "run")
+    x = np.random.default_rng(0).normal(size=(6, 35)).astype(np.float32)
+    with torch.no_grad():
+        g, h = model.eval()(torch.from_numpy(x)[None])
+    pred = pipe.predict_features(x)
+    np.testing.assert_array_equal(pred.guidance, g[0].clamp(0, 1).numpy())
+    np.testing.assert_array_equal(pred.heatmaps, h[0].numpy())
+    assert pipe.window == 6 and pipe.model_id.startswith("m2penc-")
+
+
+def test_pipeline_predicts_every_frame_of_longer_music(tmp_path):
+    save_pretrained(tmp_path / "run", M2PEnc(TINY), DataConfig(size=16), {"window": 6})
+    pipe = M2PEncPipeline.from_pretrained(tmp_path / "run")
+    pred = pipe(np.random.default_rng(1).normal(size=(31, 35)).astype(np.float32))    # 15 frames at 15 fps
+    assert pred.guidance.shape == (15, 11, 16, 16) and pred.heatmaps.shape == (15, 18, 16, 16)
+    assert pred.guidance.min() >= 0 and pred.guidance.max() <= 1
+    feats = torch.from_numpy(pipe.features(np.random.default_rng(1).normal(size=(31, 35)).astype(np.float32)))
+    with torch.no_grad():
+        _, first = pipe.model(feats[None, 0:6])
+        _, last = pipe.model(feats[None, 9:15])
+    np.testing.assert_allclose(pred.heatmaps[0:6], first[0].numpy(), atol=1e-6)
+    # windows 0-5, 6-11, then the tail 12-14 from the last full window (frames 9-14), not a 3-frame window
+    np.testing.assert_allclose(pred.heatmaps[12:15], last[0, 3:].numpy(), atol=1e-6)
+
+
+def _learnable_clips(n: int, frames: int, split: str, seed: int) -> list[ClipPairs]:
+    """Guidance that depends on the music: a square whose side follows music column 0, keypoints on its corner."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        music = rng.normal(size=(frames, 35)).astype(np.float32)
+        side = np.clip(np.rint(8 + 4 * music[:, 0]), 2, 15).astype(int)
+        guid = np.zeros((frames, 11, 16, 16), dtype=np.uint8)
+        kp = np.zeros((frames, 18, 2), dtype=np.float32)
+        for t, s in enumerate(side):
+            guid[t, :, :s, :s] = 255
+            kp[t, :] = (s - 0.5, s - 0.5)
+        out.append(ClipPairs(f"{split}{i}", guid, kp, np.ones((frames, 18), bool), music, meta={"split": split}))
+    return out
+
+
+def test_a_few_training_steps_reduce_the_loss(tmp_path):
+    torch.manual_seed(0)
+    clips = _learnable_clips(6, 12, "train", 0) + _learnable_clips(2, 12, "val", 1)
+    cfg = TrainConfig(window=6, batch_size=4, lr=5e-3, minutes=5, max_steps=20, eval_every=20, num_threads=1,
+                      checkpoint_seconds=1e9)
+    data = DataConfig(size=16)
+    before = evaluate_loss(M2PEnc(TINY), clips[6:], validation_picks(clips[6:], 6, 8), cfg, data.heat_sigma)
+    torch.manual_seed(0)
+    summary = train_m2penc(clips, tmp_path / "run", TINY, data, cfg, progress=False)
+    assert summary["steps"] == 20
+    pipe = M2PEncPipeline.from_pretrained(tmp_path / "run")
+    # before: the same initial weights (seeded) with the normalisation the trainer fits
+    after = evaluate_loss(pipe.model, clips[6:], validation_picks(clips[6:], 6, 8), cfg, data.heat_sigma)
+    assert after["guid"] < 0.85 * before["guid"], (before, after)
+    assert after["loss"] < 0.6 * before["loss"], (before, after)
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert history[-1]["step"] == 20 and (tmp_path / "run" / "state.pt").is_file()
+
+
+def test_training_resumes_from_its_state(tmp_path):
+    clips = _learnable_clips(3, 8, "train", 2)
+    cfg = TrainConfig(window=4, batch_size=2, minutes=5, max_steps=3, eval_every=10, checkpoint_seconds=1e9)
+    train_m2penc(clips, tmp_path / "run", TINY, DataConfig(size=16), cfg, progress=False)
+    cfg5 = TrainConfig(window=4, batch_size=2, minutes=5, max_steps=5, eval_every=10, checkpoint_seconds=1e9)
+    summary = train_m2penc(clips, tmp_path / "run", TINY, DataConfig(size=16), cfg5, progress=False)
+    assert summary["steps"] == 5                       # 3 + 2 more, not 5 from scratch
+    with pytest.raises(InputError, match="resume"):
+        train_m2penc(clips, tmp_path / "run", TINY, DataConfig(size=16),
+                     TrainConfig(window=4, batch_size=2, lr=0.01, max_steps=6), progress=False)
+
+
+def test_music_at_15fps_keeps_every_beat():
+    music = np.zeros((10, 35), dtype=np.float32)
+    music[3, 34] = 1.0                                  # an odd row: would vanish with plain subsampling
+    music[:, 1] = np.arange(10)
+    out = music_at_15fps(music)
+    assert out.shape == (5, 35)
+    assert out[:, 34].tolist() == [0, 1, 0, 0, 0]
+    assert out[:, 1].tolist() == [0.5, 2.5, 4.5, 6.5, 8.5]
+
+
+def test_windows_align_music_frames_with_guidance_frames(gl, dance):
+    """A dance that holds one pose until the beat and another from it: the guidance changes where the beat is."""
+    beat = 24                                           # 30-fps frame; 15-fps frame 12
+    idx = np.where(np.arange(60) < beat, 0, 40)
+    rec = MotionRecord(30.0, dance.trans[idx], dance.positions[idx], dance.joint_names, dance.rotations_6d[idx])
+    music = np.zeros((60, 35), dtype=np.float32)
+    music[beat, 34] = 1.0
+    pairs = render_pairs(rec, music, DataConfig(size=32))
+    assert len(pairs) == 30 and pairs.guidance.shape == (30, 11, 32, 32)
+    changed = [j for j in range(1, 30) if not np.array_equal(pairs.guidance[j], pairs.guidance[j - 1])]
+    assert changed == [beat // 2]
+    assert np.flatnonzero(pairs.music[:, 34]).tolist() == [beat // 2]
+    win = window_arrays(pairs, start=8, window=8, sigma=1.0)
+    moved = [j for j in range(1, 8) if not np.array_equal(win["guidance"][j], win["guidance"][j - 1])]
+    assert moved == np.flatnonzero(win["music"][:, 34]).tolist() == [beat // 2 - 8]
+    assert win["heatmaps"].shape == (8, 18, 32, 32)
+
+
+def test_metrics_of_the_truth_are_zero():
+    clip = _learnable_clips(1, 5, "test", 3)[0]
+    from generation.video.m2penc.data import heatmaps_from_keypoints
+
+    heat = heatmaps_from_keypoints(clip.keypoints, clip.valid, 16, 1.5)
+    m = clip_metrics(clip.guidance.astype(np.float32) / 255.0, heat, clip, 1.5)
+    assert m["guidance_l1"] == 0.0 and m["heatmap_mse"] == 0.0 and m["keypoint_px"] < 0.5
+    assert np.allclose(heatmap_argmax(heat)[0, 0], np.floor(clip.keypoints[0, 0]) + 0.5)
+    worse = clip_metrics(np.zeros_like(heat[:, :11]), np.zeros_like(heat), clip, 1.5)
+    assert worse["guidance_l1"] > 0.1 and worse["heatmap_mse"] > 0
+
+
+def test_median_baseline_is_the_per_pixel_median():
+    from generation.video.m2penc.evaluate import mean_baseline, median_guidance
+
+    clips = _learnable_clips(3, 5, "train", 4)
+    stack = np.concatenate([c.guidance for c in clips]).astype(np.float64)
+    np.testing.assert_allclose(median_guidance(clips), np.median(stack, axis=0) / 255.0, atol=1 / 255.0 + 1e-6)
+    mean_g, mean_h = mean_baseline(clips, 1.5)
+    np.testing.assert_allclose(mean_g, stack.mean(axis=0) / 255.0, atol=1e-5)
+    assert mean_h.shape == (18, 16, 16)
+
+
+def test_bad_run_dir_raises_input_error_naming_it(tmp_path):
+    missing = tmp_path / "no_such_run"
+    with pytest.raises(InputError, match="no_such_run"):
+        M2PEncPipeline.from_pretrained(missing)
+    empty = tmp_path / "empty_run"
+    empty.mkdir()
+    with pytest.raises(InputError, match="empty_run.*not an M2PEnc run"):
+        M2PEncPipeline.from_pretrained(empty)
+    other = tmp_path / "other_run"
+    save_pretrained(other, M2PEnc(TINY), DataConfig(size=16))
+    raw = json.loads((other / "config.json").read_text())
+    raw["kind"] = "gcdance"
+    (other / "config.json").write_text(json.dumps(raw))
+    with pytest.raises(InputError, match="other_run"):
+        M2PEncPipeline.from_pretrained(other)
+    raw["kind"], raw["model"]["channels"] = "m2penc", 0
+    (other / "config.json").write_text(json.dumps(raw))
+    with pytest.raises(InputError, match="other_run.*config.json.*channels"):
+        M2PEncPipeline.from_pretrained(other)
+    corrupt = tmp_path / "corrupt_run"
+    save_pretrained(corrupt, M2PEnc(TINY), DataConfig(size=16))
+    (corrupt / "model.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(InputError, match="model.pt"):
+        M2PEncPipeline.from_pretrained(corrupt)
+
+
+@pytest.mark.slow
+def test_corpus_to_eval_and_videos_end_to_end(gl, tmp_path):
+    """Corpus -> rendered pairs -> a few training steps -> eval against both baselines -> both videos."""
+    pytest.importorskip("imageio_ffmpeg")
+    from generation.procedural.corpus import write_demo_corpus
+    from generation.video.m2penc.evaluate import comparison_video, evaluate
+    from generation.video.m2penc.train import train_from_corpus
+    from generation.video.mp4 import probe_mp4
+
+    corpus = tmp_path / "corpus"
+    write_demo_corpus(corpus, clips=20, seed=0, workers=1, progress=False, datasheet=False)   # 18 train + 2 test
+    small = M2PEncConfig(music_dim=35, channels=4, layers=1)
+    summary = train_from_corpus(corpus, tmp_path / "run", tmp_path / "pairs", None, small, DataConfig(),
+                                TrainConfig(max_steps=2, batch_size=2, minutes=5), progress=False)
+    assert summary["steps"] == 2 and summary["clips_train"] == 18
+    report = evaluate(tmp_path / "run", corpus, tmp_path / "pairs", n_boot=50, generator_steps=2,
+                      out=tmp_path / "eval.json", progress=False)
+    assert report["clips"] == 2 and json.loads((tmp_path / "eval.json").read_text())["kind"] == "m2penc-eval"
+    for system in ("m2penc", "mean", "median", "generator", "m2penc_other_music"):
+        assert 0 < report["metrics"][system]["guidance_l1"]["mean"] < 1
+    assert set(report["differences"]["m2penc_minus_generator"]["keypoint_px"]) == {"diff", "lo", "hi"}
+    info = comparison_video(tmp_path / "run", corpus, tmp_path / "pairs", None, tmp_path / "cmp.mp4",
+                            generator_steps=2)
+    probe = probe_mp4(tmp_path / "cmp.mp4")
+    assert probe.has_audio and probe.frames == info["frames"] and probe.width == 3 * 3 * 64 * 4 + 16
