@@ -33,7 +33,8 @@ EXPECTED_OPERATIONS = {"GET /v1/search", "POST /v1/search", "GET /v1/clips/{clip
                        "GET /v1/clips/{clip_id}/motion", "GET /v1/clips/{clip_id}/audio", "GET /v1/genres",
                        "GET /healthz", "GET /readyz", "POST /v1/admin/reload", "POST /v1/generate",
                        "GET /v1/jobs/{job_id}", "DELETE /v1/jobs/{job_id}", "GET /v1/clips/{clip_id}/provenance",
-                       "GET /v1/clips/{clip_id}/video"}
+                       "GET /v1/clips/{clip_id}/video", "POST /v1/videos", "GET /v1/videos/{job_id}",
+                       "GET /v1/videos/{job_id}/file", "DELETE /v1/videos/{job_id}"}
 VIDEO_OPERATION = "GET /v1/clips/{clip_id}/video"   # answers 503 by design where the video extra / EGL is missing
 
 
