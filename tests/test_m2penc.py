@@ -14,7 +14,7 @@ from generation.video.m2penc import (ClipPairs, DataConfig, M2PEnc, M2PEncConfig
 from generation.video.m2penc.data import music_at_15fps, render_pairs, window_arrays
 from generation.video.m2penc.evaluate import clip_metrics
 from generation.video.m2penc.pipeline import heatmap_argmax
-from generation.video.m2penc.train import evaluate_loss, validation_picks
+from generation.video.m2penc.train import evaluate_loss, loss_terms, validation_picks
 
 TINY = M2PEncConfig(music_dim=35, size=16, channels=4, layers=1, attn_grid=4, attn_dim=8, heads=2)
 
@@ -93,7 +93,7 @@ def test_a_few_training_steps_reduce_the_loss(tmp_path):
     torch.manual_seed(0)
     clips = _learnable_clips(6, 12, "train", 0) + _learnable_clips(2, 12, "val", 1)
     cfg = TrainConfig(window=6, batch_size=4, lr=5e-3, minutes=5, max_steps=20, eval_every=20, num_threads=1,
-                      checkpoint_seconds=1e9)
+                      checkpoint_seconds=1e9, warmup_steps=0, lr_min_ratio=1.0)
     data = DataConfig(size=16)
     before = evaluate_loss(M2PEnc(TINY), clips[6:], validation_picks(clips[6:], 6, 8), cfg, data.heat_sigma)
     torch.manual_seed(0)
@@ -118,6 +118,68 @@ def test_training_resumes_from_its_state(tmp_path):
     with pytest.raises(InputError, match="resume"):
         train_m2penc(clips, tmp_path / "run", TINY, DataConfig(size=16),
                      TrainConfig(window=4, batch_size=2, lr=0.01, max_steps=6), progress=False)
+
+
+def _body_target(frames: int = 4, size: int = 16, moving: bool = False) -> torch.Tensor:
+    """(1, T, 11, S, S) guidance: a 4x4 body (all channels, mask included) on a blank background."""
+    g = torch.zeros(1, frames, 11, size, size)
+    for t in range(frames):
+        x = 2 + (2 * t if moving else 0)
+        g[0, t, :, 6:10, x:x + 4] = 1.0
+    return g
+
+
+def test_body_weighted_l1_punishes_a_blank_image_more_than_plain_l1():
+    target = _body_target()
+    heat = torch.zeros(1, 4, 18, 16, 16)
+    blank = torch.zeros_like(target)
+    plain = loss_terms(blank, heat, target, heat, TrainConfig(body_weight=0.0, temporal_weight=0, energy_weight=0))
+    weighted = loss_terms(blank, heat, target, heat, TrainConfig(body_weight=5.0, body_dilate=2))
+    assert plain["guid"].item() == pytest.approx(16 / 256)            # plain L1: the body's share of the pixels
+    # weights 6 on the dilated 8x8 block (64 px, 16 of them body), 1 elsewhere: 16*6 / (64*6 + 192)
+    assert weighted["guid"].item() == pytest.approx(16 * 6 / (64 * 6 + 192))
+    assert weighted["guid"] > 2.5 * plain["guid"]
+    # a background error costs less than a body error of the same size under the weights, not under plain L1
+    bg_err = target.clone()
+    bg_err[0, :, :, 0:4, 12:16] = 1.0
+    assert loss_terms(bg_err, heat, target, heat, TrainConfig(body_weight=5.0))["guid"] < weighted["guid"]
+
+
+def test_temporal_terms_are_zero_for_the_truth_and_punish_a_still_image():
+    heat = torch.zeros(1, 4, 18, 16, 16)
+    cfg = TrainConfig()                                                # defaults: both terms on
+    assert cfg.temporal_weight > 0 and cfg.energy_weight > 0
+    static = _body_target()
+    out = loss_terms(static.clone(), heat, static, heat, cfg)
+    assert out["temporal"].item() == 0.0 and out["energy"].item() == 0.0 and out["loss"].item() == 0.0
+    moving = _body_target(moving=True)
+    still = moving[:, :1].repeat(1, 4, 1, 1, 1)                        # the first frame, held
+    out = loss_terms(still, heat, moving, heat, cfg)
+    assert out["temporal"].item() > 0 and out["energy"].item() == pytest.approx(1.0)
+    off = loss_terms(still, heat, moving, heat, TrainConfig(temporal_weight=0, energy_weight=0))
+    assert off["temporal"].item() == 0.0 and off["loss"] < out["loss"]
+
+
+def test_lr_warms_up_then_decays_by_cosine():
+    cfg = TrainConfig(lr=1e-3, warmup_steps=10, lr_min_ratio=0.1)
+    assert cfg.lr_at(0, 0.0) == pytest.approx(1e-4) and cfg.lr_at(9, 0.0) == pytest.approx(1e-3)
+    assert cfg.lr_at(10, 0.5) == pytest.approx(0.55e-3) and cfg.lr_at(50, 1.0) == pytest.approx(1e-4)
+    with pytest.raises(InputError, match="body_weight"):
+        TrainConfig(body_weight=-1).validate()
+
+
+def test_motion_metrics_tell_a_still_image_from_the_dance():
+    clip = _learnable_clips(1, 12, "test", 5)[0]
+    clip.music[:, 34] = 0.0
+    clip.music[::4, 34] = 1.0
+    from generation.video.m2penc.data import heatmaps_from_keypoints
+
+    heat = heatmaps_from_keypoints(clip.keypoints, clip.valid, 16, 1.5)
+    truth = clip_metrics(clip.guidance.astype(np.float32) / 255.0, heat, clip, 1.5)
+    assert truth["motion_ratio"] == pytest.approx(1.0) and truth["motion_corr"] == pytest.approx(1.0)
+    still = np.repeat(clip.guidance[:1].astype(np.float32) / 255.0, 12, axis=0)
+    m = clip_metrics(still, heat, clip, 1.5)
+    assert m["motion_ratio"] == 0.0 and m["motion_corr"] == 0.0 and m["beat_corr"] == 0.0
 
 
 def test_music_at_15fps_keeps_every_beat():

@@ -8,7 +8,8 @@ pipeline. Modules, one job each:
 - ``data``: the synthetic pairs (music features at 15 fps <-> 64x64 guidance + keypoints), cached per clip;
 - ``tokens``: the retrieval model's music-tower tokens as an optional extra input;
 - ``model``: :class:`M2PEnc` (FC -> 64x64 -> Inf-Conv3D / 3D attention -> guidance and heatmap heads);
-- ``train``: L1 guidance + MSE heatmap loss, AdamW, wall-clock budget, resumable;
+- ``train``: L_guid (L1, optionally body-weighted) + L_heat (MSE) + optional temporal / motion-energy
+  terms, AdamW with warm-up and cosine decay, wall-clock budget, resumable;
 - ``run_dir``: the run folder (config.json, model.pt, state.pt, history.json, README.md);
 - ``pipeline``: music -> :class:`Prediction`;
 - ``evaluate``: test-split errors against the mean-guidance and generator baselines, paired bootstrap,

@@ -1,8 +1,9 @@
 """``dancesearch m2penc``: train, evaluate and use the music-to-pose-guidance encoder.
 
     dancesearch m2penc train --corpus DIR --out RUN [--minutes 20] [--cache DIR] [--tower-run DIR | --no-tower]
-                             [--window 30] [--batch-size 4] [--lr 1e-3] [--heat-weight 10] [--channels 8]
-                             [--layers 2] [--seed 0]
+                             [--window 24] [--batch-size 4] [--lr 2e-3] [--warmup 50] [--heat-weight 100]
+                             [--body-weight 5] [--temporal-weight 1] [--energy-weight 0.1] [--channels 8]
+                             [--layers 2] [--seed 0] [--threads 1]
     dancesearch m2penc eval RUN [--corpus DIR] [--cache DIR] [--split test] [--generator-run DIR]
                             [--generator-steps 20] [--bootstrap 1000] [--out FILE.json] [--json]
     dancesearch m2penc render RUN --music FILE --out guidance.mp4 [--seconds S] [--scale 4]
@@ -40,12 +41,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tower.add_argument("--no-tower", action="store_true", help="35-d music features only")
     t.add_argument("--minutes", type=bounded_number(float, 0.01, 10_000, "--minutes"), default=20.0,
                    help="wall-clock budget (default 20)")
-    t.add_argument("--window", type=bounded_number(int, 2, 600, "--window"), default=30,
-                   help="frames per training window at 15 fps (default 30 = 2 s)")
+    t.add_argument("--window", type=bounded_number(int, 2, 600, "--window"), default=24,
+                   help="frames per training window at 15 fps (default 24 = 1.6 s)")
     t.add_argument("--batch-size", type=bounded_number(int, 1, 4096, "--batch-size"), default=4)
-    t.add_argument("--lr", type=bounded_number(float, 1e-8, 1.0, "--lr"), default=1e-3)
-    t.add_argument("--heat-weight", type=bounded_number(float, 0.0, 1e6, "--heat-weight"), default=10.0,
-                   help="weight of the heatmap MSE against the guidance L1 (default 10)")
+    t.add_argument("--lr", type=bounded_number(float, 1e-8, 1.0, "--lr"), default=2e-3,
+                   help="peak learning rate after the warm-up (cosine decay over the budget; default 2e-3)")
+    t.add_argument("--warmup", type=bounded_number(int, 0, 10**7, "--warmup"), default=50, help="warm-up steps")
+    t.add_argument("--heat-weight", type=bounded_number(float, 0.0, 1e6, "--heat-weight"), default=100.0,
+                   help="weight of the heatmap MSE against the guidance L1 (default 100)")
+    t.add_argument("--body-weight", type=bounded_number(float, 0.0, 1e6, "--body-weight"), default=5.0,
+                   help="lambda of the L1 weight 1 + lambda * dilated body mask (default 5; 0 = plain L1)")
+    t.add_argument("--temporal-weight", type=bounded_number(float, 0.0, 1e6, "--temporal-weight"), default=1.0,
+                   help="weight of the frame-difference L1 (default 1; 0 = off)")
+    t.add_argument("--energy-weight", type=bounded_number(float, 0.0, 1e6, "--energy-weight"), default=0.1,
+                   help="weight of the per-frame motion-energy match (default 0.1; 0 = off)")
+    t.add_argument("--threads", type=bounded_number(int, 1, 256, "--threads"), default=1,
+                   help="torch threads (default 1: shared CPUs)")
     t.add_argument("--channels", type=bounded_number(int, 1, 512, "--channels"), default=8)
     t.add_argument("--layers", type=bounded_number(int, 0, 64, "--layers"), default=2)
     t.add_argument("--seed", type=int, default=0)
@@ -113,7 +124,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     tower = None if args.no_tower else (args.tower_run or DEFAULT_RUN_DIR)
     cfg = TrainConfig(window=args.window, batch_size=args.batch_size, lr=args.lr, heat_weight=args.heat_weight,
-                      minutes=args.minutes, seed=args.seed)
+                      body_weight=args.body_weight, temporal_weight=args.temporal_weight,
+                      energy_weight=args.energy_weight, warmup_steps=args.warmup, minutes=args.minutes,
+                      seed=args.seed, num_threads=args.threads)
     summary = train_from_corpus(args.corpus, args.out, args.cache, tower,
                                 {"channels": args.channels, "layers": args.layers}, DataConfig(), cfg,
                                 progress=progress_enabled(args))
@@ -137,11 +150,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         m = report["metrics"]
         print(f"{report['clips']} {report['split']} clips, {report['frames_per_clip']} frames each at "
               f"{report['fps']} fps")
-        for metric in ("guidance_l1", "heatmap_mse", "keypoint_px"):
+        shown = ("guidance_l1", "heatmap_mse", "keypoint_px", "motion_ratio", "motion_corr", "beat_corr")
+        for metric in shown:
             cells = "  ".join(f"{s} {m[s][metric]['mean']:.4f}" for s in SYSTEMS)
             print(f"{metric:12s} {cells}")
+        print(f"truth beat_corr {m['truth']['beat_corr']['mean']:.4f}")
         for name, diffs in report["differences"].items():
-            for metric in ("guidance_l1", "heatmap_mse", "keypoint_px"):
+            for metric in (k for k in shown if k in diffs):
                 d = diffs[metric]
                 ci = f" [{d['lo']:.4f}, {d['hi']:.4f}]" if "lo" in d else ""
                 print(f"{name} {metric}: {d['diff']:+.4f}{ci}")

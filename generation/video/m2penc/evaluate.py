@@ -6,7 +6,14 @@ Per test clip (all its 15-fps frames), for M2PEnc and two baselines:
   [0, 1], predictions clipped to it), also per channel group (``l1_depth`` ...);
 - ``heatmap_mse``: mean squared error of the keypoint heatmaps (Gaussians of ``heat_sigma`` px);
 - ``keypoint_px``: mean distance in pixels (64 x 64 image) between the argmax of each predicted heatmap and the
-  ground-truth projected keypoint, over visible keypoints.
+  ground-truth projected keypoint, over visible keypoints;
+- motion (is the output a still image, and does it move when the dance moves?), from the per-frame motion
+  energy ``e(t) = mean |g(t) - g(t-1)|`` over channels and pixels: ``motion_ratio`` = mean e of the system /
+  mean e of the ground truth (0: a still image; 1: moves as much as the real dance); ``motion_corr`` = Pearson
+  correlation of the system's e(t) with the ground truth's e(t) (timing of the movement); ``beat_corr`` = the
+  correlation of e(t) with the clip's beat column (feature 34, 3-frame box-smoothed), reported also for the
+  ground truth (``truth.beat_corr``: the procedural dances hit a pose on the beat, so theirs is negative). A
+  correlation of a constant sequence is reported as 0.
 
 Baselines: ``mean`` = the per-pixel mean guidance and mean heatmaps of every training frame (the same image for
 every frame: what a model that ignores the music can do best in L2); ``median`` = the per-pixel median guidance
@@ -34,9 +41,31 @@ from .data import (GUIDANCE_GROUPS, ClipPairs, DataConfig, build_cache, cache_pa
                    heatmaps_from_keypoints, load_pairs, render_pairs, save_pairs, split_of)
 from .pipeline import M2PEncPipeline, heatmap_argmax
 
-EVAL_FORMAT = 1
+EVAL_FORMAT = 2
 SYSTEMS = ("m2penc", "mean", "median", "generator", "m2penc_other_music")
-METRICS = ("guidance_l1", "heatmap_mse", "keypoint_px") + tuple(f"l1_{g}" for g in GUIDANCE_GROUPS)
+MOTION_METRICS = ("motion_ratio", "motion_corr", "beat_corr")
+METRICS = ("guidance_l1", "heatmap_mse", "keypoint_px") + MOTION_METRICS + tuple(f"l1_{g}" for g in GUIDANCE_GROUPS)
+BEAT_COLUMN = 34
+
+
+def motion_energy(guidance: np.ndarray) -> np.ndarray:
+    """(T, C, S, S) -> (T - 1,) mean absolute frame-to-frame change."""
+    g = np.asarray(guidance, dtype=np.float32)
+    return np.abs(np.diff(g, axis=0)).mean(axis=tuple(range(1, g.ndim))) if len(g) > 1 else np.zeros(0, np.float32)
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation; 0 when either sequence is constant (a still image has no timing)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if len(a) < 2 or a.std() < 1e-12 or b.std() < 1e-12:
+        return 0.0
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def beat_curve(music: np.ndarray, t: int) -> np.ndarray:
+    """The beat column of (T, 35) 15-fps features, 3-frame box-smoothed, at frames 1 .. t-1 (as e(t))."""
+    beat = np.asarray(music[:t, BEAT_COLUMN], dtype=np.float64)
+    return np.convolve(beat, np.ones(3) / 3.0, mode="same")[1:t]
 
 
 def clip_metrics(guidance: np.ndarray, heatmaps: np.ndarray, truth: ClipPairs, sigma: float) -> dict[str, float]:
@@ -52,9 +81,20 @@ def clip_metrics(guidance: np.ndarray, heatmaps: np.ndarray, truth: ClipPairs, s
     dist = np.linalg.norm(arg - truth.keypoints[:t], axis=-1)
     out = {"guidance_l1": float(err.mean()), "heatmap_mse": float(((heatmaps[:t] - gt_heat) ** 2).mean()),
            "keypoint_px": float(dist[valid].mean()) if valid.any() else float("nan")}
+    e_pred, e_true = motion_energy(pred), motion_energy(gt)
+    out["motion_ratio"] = float(e_pred.mean() / max(e_true.mean(), 1e-12)) if len(e_true) else 0.0
+    out["motion_corr"] = correlation(e_pred, e_true)
+    out["beat_corr"] = correlation(e_pred, beat_curve(truth.music, t))
     for name, sl in GUIDANCE_GROUPS.items():
         out[f"l1_{name}"] = float(err[:, sl].mean())
     return out
+
+
+def truth_motion(truth: ClipPairs) -> dict[str, float]:
+    """The ground truth's own motion energy and beat correlation (the reference for ``beat_corr``)."""
+    e = motion_energy(truth.guidance.astype(np.float32) / 255.0)
+    return {"motion": float(e.mean()) if len(e) else 0.0, "beat_corr": correlation(e, beat_curve(truth.music,
+                                                                                                  len(truth)))}
 
 
 def mean_baseline(train: Sequence[ClipPairs], sigma: float) -> tuple[np.ndarray, np.ndarray]:
@@ -151,7 +191,8 @@ def evaluate(run_dir: str | Path, corpus: str | Path, cache: str | Path, train_c
                                             np.broadcast_to(mean_h, (t, *mean_h.shape)), truth, sigma),
                      "generator": clip_metrics(gen.guidance.astype(np.float32) / 255.0, gen_heat, truth, sigma),
                      "m2penc_other_music": clip_metrics(_fit(other.guidance, t), _fit(other.heatmaps, t), truth,
-                                                        sigma)})
+                                                        sigma),
+                     "truth": truth_motion(truth)})
     table = {s: {m: np.array([r[s][m] for r in rows]) for m in METRICS} for s in SYSTEMS}
     metrics = {}
     for s in SYSTEMS:
@@ -164,6 +205,13 @@ def evaluate(run_dir: str | Path, corpus: str | Path, cache: str | Path, train_c
         diffs[f"m2penc_minus_{other}"] = {
             m: paired_difference_ci(table["m2penc"][m], table[other][m], summarize_mean, n_boot=n_boot,
                                     seed=seed)["mean"] for m in METRICS}
+    truth_beat = np.array([r["truth"]["beat_corr"] for r in rows])
+    metrics["truth"] = {"beat_corr": {"mean": float(truth_beat.mean()),
+                                      "ci95": bootstrap_ci(truth_beat, summarize_mean, n_boot=n_boot,
+                                                           seed=seed).get("mean")},
+                        "motion": {"mean": float(np.mean([r["truth"]["motion"] for r in rows]))}}
+    diffs["m2penc_minus_truth"] = {"beat_corr": paired_difference_ci(table["m2penc"]["beat_corr"], truth_beat,
+                                                                     summarize_mean, n_boot=n_boot, seed=seed)["mean"]}
     report = {"format": EVAL_FORMAT, "kind": "m2penc-eval", "run": str(Path(run_dir).resolve()),
               "model_id": pipe.model_id,
               "generator": generator.model_id, "corpus": str(Path(corpus).resolve()), "split": split,

@@ -64,8 +64,10 @@ def model_card(model: M2PEnc, config: dict[str, Any]) -> str:
         f"- outputs: {model.config.guidance_channels} guidance channels (depth, normal, semantic, DWPose, mask) and "
         f"{model.config.heatmap_channels} keypoint heatmaps at {model.config.size}x{model.config.size}",
         f"- training: {info.get('steps', '?')} steps, {info.get('windows_seen', '?')} windows of "
-        f"{train.get('window', '?')} frames in {info.get('train_seconds', '?')} s; loss L1(guidance) + "
-        f"{train.get('heat_weight', '?')} x MSE(heatmaps); best validation step {info.get('best_step', '?')} "
+        f"{train.get('window', '?')} frames in {info.get('train_seconds', '?')} s; loss "
+        f"L1(guidance, body weight {train.get('body_weight', 0)}) + {train.get('heat_weight', '?')} x MSE(heatmaps) + "
+        f"{train.get('temporal_weight', 0)} x temporal + {train.get('energy_weight', 0)} x energy; "
+        f"best validation step {info.get('best_step', '?')} "
         f"(val loss {info.get('best_val', float('nan')):.4f})",
         f"- data: {info.get('clips_train', '?')} train / {info.get('clips_val', '?')} val clips "
         f"({info.get('corpus', '')})",
