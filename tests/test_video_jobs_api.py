@@ -254,3 +254,20 @@ def test_ui_client_makes_the_dancer_video_and_explains_a_bad_photo(served, photo
         dancer_video_source(ui, first_clip(ws), b"GIF89a not really", "x.png", None)
     level, text = video_problem(bad.value)
     assert level == "warning" and "cannot be used" in text and "whole body" in text
+
+
+def test_ui_dancer_photo_upload_makes_watch_as_video_show_that_person(served, photo, monkeypatch):
+    pytest.importorskip("streamlit")
+    from ui_apptest_support import open_app, search
+
+    client, _, _ = served
+    at = open_app(monkeypatch, str(client.base_url).rstrip("/"), key=KEY)
+    uploader = next(u for u in at.file_uploader if u.label == "Your dancer (photo)")
+    uploader.set_value(("me.png", photo, "image/png")).run()
+    assert not at.exception, at.exception
+    at = search(at, "a fast salsa dance")
+    toggles = [t for t in at.toggle if t.label == "Watch as video"]
+    toggles[0].set_value(True).run()
+    assert not at.exception, at.exception
+    assert len(at.get("video")) == 1
+    assert any("not a photoreal video" in c.value and "your photo" in c.value for c in at.caption)
