@@ -188,9 +188,10 @@ def test_unknown_clip_404_unknown_job_404_wrong_content_type_415_no_key_401(serv
 
 def test_delete_removes_a_finished_job_and_its_file(served, renderer):
     client, ws, _ = served
-    r = client.post("/v1/videos", json={"clip_id": first_clip(ws), "view": "pose", "size": 128, "seconds": 0.5})
+    r = client.post("/v1/videos", json={"clip_id": first_clip(ws), "view": "body", "size": 128, "seconds": 0.5,
+                                        "body": "anny"})
     job = wait(client, r.json()["id"])
-    assert job["state"] == "done"
+    assert job["state"] == "done" and job["params"]["body"] == "anny"
     folder = ws.cache_dir / "video" / "jobs" / job["id"]
     assert (folder / "video.mp4").is_file()
     assert client.delete(f"/v1/videos/{job['id']}").status_code == 200
