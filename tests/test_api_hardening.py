@@ -28,6 +28,7 @@ import httpx
 import numpy as np
 import pytest
 
+from encoders.atomic_io import atomic_write_text
 from indexer.catalog import ClipRow, SequenceRow
 from indexer.index import FaissIndex
 from indexer.index.builder import build_index
@@ -135,7 +136,9 @@ def test_a_failed_automatic_reload_keeps_serving_the_previous_state(tmp_path, ca
         gen = c.get("/readyz").json()["index"]["generation"]
         manifest = ws.index_dir("default") / "manifest.json"
         m = json.loads(manifest.read_text())
-        manifest.write_text(json.dumps({**m, "model_id": "another-model"}))  # as if rebuilt with another model
+        # as if rebuilt with another model; atomically, as index builds write it (a plain write_text let the
+        # watcher read a half-written file under load: a second, different failure line)
+        atomic_write_text(manifest, json.dumps({**m, "model_id": "another-model"}))
         with caplog.at_level(logging.WARNING, logger="dancesearch.api"):
             wait_for(lambda: any("automatic reload failed" in r.getMessage() for r in caplog.records), timeout=10)
             time.sleep(0.3)  # several more checks: no retry storm, no more log lines
