@@ -284,3 +284,61 @@ def test_corpus_to_eval_and_videos_end_to_end(gl, tmp_path):
                             generator_steps=2)
     probe = probe_mp4(tmp_path / "cmp.mp4")
     assert probe.has_audio and probe.frames == info["frames"] and probe.width == 3 * 3 * 64 * 4 + 16
+
+
+def _beats_music(frames: int, beats: list[int]) -> np.ndarray:
+    music = np.random.default_rng(5).normal(size=(frames, 35)).astype(np.float32)
+    music[:, 33:35] = 0.0
+    music[beats, 34] = 1.0
+    return music
+
+
+def test_beat_phase_is_zero_on_beats_and_rises_linearly_between_them():
+    from generation.video.m2penc.data import beat_phase, beat_phase_features
+
+    music = _beats_music(25, [3, 4, 9, 19])         # frames 3-4: one beat widened by pooling, counted once
+    beat, bar = beat_phase(music)
+    t = np.arange(25)
+    expected = np.empty(25)
+    expected[:3] = (t[:3] - 3) / 6 % 1.0            # before the first beat: the first period extrapolated
+    expected[3:9] = (t[3:9] - 3) / 6                # interpolated beat to beat: periods 6, then 10
+    expected[9:19] = (t[9:19] - 9) / 10
+    expected[19:] = (t[19:] - 19) / 10              # after the last beat: the last period extrapolated
+    np.testing.assert_allclose(beat, expected, atol=1e-6)
+    assert beat[[3, 9, 19]].tolist() == [0.0, 0.0, 0.0]
+    np.testing.assert_allclose(bar[[3, 9, 19]], [0.0, 0.25, 0.5], atol=1e-6)          # beat k of the bar = k / 4
+    np.testing.assert_allclose(bar[9:19], 0.25 + (t[9:19] - 9) / 40, atol=1e-6)
+    feats = beat_phase_features(music)
+    assert feats.shape == (25, 4)
+    np.testing.assert_allclose(feats[:, 0] ** 2 + feats[:, 1] ** 2, 1.0, atol=1e-6)
+    np.testing.assert_allclose(np.arctan2(feats[:, 0], feats[:, 1]) % (2 * np.pi), 2 * np.pi * beat, atol=1e-5)
+    no_beat, _ = beat_phase(_beats_music(10, []))   # no beat at all: 0.5-s period from frame 0, still defined
+    np.testing.assert_allclose(no_beat, (np.arange(10) / 7.5) % 1.0, atol=1e-6)
+
+
+def test_beat_phase_option_widens_the_input_only_when_on_and_survives_the_run_dir(tmp_path):
+    from generation.video.m2penc.data import model_input, music_at_fps
+
+    music = _beats_music(12, [2, 8])
+    guid = np.zeros((12, 11, 16, 16), np.uint8)
+    kp, valid = np.zeros((12, 18, 2), np.float32), np.ones((12, 18), bool)
+    off = ClipPairs("a", guid, kp, valid, music, meta={"split": "train"})
+    assert off.music_input().shape == (12, 35) and DataConfig().beat_phase is False     # runs 1-2 unchanged
+    on = ClipPairs("a", guid, kp, valid, music, meta={"split": "train"}, beat_phase=True)
+    assert on.music_input().shape == (12, 39)
+    np.testing.assert_array_equal(on.music_input()[:, :35], music)
+    assert np.allclose(on.music_input()[[2, 8], 35:37], [0.0, 1.0], atol=1e-6)          # sin 0, cos 1 on beats
+
+    save_pretrained(tmp_path / "old", M2PEnc(TINY), DataConfig(size=16), {"window": 6})
+    assert "beat_phase" not in json.loads((tmp_path / "old" / "config.json").read_text())["data"]
+
+    cfg = TrainConfig(window=6, batch_size=2, minutes=5, max_steps=1, eval_every=10, checkpoint_seconds=1e9)
+    clips = [ClipPairs(f"c{i}", guid, kp, valid, music, meta={"split": "train"}) for i in range(2)]
+    train_m2penc(clips, tmp_path / "run", M2PEncConfig(**{**TINY.to_dict(), "music_dim": 39}),
+                 DataConfig(size=16, beat_phase=True), cfg, progress=False)
+    pipe = M2PEncPipeline.from_pretrained(tmp_path / "run")
+    assert pipe.data.beat_phase and pipe.model.config.music_dim == 39
+    music30 = np.repeat(music, 2, axis=0)                                                # the same beats at 30 fps
+    feats = pipe.features(music30)
+    np.testing.assert_array_equal(feats, model_input(music_at_fps(music30, 2), None, True))
+    assert pipe(music30).guidance.shape == (12, 11, 16, 16)

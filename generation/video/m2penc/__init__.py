@@ -5,7 +5,8 @@ Organised like diffusers: a config dataclass and model (:mod:`.model`), one ``fr
 ``save_pretrained(dir)`` loading path (:mod:`.run_dir`, :class:`.pipeline.M2PEncPipeline`), inference in a
 pipeline. Modules, one job each:
 
-- ``data``: the synthetic pairs (music features at 15 fps <-> 64x64 guidance + keypoints), cached per clip;
+- ``data``: the synthetic pairs (music features at 15 fps <-> 64x64 guidance + keypoints), cached per clip,
+  and the model's per-frame input (features [+ tokens] [+ beat / bar phase, ``DataConfig.beat_phase``]);
 - ``tokens``: the retrieval model's music-tower tokens as an optional extra input;
 - ``model``: :class:`M2PEnc` (FC -> 64x64 -> Inf-Conv3D / 3D attention -> guidance and heatmap heads);
 - ``train``: L_guid (L1, optionally body-weighted) + L_heat (MSE) + optional temporal / motion-energy

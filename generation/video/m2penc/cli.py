@@ -3,7 +3,7 @@
     dancesearch m2penc train --corpus DIR --out RUN [--minutes 20] [--cache DIR] [--tower-run DIR | --no-tower]
                              [--window 24] [--batch-size 4] [--lr 2e-3] [--warmup 50] [--heat-weight 100]
                              [--body-weight 5] [--temporal-weight 1] [--energy-weight 0.1] [--channels 8]
-                             [--layers 2] [--seed 0] [--threads 1]
+                             [--layers 2] [--seed 0] [--threads 1] [--beat-phase]
     dancesearch m2penc eval RUN [--corpus DIR] [--cache DIR] [--split test] [--generator-run DIR]
                             [--generator-steps 20] [--bootstrap 1000] [--out FILE.json] [--json]
     dancesearch m2penc render RUN --music FILE --out guidance.mp4 [--seconds S] [--scale 4]
@@ -60,6 +60,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--channels", type=bounded_number(int, 1, 512, "--channels"), default=8)
     t.add_argument("--layers", type=bounded_number(int, 0, 64, "--layers"), default=2)
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--beat-phase", action="store_true",
+                   help="append sin/cos of the beat and bar phase (from the beat column) to the music input")
     add_common_options(t)
     t.set_defaults(handler=cmd_train)
 
@@ -128,7 +130,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                       energy_weight=args.energy_weight, warmup_steps=args.warmup, minutes=args.minutes,
                       seed=args.seed, num_threads=args.threads)
     summary = train_from_corpus(args.corpus, args.out, args.cache, tower,
-                                {"channels": args.channels, "layers": args.layers}, DataConfig(), cfg,
+                                {"channels": args.channels, "layers": args.layers},
+                                DataConfig(beat_phase=args.beat_phase), cfg,
                                 progress=progress_enabled(args))
     emit(args, {"out": str(args.out), **summary},
          lambda: info(f"{summary['steps']} steps in {summary['train_seconds']} s; best val loss "

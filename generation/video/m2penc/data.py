@@ -15,6 +15,10 @@ Per clip (T = frames at 15 fps):
 - ``music`` float32 (T, 35): the 30-fps FineDance/EDGE features pooled to 15 fps (:func:`music_at_15fps`);
 - ``tokens`` float32 (T, d), optional: the retrieval model's music-tower tokens (:mod:`.tokens`) held per frame.
 
+The model reads :func:`model_input`: the music, the tokens when the run has a tower, and with
+``DataConfig.beat_phase`` (run 3) four columns of beat / bar phase derived from the beat column
+(:func:`beat_phase_features`), computed on load, never cached, so the same cache serves both kinds of run.
+
 Alignment: 15-fps frame ``j`` is the dance's 30-fps frame ``2j``; its music row summarises feature rows ``2j``
 and ``2j + 1`` (the beat / onset one-hots by max, so no beat is dropped), so music and guidance share one index.
 """
@@ -49,6 +53,8 @@ class DataConfig:
     fps: int = 15                 # the paper's 15 fps; must divide 30
     heat_sigma: float = 1.5       # heatmap Gaussian sigma in pixels at ``size`` (drawing's default, 0.5 px at
                                   # 64, leaves a one-pixel target no regression can find)
+    beat_phase: bool = False      # append :func:`beat_phase_features` (4 columns) to the model's input (run 3);
+                                  # computed from the music alone, so not part of the cache key
 
     def validate(self) -> "DataConfig":
         if not 16 <= self.size <= 512:
@@ -79,13 +85,76 @@ class ClipPairs:
     music: np.ndarray             # float32 (T, 35)
     tokens: np.ndarray | None = None
     meta: dict | None = None
+    beat_phase: bool = False      # set from DataConfig.beat_phase by load_pairs / build_cache
 
     def __len__(self) -> int:
         return int(self.guidance.shape[0])
 
     def music_input(self) -> np.ndarray:
-        """(T, 35 [+ d]) what the model reads per frame."""
-        return self.music if self.tokens is None else np.concatenate([self.music, self.tokens], axis=1)
+        """(T, 35 [+ d] [+ 4]) what the model reads per frame (:func:`model_input`)."""
+        return model_input(self.music, self.tokens, self.beat_phase)
+
+
+BEAT_PHASE_COLUMNS = 4            # sin, cos of 2 pi x beat phase, then of 2 pi x bar phase
+BEATS_PER_BAR = 4
+DEFAULT_BEAT_SECONDS = 0.5        # period assumed when the music has fewer than two beats (120 bpm)
+
+
+def model_input(music: np.ndarray, tokens: np.ndarray | None = None, beat_phase: bool = False) -> np.ndarray:
+    """(T, 35) features [+ (T, d) tower tokens] [+ (T, 4) :func:`beat_phase_features`], in that order.
+
+    One function for training, evaluation and the pipeline, so the three can never build different inputs.
+    """
+    parts = [np.asarray(music, dtype=np.float32)]
+    if tokens is not None:
+        parts.append(np.asarray(tokens, dtype=np.float32)[: len(music)])
+    if beat_phase:
+        parts.append(beat_phase_features(music))
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+
+
+def beat_frames(music: np.ndarray) -> np.ndarray:
+    """Frames where the beat one-hot (column 34) starts a run of ones (adjacent ones are one beat: pooling
+    30 -> 15 fps by max can only widen a beat, never split it)."""
+    beat = np.asarray(music)[:, EVENT_COLUMNS[1]] > 0.5
+    starts = beat & ~np.concatenate([[False], beat[:-1]])
+    return np.flatnonzero(starts)
+
+
+def beat_phase(music: np.ndarray, fps: float = 15.0) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame of ``music`` (T, 35): (beat phase, bar phase), each in [0, 1).
+
+    Why: the beat column is a one-hot spike; a per-frame linear layer sees it on 1 frame in ~7 and nothing in
+    between, so "how far into the beat" is invisible to it. The phase is ``(t - b_k) / (b_{k+1} - b_k)`` for
+    the beats ``b_k <= t < b_{k+1}``: 0 on each beat, rising linearly to the next one (the period is
+    interpolated beat to beat). Before the first beat the first period is extrapolated backwards, after the
+    last beat the last period forwards (wrapping at each extrapolated beat); with fewer than two beats a
+    period of :data:`DEFAULT_BEAT_SECONDS` is assumed (and frame 0 is the beat when there is none). The bar
+    phase is ``(k + beat phase) / 4`` mod 1 counting beats from the first one: the features carry no
+    downbeat, so the first beat is taken as one (a guess; the beat phase itself needs none).
+    """
+    t = np.arange(len(music), dtype=np.float64)
+    beats = beat_frames(music).astype(np.float64)
+    if len(beats) == 0:
+        beats = np.array([0.0])
+    if len(beats) == 1:
+        beats = np.array([beats[0], beats[0] + DEFAULT_BEAT_SECONDS * fps])
+    periods = np.diff(beats)
+    k = np.clip(np.searchsorted(beats, t, side="right") - 1, 0, len(periods) - 1)
+    # k: the interval [b_k, b_k+1) holding t; frames before b_0 use interval 0, after the last beat the last one
+    index = (t - beats[k]) / periods[k] + k                  # fractional beat count since the first beat
+    beat = np.mod(index, 1.0)
+    bar = np.mod(index, BEATS_PER_BAR) / BEATS_PER_BAR
+    return beat.astype(np.float32), bar.astype(np.float32)
+
+
+def beat_phase_features(music: np.ndarray, fps: float = 15.0) -> np.ndarray:
+    """(T, 4) float32: sin / cos of 2 pi x beat phase and of 2 pi x bar phase (:func:`beat_phase`); the circle
+    keeps the wrap from 1 back to 0 continuous."""
+    beat, bar = beat_phase(music, fps)
+    out = np.stack([np.sin(2 * np.pi * beat), np.cos(2 * np.pi * beat), np.sin(2 * np.pi * bar),
+                    np.cos(2 * np.pi * bar)], axis=1)
+    return out.astype(np.float32)
 
 
 def music_at_fps(music30: np.ndarray, step: int) -> np.ndarray:
@@ -228,7 +297,8 @@ def load_pairs(path: Path, config: DataConfig | None = None, token_id: str | Non
             if token_id is not None and str(z["token_id"]) != token_id:
                 return None
             return ClipPairs(Path(path).stem, z["guidance"], z["keypoints"], z["valid"].astype(bool), z["music"],
-                             z["tokens"] if "tokens" in z.files else None, json.loads(str(z["meta"])))
+                             z["tokens"] if "tokens" in z.files else None, json.loads(str(z["meta"])),
+                             bool(config is not None and config.beat_phase))
     except Exception:  # noqa: BLE001 - an unreadable entry is re-rendered
         return None
 
@@ -257,6 +327,7 @@ def build_cache(corpus: str | Path, cache: str | Path, config: DataConfig = Data
             pairs.meta = {"split": clip.split, "genre": clip.genre, "bpm": clip.bpm, "motion": str(clip.motion),
                           "audio": str(clip.audio)}
             save_pairs(path, pairs, config, token_id)
+        pairs.beat_phase = config.beat_phase
         out.append(pairs)
     return out
 

@@ -16,7 +16,7 @@ import torch
 
 from encoders.errors import InputError
 
-from .data import DataConfig, music_at_fps
+from .data import DataConfig, model_input, music_at_fps
 from .model import M2PEnc
 from .run_dir import load_model, save_pretrained
 
@@ -82,11 +82,11 @@ class M2PEncPipeline:
                                self.run_config.get("tower"), self.run_config.get("info"))
 
     def features(self, music30: np.ndarray) -> np.ndarray:
-        """(T30, 35) features at 30 fps -> the model's per-frame input at ``data.fps`` (+ tower tokens)."""
+        """(T30, 35) features at 30 fps -> the model's per-frame input at ``data.fps`` (+ tower tokens, + the
+        beat-phase columns when ``data.beat_phase``; :func:`.data.model_input`)."""
         feats = music_at_fps(music30, self.data.step)
-        if self.tower is not None:
-            feats = np.concatenate([feats, self.tower.tokens_at(music30, self.data.step)[: len(feats)]], axis=1)
-        return feats.astype(np.float32)
+        tokens = self.tower.tokens_at(music30, self.data.step) if self.tower is not None else None
+        return model_input(feats, tokens, self.data.beat_phase).astype(np.float32)
 
     def __call__(self, music30: np.ndarray) -> Prediction:
         """Predict the guidance of music features at 30 fps (``encoders.music.features``)."""

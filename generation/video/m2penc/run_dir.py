@@ -2,7 +2,7 @@
 
 ::
 
-    RUN/config.json    {"format": 1, "kind": "m2penc", "model": M2PEncConfig, "data": DataConfig,
+    RUN/config.json    {"format": 1, "kind": "m2penc", "model": M2PEncConfig, "data": DataConfig (+ "beat_phase": true),
                         "train": TrainConfig, "tower": {"run", "identity"} | null, "info": {...}}
     RUN/model.pt       state_dict of the checkpoint chosen on the validation split (music statistics included)
     RUN/state.pt       the last training state (model, optimiser, step, seconds, history): resuming reads it
@@ -46,11 +46,19 @@ def save_pretrained(run_dir: str | Path, model: M2PEnc, data: DataConfig, train:
     torch.save({k: v.detach().cpu() for k, v in (state if state is not None else model.state_dict()).items()}, buf)
     atomic_write_bytes(run_dir / "model.pt", buf.getvalue())
     config = {"format": RUN_FORMAT, "kind": KIND, "model": model.config.to_dict(),
-              "data": {"size": data.size, "fps": data.fps, "heat_sigma": data.heat_sigma}, "train": train or {},
+              "data": _data_dict(data), "train": train or {},
               "tower": tower, "info": info or {}}
     atomic_write_text(run_dir / "README.md", model_card(model, config))
     atomic_write_json(run_dir / "config.json", config)
     return run_dir
+
+
+def _data_dict(data: DataConfig) -> dict[str, Any]:
+    """The data config as written; ``beat_phase`` only when on, so runs made before it existed read back as is."""
+    out: dict[str, Any] = {"size": data.size, "fps": data.fps, "heat_sigma": data.heat_sigma}
+    if data.beat_phase:
+        out["beat_phase"] = True
+    return out
 
 
 def model_card(model: M2PEnc, config: dict[str, Any]) -> str:
@@ -60,7 +68,8 @@ def model_card(model: M2PEnc, config: dict[str, Any]) -> str:
         "# M2PEnc: music -> pose guidance (SDGPip-trained)", "",
         describe(model), "",
         f"- input: 35-d FineDance/EDGE music features at {config['data']['fps']} fps"
-        + (f" + music-tower tokens of `{tower['run']}` ({tower['identity']})" if tower else ""),
+        + (f" + music-tower tokens of `{tower['run']}` ({tower['identity']})" if tower else "")
+        + (" + beat / bar phase (sin, cos; from the beat column)" if config["data"].get("beat_phase") else ""),
         f"- outputs: {model.config.guidance_channels} guidance channels (depth, normal, semantic, DWPose, mask) and "
         f"{model.config.heatmap_channels} keypoint heatmaps at {model.config.size}x{model.config.size}",
         f"- training: {info.get('steps', '?')} steps, {info.get('windows_seen', '?')} windows of "

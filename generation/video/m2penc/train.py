@@ -211,6 +211,8 @@ def train_m2penc(clips: Sequence[ClipPairs], out: str | Path, model_config: M2PE
 
     cfg = train_config.validate()
     out = Path(out)
+    for c in clips:                 # the input follows the run's data config, which the pipeline will read back
+        c.beat_phase = data_config.beat_phase
     train = [c for c in clips if split_of(c) == "train" and len(c) >= cfg.window]
     val = [c for c in clips if split_of(c) == "val" and len(c) >= cfg.window]
     if not train:
