@@ -1,22 +1,6 @@
-"""What machine a benchmark ran on, recorded with every result file."""
+"""What machine a benchmark ran on, recorded with every result file (the helpers live in encoders.machine)."""
 from __future__ import annotations
 
-import os
-import platform
-from pathlib import Path
+from encoders.machine import cpu_model, machine_info
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def machine_info() -> dict:
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    return {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "python": platform.python_version(),
-            "platform": platform.platform(), "load_average_1m": load}
+__all__ = ["cpu_model", "machine_info"]

@@ -14,6 +14,7 @@ import errno
 import io
 import json
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .errors import DanceSearchError
+from .errors import DanceSearchError, InputError
 
 #: errnos that mean "this file system will not take writes here"; retrying the next file is pointless.
 STORAGE_ERRNOS: frozenset[int] = frozenset(
@@ -150,6 +151,38 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
                 tmp_path.unlink()
         except OSError:
             pass   # nothing more can be done on a file system that refuses even this
+
+
+@contextmanager
+def atomic_folder(out: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder beside ``out``; on success it replaces ``out`` (the old one only then goes).
+
+    An existing ``out`` raises ``InputError`` unless ``overwrite``. Whatever fails inside the block, the
+    temporary folder is removed and ``out`` is left as it was; a refused write raises :class:`StorageError`.
+    """
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise InputError(out, "output folder exists", expected="a new folder, or overwrite=True", got="existing")
+    ensure_dir(out.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        yield tmp
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+            os.replace(out, old / out.name)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        err = storage_error(exc, out)
+        if err is None:
+            raise
+        raise err from exc
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _write_all(tmp: Path, data: bytes) -> None:

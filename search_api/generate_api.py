@@ -8,7 +8,6 @@ when one is configured (``search_api.auth``).
 """
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 from typing import Annotated, Any, Callable, Literal
@@ -16,7 +15,7 @@ from typing import Annotated, Any, Callable, Literal
 import numpy as np
 from fastapi import Depends, FastAPI, Path, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from encoders.errors import DanceSearchError
@@ -26,7 +25,7 @@ from .auth import AuthError, require_api_key
 from .jobs import MIN_MUSIC_SECONDS, JobConflict, JobManager, JobNotFound, QueueFull, genre_key
 from .schemas import ErrorResponse
 from .settings import ApiSettings
-from .uploads import FILE_FIELD, Upload, UploadError, check_audio, read_multipart
+from .uploads import FILE_FIELD, Upload, UploadError, check_audio, read_request_fields
 
 log = logging.getLogger("dancesearch.api")
 
@@ -276,36 +275,12 @@ def mount_generation(app: FastAPI, settings: ApiSettings, manager: JobManager | 
     async def generate(request: Request) -> Any:
         if manager is None:
             return off()
-        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        upload: Upload | None = None
+        req, upload = await read_request_fields(request, GenerateRequest, "POST /v1/generate", manager.incoming_dir)
         try:
-            if media_type == "application/json":
-                try:
-                    data = json.loads(await request.body())
-                except (ValueError, UnicodeDecodeError) as exc:
-                    return _error(400, "malformed_json", f"the request body is not valid JSON: {exc}", "body")
-                if not isinstance(data, dict):
-                    return _error(422, "invalid_parameter", "the body must be a JSON object", "body")
-            elif media_type == "multipart/form-data":
-                data, upload = await read_multipart(request.headers["content-type"], request.stream(),
-                                                    manager.incoming_dir)
-            else:
-                given = media_type or "no content type"
-                return _error(415, "unsupported_media_type", "POST /v1/generate takes application/json or "
-                                                             f"multipart/form-data, not {given}", "body")
-            try:
-                req = GenerateRequest.model_validate(data)
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                names = [str(p) for p in first.get("loc", ()) if isinstance(p, str)]
-                field = names[0] if names else "body"
-                return _error(422, "invalid_parameter", f"{field}: {first.get('msg')}", field)
-            try:
-                job = await run_in_threadpool(prepare, req, upload)
-            except _QueueFullResponse as full:
-                return _error(429, "queue_full", str(full.exc), None,
-                              headers={"Retry-After": str(full.exc.retry_after)})
+            job = await run_in_threadpool(prepare, req, upload)
             upload = None   # the job owns the file now
+        except _QueueFullResponse as full:
+            return _error(429, "queue_full", str(full.exc), None, headers={"Retry-After": str(full.exc.retry_after)})
         finally:
             if upload is not None:
                 upload.discard()

@@ -15,6 +15,7 @@ decode as audio, silent audio, or music shorter than one 4-s generator window (4
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -238,6 +239,42 @@ async def read_multipart(content_type_header: str, stream: AsyncIterator[bytes],
             u.discard()
         raise state["error"]
     return fields, (upload[0] if upload else None)
+
+
+async def read_request_fields(request: Any, model: Any, route: str, incoming: Path,
+                              kind: FileKind = AUDIO_FILE) -> tuple[Any, Upload | None]:
+    """The fields of a JSON or multipart/form-data request validated as pydantic ``model``, and its file part.
+
+    ``UploadError`` for a malformed body (400), a body that is not a JSON object or a field ``model`` refuses
+    (422, naming the field), or another content type (415, naming ``route``). On an error the file part is
+    deleted; otherwise the caller owns it.
+    """
+    from pydantic import ValidationError
+
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    upload: Upload | None = None
+    if media_type == "application/json":
+        try:
+            data = json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise UploadError(400, "malformed_json", f"the request body is not valid JSON: {exc}", "body") from exc
+        if not isinstance(data, dict):
+            raise UploadError(422, "invalid_parameter", "the body must be a JSON object", "body")
+    elif media_type == "multipart/form-data":
+        data, upload = await read_multipart(request.headers["content-type"], request.stream(), incoming, kind)
+    else:
+        given = media_type or "no content type"
+        raise UploadError(415, "unsupported_media_type", f"{route} takes application/json or multipart/form-data, "
+                                                         f"not {given}", "body")
+    try:
+        return model.model_validate(data), upload
+    except ValidationError as exc:
+        if upload is not None:
+            upload.discard()
+        first = exc.errors()[0]
+        names = [str(p) for p in first.get("loc", ()) if isinstance(p, str)]
+        field = names[0] if names else "body"
+        raise UploadError(422, "invalid_parameter", f"{field}: {first.get('msg')}", field) from exc
 
 
 def check_audio(upload: Upload, min_seconds: float) -> Upload:

@@ -8,12 +8,11 @@ render thread makes the video (``search_api.video_jobs``). Write routes need the
 """
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Path, Request
 from fastapi.responses import FileResponse, JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from encoders.errors import InputError
@@ -21,8 +20,8 @@ from encoders.errors import InputError
 from .auth import require_api_key
 from .generate_api import AUTH_ERRORS, JOB_ID_PATTERN, MAX_CLIP_ID, _err, _error
 from .settings import ApiSettings
-from .uploads import PHOTO_FILE, Upload, UploadError, read_multipart
-from .video import VideoService, VideoSize
+from .uploads import PHOTO_FILE, Upload, UploadError, read_request_fields
+from .video import VideoService, VideoSize, VideoUnavailable, video_available
 from .video_jobs import (MAX_JOB_SECONDS, PHOTO_VIEWS, VideoJobConflict, VideoJobManager,
                          VideoJobNotFound, VideoJobRequest, VideoQueueFull)
 
@@ -151,41 +150,17 @@ def mount_video_jobs(app: FastAPI, settings: ApiSettings, videos: VideoService, 
                          429: _err("too many videos are waiting; retry after `Retry-After` s"),
                          503: _err("the server cannot render videos (`video_unavailable`)")})
     async def create_video(request: Request) -> Any:
-        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        upload: Upload | None = None
+        req, upload = await read_request_fields(request, VideoRequest, "POST /v1/videos", manager.root / ".incoming",
+                                                PHOTO_FILE)
         try:
-            if media_type == "application/json":
-                try:
-                    data = json.loads(await request.body())
-                except (ValueError, UnicodeDecodeError) as exc:
-                    return _error(400, "malformed_json", f"the request body is not valid JSON: {exc}", "body")
-                if not isinstance(data, dict):
-                    return _error(422, "invalid_parameter", "the body must be a JSON object", "body")
-            elif media_type == "multipart/form-data":
-                data, upload = await read_multipart(request.headers["content-type"], request.stream(),
-                                                    manager.root / ".incoming", PHOTO_FILE)
-            else:
-                given = media_type or "no content type"
-                return _error(415, "unsupported_media_type", "POST /v1/videos takes application/json or "
-                                                             f"multipart/form-data, not {given}", "body")
-            try:
-                req = VideoRequest.model_validate(data)
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                names = [str(p) for p in first.get("loc", ()) if isinstance(p, str)]
-                field = names[0] if names else "body"
-                return _error(422, "invalid_parameter", f"{field}: {first.get('msg')}", field)
-            from .video import video_available
             ok, why = await run_in_threadpool(video_available)
             if not ok:
-                from .video import VideoUnavailable
                 raise VideoUnavailable(why)
-            try:
-                job = await run_in_threadpool(prepare, req, upload)
-            except UploadError as exc:
-                headers = {"Retry-After": "5"} if exc.status == 429 else None
-                return _error(exc.status, exc.code, str(exc), exc.field, headers=headers)
+            job = await run_in_threadpool(prepare, req, upload)
             upload = None   # the job owns the file now
+        except UploadError as exc:
+            headers = {"Retry-After": "5"} if exc.status == 429 else None
+            return _error(exc.status, exc.code, str(exc), exc.field, headers=headers)
         finally:
             if upload is not None:
                 upload.discard()

@@ -13,17 +13,7 @@ import numpy as np
 import pytest
 
 from encoders.motion.record import MotionRecord
-
-
-def run_cli(argv: list[str], capsys) -> tuple[int, dict | None, str]:
-    from ui.cli import main
-
-    try:
-        rc = main(argv)
-    except SystemExit as exc:          # argparse's own usage errors
-        rc = int(exc.code)
-    out, err = capsys.readouterr()
-    return rc, (json.loads(out) if out.strip() else None), err
+from test_video_render import run_cli
 
 
 @pytest.fixture(scope="module")

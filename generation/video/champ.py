@@ -17,15 +17,12 @@ a hidden temporary folder beside ``out`` and renamed into place only when comple
 """
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
-from encoders.atomic_io import atomic_write_json, ensure_dir, storage_error
+from encoders.atomic_io import atomic_folder, atomic_write_json
 from encoders.errors import InputError
 from encoders.motion.record import MotionRecord
 
@@ -78,9 +75,7 @@ def write_champ_layout(source: GuidanceFrames | GuidanceRenderer | Iterable[Guid
     if total == 0:
         raise InputError(None, "no frames to write", field="source", expected="T >= 1", got="T = 0")
     digits = max(4, len(str(total - 1)))
-    ensure_dir(out.parent)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+    with atomic_folder(out, overwrite=overwrite) as tmp:
         for name in CHAMP_FOLDERS:
             (tmp / name).mkdir()
         written = 0
@@ -100,22 +95,6 @@ def write_champ_layout(source: GuidanceFrames | GuidanceRenderer | Iterable[Guid
             "normal_png": "RGB = (n + 1) / 2, camera space: x right, y up, z towards the camera",
             **{f"meta_{key}": v for key, v in meta.items()},
         })
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-            os.replace(out, old / out.name)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        err = storage_error(exc, out)
-        if err is None:
-            raise
-        raise err from exc
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

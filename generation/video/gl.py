@@ -114,31 +114,21 @@ def renderer_available(backend: str = "egl") -> tuple[bool, str]:
     return True, str(ctx.info.get("GL_RENDERER", "unknown"))
 
 
-class CapsuleRasterizer:
-    """Renders instanced capsules to (normal + depth, label) images of one size; reuse it across frames."""
+class _GuidanceTarget:
+    """What both rasterisers share: the thread's EGL context, the shader program, the two render targets
+    (normal + view depth, part label) with a depth buffer, the camera uniforms and the read-back."""
 
-    def __init__(self, width: int, height: int, *, backend: str = "egl", segments: int = 16, rings: int = 4,
-                 max_instances: int = 128) -> None:
+    def __init__(self, width: int, height: int, vertex_shader: str, *, backend: str, cull: bool) -> None:
         moderngl = _import_moderngl()
         self.width, self.height = int(width), int(height)
         self.ctx = gl_context(backend)
         self._thread = threading.get_ident()
-        ctx = self.ctx
-        verts, tris = capsule_template(segments, rings)
-        self.prog = ctx.program(vertex_shader=_VERTEX, fragment_shader=_FRAGMENT)
-        self.template = ctx.buffer(verts.astype("f4").tobytes())
-        self.index = ctx.buffer(tris.astype("u4").tobytes())
-        self.max_instances = int(max_instances)
-        self.instances = ctx.buffer(reserve=self.max_instances * 16 * 4, dynamic=True)
-        self.vao = ctx.vertex_array(self.prog, [
-            (self.template, "4f", "in_tpl"),
-            (self.instances, "3f 3f 3f 3f 3f 1f/i", "i_a", "i_b", "i_x", "i_y", "i_z", "i_label"),
-        ], index_buffer=self.index, index_element_size=4)
-        self.geometry = ctx.texture((self.width, self.height), 4, dtype="f4")
-        self.labels = ctx.texture((self.width, self.height), 1, dtype="f1")
-        self.depth = ctx.depth_renderbuffer((self.width, self.height))
-        self.fbo = ctx.framebuffer(color_attachments=[self.geometry, self.labels], depth_attachment=self.depth)
-        self._flags = moderngl.DEPTH_TEST | moderngl.CULL_FACE
+        self.prog = self.ctx.program(vertex_shader=vertex_shader, fragment_shader=_FRAGMENT)
+        self.geometry = self.ctx.texture((self.width, self.height), 4, dtype="f4")
+        self.labels = self.ctx.texture((self.width, self.height), 1, dtype="f1")
+        self.depth = self.ctx.depth_renderbuffer((self.width, self.height))
+        self.fbo = self.ctx.framebuffer(color_attachments=[self.geometry, self.labels], depth_attachment=self.depth)
+        self._flags = moderngl.DEPTH_TEST | (moderngl.CULL_FACE if cull else 0)
         self._camera_id: int | None = None
 
     def set_camera(self, camera: Camera) -> None:
@@ -148,34 +138,61 @@ class CapsuleRasterizer:
         self.prog["u_proj"].write(camera.projection_matrix().T.astype("f4").tobytes())
         self._camera_id = id(camera)
 
-    def render(self, instances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One frame: ``instances`` (S, 16) float32 -> geometry (H, W, 4) float32 (normal xyz, view depth;
-        0 where empty) and labels (H, W) uint8, both with row 0 at the top of the image."""
+    def _begin(self) -> None:
+        """Checks, then the cleared targets bound for drawing."""
         if self._camera_id is None:
             raise RuntimeError("set_camera() first")
         if threading.get_ident() != self._thread:
-            raise RuntimeError("a CapsuleRasterizer renders only in the thread that created it (its EGL context)")
+            raise RuntimeError(f"a {type(self).__name__} renders only in the thread that created it (its EGL "
+                               "context)")
+        self.fbo.use()
+        self.ctx.enable_only(self._flags)
+        self.fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
+
+    def _read(self) -> tuple[np.ndarray, np.ndarray]:
+        """geometry (H, W, 4) float32 and labels (H, W) uint8, row 0 at the top of the image."""
+        geo = np.frombuffer(self.fbo.read(components=4, attachment=0, dtype="f4"), dtype=np.float32)
+        lab = np.frombuffer(self.fbo.read(components=1, attachment=1, dtype="f1"), dtype=np.uint8)
+        return geo.reshape(self.height, self.width, 4)[::-1], lab.reshape(self.height, self.width)[::-1]
+
+    def _release(self, *objects: object) -> None:
+        for obj in (*objects, self.fbo, self.geometry, self.labels, self.depth, self.prog):
+            obj.release()
+
+
+class CapsuleRasterizer(_GuidanceTarget):
+    """Renders instanced capsules to (normal + depth, label) images of one size; reuse it across frames."""
+
+    def __init__(self, width: int, height: int, *, backend: str = "egl", segments: int = 16, rings: int = 4,
+                 max_instances: int = 128) -> None:
+        super().__init__(width, height, _VERTEX, backend=backend, cull=True)
+        ctx = self.ctx
+        verts, tris = capsule_template(segments, rings)
+        self.template = ctx.buffer(verts.astype("f4").tobytes())
+        self.index = ctx.buffer(tris.astype("u4").tobytes())
+        self.max_instances = int(max_instances)
+        self.instances = ctx.buffer(reserve=self.max_instances * 16 * 4, dynamic=True)
+        self.vao = ctx.vertex_array(self.prog, [
+            (self.template, "4f", "in_tpl"),
+            (self.instances, "3f 3f 3f 3f 3f 1f/i", "i_a", "i_b", "i_x", "i_y", "i_z", "i_label"),
+        ], index_buffer=self.index, index_element_size=4)
+
+    def render(self, instances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One frame: ``instances`` (S, 16) float32 -> geometry (H, W, 4) float32 (normal xyz, view depth;
+        0 where empty) and labels (H, W) uint8, both with row 0 at the top of the image."""
+        self._begin()
         data = np.ascontiguousarray(instances, dtype=np.float32)
         n = len(data)
         if n > self.max_instances:
             self.instances.orphan(n * 16 * 4)
             self.max_instances = n
         self.instances.write(data.tobytes())
-        self.fbo.use()
-        self.ctx.enable_only(self._flags)
-        self.fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
         self.vao.render(instances=n)
-        geo = np.frombuffer(self.fbo.read(components=4, attachment=0, dtype="f4"), dtype=np.float32)
-        lab = np.frombuffer(self.fbo.read(components=1, attachment=1, dtype="f1"), dtype=np.uint8)
-        geo = geo.reshape(self.height, self.width, 4)[::-1]
-        lab = lab.reshape(self.height, self.width)[::-1]
-        return geo, lab
+        return self._read()
 
     def release(self) -> None:
         """Free the GL objects (the shared context stays for the next rasterizer)."""
-        for obj in (self.vao, self.fbo, self.geometry, self.labels, self.depth, self.instances, self.index,
-                    self.template, self.prog):
-            obj.release()
+        self._release(self.vao, self.instances, self.index, self.template)
 
 
 _MESH_VERTEX = """
@@ -198,7 +215,7 @@ void main() {
 """
 
 
-class MeshRasterizer:
+class MeshRasterizer(_GuidanceTarget):
     """Renders one triangle mesh with per-vertex part labels to (normal + depth, label) images of one size.
 
     The topology (``faces`` (F, 3), counter-clockwise seen from outside) and ``labels`` (V,) are fixed at
@@ -209,19 +226,15 @@ class MeshRasterizer:
 
     def __init__(self, width: int, height: int, faces: np.ndarray, labels: np.ndarray, *,
                  backend: str = "egl", cull: bool = True) -> None:
-        moderngl = _import_moderngl()
         faces = np.asarray(faces)
         labels = np.asarray(labels)
         if faces.ndim != 2 or faces.shape[1] != 3 or labels.ndim != 1:
             raise ValueError(f"faces must be (F, 3) and labels (V,), got {faces.shape} and {labels.shape}")
         if len(faces) and (faces.min() < 0 or faces.max() >= len(labels)):
             raise ValueError(f"faces index vertices 0..{len(labels) - 1} only")
-        self.width, self.height = int(width), int(height)
+        super().__init__(width, height, _MESH_VERTEX, backend=backend, cull=cull)
         self.num_vertices = int(len(labels))
-        self.ctx = gl_context(backend)
-        self._thread = threading.get_ident()
         ctx = self.ctx
-        self.prog = ctx.program(vertex_shader=_MESH_VERTEX, fragment_shader=_FRAGMENT)
         self.positions = ctx.buffer(reserve=max(self.num_vertices, 1) * 12, dynamic=True)
         self.normals = ctx.buffer(reserve=max(self.num_vertices, 1) * 12, dynamic=True)
         self.label_buffer = ctx.buffer(labels.astype("f4").tobytes() or b"\0" * 4)
@@ -230,44 +243,21 @@ class MeshRasterizer:
         self.vao = ctx.vertex_array(self.prog, [
             (self.positions, "3f", "in_pos"), (self.normals, "3f", "in_normal"), (self.label_buffer, "1f", "in_label"),
         ], index_buffer=self.index, index_element_size=4)
-        self.geometry = ctx.texture((self.width, self.height), 4, dtype="f4")
-        self.labels = ctx.texture((self.width, self.height), 1, dtype="f1")
-        self.depth = ctx.depth_renderbuffer((self.width, self.height))
-        self.fbo = ctx.framebuffer(color_attachments=[self.geometry, self.labels], depth_attachment=self.depth)
-        self._flags = moderngl.DEPTH_TEST | (moderngl.CULL_FACE if cull else 0)
-        self._camera_id: int | None = None
-
-    def set_camera(self, camera: Camera) -> None:
-        if (camera.width, camera.height) != (self.width, self.height):
-            raise ValueError(f"camera is {camera.width}x{camera.height}, rasterizer {self.width}x{self.height}")
-        self.prog["u_view"].write(camera.view_matrix().T.astype("f4").tobytes())   # GLSL is column-major
-        self.prog["u_proj"].write(camera.projection_matrix().T.astype("f4").tobytes())
-        self._camera_id = id(camera)
 
     def render(self, vertices: np.ndarray, normals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One frame: world ``vertices`` and unit ``normals`` (V, 3) -> geometry (H, W, 4) float32 (normal xyz,
         view depth; 0 where empty) and labels (H, W) uint8, both with row 0 at the top of the image."""
-        if self._camera_id is None:
-            raise RuntimeError("set_camera() first")
-        if threading.get_ident() != self._thread:
-            raise RuntimeError("a MeshRasterizer renders only in the thread that created it (its EGL context)")
         v = np.ascontiguousarray(vertices, dtype=np.float32)
         n = np.ascontiguousarray(normals, dtype=np.float32)
         if v.shape != (self.num_vertices, 3) or n.shape != v.shape:
             raise ValueError(f"vertices and normals must be ({self.num_vertices}, 3), got {v.shape} and {n.shape}")
+        self._begin()
         self.positions.write(v.tobytes())
         self.normals.write(n.tobytes())
-        self.fbo.use()
-        self.ctx.enable_only(self._flags)
-        self.fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
         if self.num_indices:
             self.vao.render(vertices=self.num_indices)
-        geo = np.frombuffer(self.fbo.read(components=4, attachment=0, dtype="f4"), dtype=np.float32)
-        lab = np.frombuffer(self.fbo.read(components=1, attachment=1, dtype="f1"), dtype=np.uint8)
-        return geo.reshape(self.height, self.width, 4)[::-1], lab.reshape(self.height, self.width)[::-1]
+        return self._read()
 
     def release(self) -> None:
         """Free the GL objects (the shared context stays for the next rasterizer)."""
-        for obj in (self.vao, self.fbo, self.geometry, self.labels, self.depth, self.positions, self.normals,
-                    self.label_buffer, self.index, self.prog):
-            obj.release()
+        self._release(self.vao, self.positions, self.normals, self.label_buffer, self.index)

@@ -35,13 +35,13 @@ from diffusers import AutoencoderKL, DDIMScheduler, MotionAdapter, UNet2DConditi
 from diffusers.utils.torch_utils import randn_tensor
 from tqdm.auto import tqdm
 
-from encoders.atomic_io import atomic_write_json
+from encoders.atomic_io import atomic_folder, atomic_write_json
 from encoders.errors import InputError
 
 from .denoiser import GuidedDenoiser, ImageContext, build_denoising_unet
 from .guidance_encoder import GuidanceEncoder, GuidanceFusion
 from .reference import install_reference_attention, write_reference_bank
-from .weights import GUIDANCE_PREFIX, IMAGE_ENCODER, PIPELINE_FILE, atomic_folder, check_weights_dir
+from .weights import GUIDANCE_PREFIX, IMAGE_ENCODER, PIPELINE_FILE, check_weights_dir
 
 #: Segment length the paper generates at once (5 s), used when ``fps`` is given and the motion module allows it.
 SEGMENT_SECONDS = 5.0

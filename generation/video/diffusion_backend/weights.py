@@ -22,15 +22,11 @@ what was expected, and catches parts that do not fit together (latent channels, 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from encoders.atomic_io import atomic_write_json, ensure_dir, storage_error
+from encoders.atomic_io import atomic_folder, atomic_write_json
 from encoders.errors import InputError
 
 PIPELINE_FILE = "pipeline.json"
@@ -185,34 +181,6 @@ def check_weights_dir(path: str | Path) -> WeightsLayout:
                den.get("cross_attention_dim"), configs[IMAGE_ENCODER].get("projection_dim"))
     return WeightsLayout(root=root, guidance_types=types, image_encoder=image_encoder, configs=configs,
                          variants=variants)
-
-
-@contextmanager
-def atomic_folder(out: str | Path, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary folder beside ``out``; on success it replaces ``out`` (the old one only then goes)."""
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise InputError(out, "output folder exists", expected="a new folder, or overwrite=True", got="existing")
-    ensure_dir(out.parent)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
-        yield tmp
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-            os.replace(out, old / out.name)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        err = storage_error(exc, out)
-        if err is None:
-            raise
-        raise err from exc
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 @dataclass(frozen=True)

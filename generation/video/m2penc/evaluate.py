@@ -36,6 +36,7 @@ import numpy as np
 
 from encoders.atomic_io import atomic_write_json
 from encoders.errors import InputError
+from encoders.machine import cpu_model
 
 from .data import (GUIDANCE_GROUPS, ClipPairs, DataConfig, build_cache, cache_path, clip_music30, corpus_clips,
                    heatmaps_from_keypoints, load_pairs, render_pairs, save_pairs, split_of)
@@ -219,7 +220,7 @@ def evaluate(run_dir: str | Path, corpus: str | Path, cache: str | Path, train_c
               "fps": data.fps, "size": data.size, "heat_sigma": sigma, "train_clips_for_mean": len(train),
               "generator_steps": generator_steps, "seed": seed, "bootstrap_replicates": n_boot,
               "metrics": metrics, "differences": diffs, "per_clip": rows,
-              "machine": f"{platform.processor() or platform.machine()}, {_cpu_name()}, torch CPU",
+              "machine": f"{platform.processor() or platform.machine()}, {cpu_model()}, torch CPU",
               "seconds": round(time.perf_counter() - t_start, 1)}
     if out is not None:
         atomic_write_json(out, report)
@@ -236,16 +237,6 @@ def _generator_dir(generator_run: str | Path | None) -> Path:
 def _fit(a: np.ndarray, t: int) -> np.ndarray:
     """``a`` cut or edge-padded to ``t`` frames (another clip's prediction may differ in length)."""
     return a[:t] if len(a) >= t else np.concatenate([a, np.repeat(a[-1:], t - len(a), axis=0)])
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def comparison_video(run_dir: str | Path, corpus: str | Path, cache: str | Path, clip_name: str | None, out: str | Path,
