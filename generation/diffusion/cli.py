@@ -3,7 +3,8 @@
     dancesearch generate --music FILE | --clip ID  [--genre G | --text "..."] [--seconds S] [--seed N]
                          [--steps K] [--guidance W] [--genre-guidance W] [--run DIR] --out FILE.npz|.bvh [--json]
     dancesearch generate --edit MOTION.npz --keep body|hands|legs|arms|torso|START:END [--keep ...] ... (inpainting)
-    dancesearch generate train --out RUN [--minutes M] [--train-steps N] [--seed S] [--home H] [--overlap-upsampling]
+    dancesearch generate train --out RUN [--config RECIPE.json] [--minutes M] [--train-steps N] [--seed S] [--home H]
+                               [--overlap-upsampling]
 
 The npz is the project's motion record (playable by the API / UI player, scored by ``eval generation``);
 the BVH opens in Blender. ``--text`` maps a description to a genre with the text genre classifier and
@@ -41,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cond.add_argument("--text", metavar="TEXT", help="a description; its genre comes from the text genre classifier")
     p.add_argument("--seconds", type=bounded_number(float, 4.0, MAX_SECONDS, "--seconds"), default=None,
                    help="length of the dance (default: the whole music, at most 300 s)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=None, help="sampling seed (default 0); train: the recipe's seed")
     p.add_argument("--steps", type=bounded_number(int, 1, 1000, "--steps"), default=20, help="DDIM steps (default 20)")
     p.add_argument("--guidance", type=bounded_number(float, 0.0, 20.0, "--guidance"), default=2.0,
                    help="classifier-free guidance weight (1 = none; default 2)")
@@ -56,13 +57,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--run", type=Path, default=None, metavar="DIR", help="generator run (default: models/generator)")
     p.add_argument("--out", type=Path, default=None, metavar="FILE", help="output .npz or .bvh (train: run directory)")
     p.add_argument("--db", metavar="URL", default=None, help="SQLAlchemy catalog URL (default: HOME/catalog.sqlite)")
-    p.add_argument("--minutes", type=bounded_number(float, 0.1, 10000.0, "--minutes"), default=80.0,
-                   help="train: wall-clock budget (default 80)")
-    p.add_argument("--train-steps", type=positive_int, default=20000, help="train: at most this many steps")
-    p.add_argument("--overlap-upsampling", action="store_true",
+    p.add_argument("--config", type=Path, default=None, metavar="RECIPE.json",
+                   help="train: a recipe file {\"denoiser\": {...}, \"train\": {...}} (the shipped model's: "
+                        "generation/diffusion/recipes/cpu.json); flags given on the command line override it")
+    p.add_argument("--minutes", type=bounded_number(float, 0.1, 10000.0, "--minutes"), default=None,
+                   help="train: wall-clock budget (default: the recipe's, else 80)")
+    p.add_argument("--train-steps", type=positive_int, default=None,
+                   help="train: at most this many steps (default: the recipe's, else 20000)")
+    p.add_argument("--overlap-upsampling", action="store_true", default=None,
                    help="train: upsample tokens with overlapping kernels, so each frame hears two neighbouring tokens "
-                        "(the shipped model, trained without it, has a jerk spike at every token boundary); no model "
-                        "has been trained with it yet, see docs/results/generation.md")
+                        "(without it every 4th frame boundary carries a jerk spike)")
     add_common_options(p)
     p.set_defaults(handler=cmd_generate)
 
@@ -118,6 +122,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from .editing import EditSpec
     from .pipeline import DancePipeline
 
+    if args.seed is None:
+        args.seed = 0
     if args.music is None and args.clip is None:
         raise UsageError("give the music with --music FILE or --clip ID")
     if args.out is None or args.out.suffix.lower() not in (".npz", ".bvh"):
@@ -178,8 +184,8 @@ def _train(args: argparse.Namespace) -> int:
     from indexer.workspace import Workspace
 
     from ..windows import open_windows
-    from .denoiser import DenoiserConfig
-    from .train import TrainConfig, train_denoiser
+    from .recipe import build_configs, load_recipe
+    from .train import train_denoiser
 
     if args.out is None:
         raise UsageError("generate train needs --out RUN (the run directory to write)")
@@ -187,9 +193,12 @@ def _train(args: argparse.Namespace) -> int:
     if args.db is None and not (home / "catalog.sqlite").is_file():
         raise DanceSearchError(f"no catalog at {home / 'catalog.sqlite'}: ingest data first")
     store = open_windows(Workspace(home, args.db), progress=progress_enabled(args))
-    result = train_denoiser(store, args.out, DenoiserConfig(time_stride=4, overlap_upsampling=args.overlap_upsampling),
-                            TrainConfig(minutes=args.minutes, steps=args.train_steps, seed=args.seed),
-                            progress=progress_enabled(args))
+    recipe = load_recipe(args.config) if args.config is not None else {}
+    if args.overlap_upsampling:
+        recipe = {**recipe, "denoiser": {**recipe.get("denoiser", {}), "overlap_upsampling": True}}
+    denoiser, train = build_configs(recipe, args.config or "command line", minutes=args.minutes,
+                                    steps=args.train_steps, seed=args.seed)
+    result = train_denoiser(store, args.out, denoiser, train, progress=progress_enabled(args))
     payload = {k: v for k, v in result.items() if k != "history"} | {"out": str(args.out)}
     emit(args, payload, lambda: info(f"trained {result['steps']} steps ({result['windows']} windows) in "
                                      f"{result['seconds']:.0f} s; best val {result['best_val_simple']:.4f} at step "
