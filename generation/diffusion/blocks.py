@@ -1,5 +1,6 @@
 """One denoiser block (GCDance Fig. 3): self-attention, cross-attention on a condition sequence, MLP, each
-pre-normed, residual, and modulated by FiLM (eq. 4) from the step + genre condition."""
+pre-normed, residual, and modulated by FiLM (eq. 4) from the step + genre condition; optionally preceded by a
+spatial sub-layer (POPDG's DS-Attention in the body expert, ``popdg/ds_attention.py``)."""
 from __future__ import annotations
 
 import torch
@@ -18,8 +19,13 @@ class DenoiserBlock(nn.Module):
                                  nn.Linear(ff_mult * d_model, d_model))
         self.film1, self.film2, self.film3 = (FiLM(cond_dim, d_model) for _ in range(3))
         self.drop = nn.Dropout(dropout)
+        self.spatial: nn.Module | None = None
+        """An optional residual sub-layer run first, per token (POPDG's DS-Attention over the body joints,
+        ``popdg.DSAttention``, pre-normed and dropped out itself); None adds no parameters."""
 
     def forward(self, x: torch.Tensor, memory: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        if self.spatial is not None:
+            x = x + self.spatial(x)
         h = self.norm1(x)
         x = x + self.drop(self.film1(self.self_attn(h, h, h, need_weights=False)[0], cond))
         h = self.norm2(x)

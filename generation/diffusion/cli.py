@@ -1,7 +1,7 @@
 """``dancesearch generate``: a dance for a piece of music, in a genre named or described; ``generate train``.
 
     dancesearch generate --music FILE | --clip ID  [--genre G | --text "..."] [--seconds S] [--seed N]
-                         [--steps K] [--guidance W] [--genre-guidance W] [--run DIR] --out FILE.npz|.bvh [--json]
+                         [--steps K] [--guidance W] [--genre-guidance W] [--stochastic] [--run DIR] --out FILE.npz|.bvh [--json]
     dancesearch generate --edit MOTION.npz --keep body|hands|legs|arms|torso|START:END [--keep ...] ... (inpainting)
     dancesearch generate train --out RUN [--config RECIPE.json] [--minutes M] [--train-steps N] [--seed S] [--home H]
                                [--overlap-upsampling]
@@ -46,6 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=bounded_number(int, 1, 1000, "--steps"), default=20, help="DDIM steps (default 20)")
     p.add_argument("--guidance", type=bounded_number(float, 0.0, 20.0, "--guidance"), default=2.0,
                    help="classifier-free guidance weight (1 = none; default 2)")
+    p.add_argument("--stochastic", action="store_true",
+                   help="sample with noise between steps (the model's learned variance when it has one, POPDG / iDDPM; "
+                        "else the posterior variance) instead of deterministic DDIM; still reproducible by --seed")
     p.add_argument("--genre-guidance", type=bounded_number(float, 0.0, 20.0, "--genre-guidance"), default=None,
                    metavar="W", help="a separate guidance weight on the genre (compositional guidance; default: the "
                                      "same as --guidance)")
@@ -156,10 +159,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     if args.edit is not None:
         result = pipe.edit(_motion_to_edit(args.edit), music, genre, EditSpec.parse(args.keep), seed=args.seed,
-                           steps=args.steps, guidance=args.guidance, genre_guidance=args.genre_guidance)
+                           steps=args.steps, guidance=args.guidance, genre_guidance=args.genre_guidance,
+                           stochastic=args.stochastic)
     else:
         result = pipe(music, genre, seed=args.seed, steps=args.steps, guidance=args.guidance,
-                      genre_guidance=args.genre_guidance)
+                      genre_guidance=args.genre_guidance, stochastic=args.stochastic)
     seconds = time.perf_counter() - t0
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.out.suffix.lower() == ".bvh":
@@ -169,6 +173,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     payload = {"out": str(args.out), "genre": result.genre, "genre_confidence": confidence, "model_id": pipe.model_id,
                "seconds_of_dance": round(result.seconds, 2), "windows": result.windows, "steps": args.steps,
                "guidance": args.guidance, "genre_guidance": args.genre_guidance, "seed": args.seed,
+               "stochastic": args.stochastic, "sampler": pipe.variance(args.stochastic),
                "edit": None if args.edit is None else {"motion": str(args.edit), "keep": args.keep}, "seconds_taken": round(seconds, 2),
                "music_beats": len(beats)}
 

@@ -21,6 +21,8 @@ from encoders.errors import DanceSearchError
 
 from ..representation.layout import FEATURE_DIM, LAYOUT
 from .blocks import DenoiserBlock
+from .music_tower import MusicTowerFeatures, MusicTowerSpec
+from .popdg import AlignmentModule, DSAttention, VarianceHead
 
 MUSIC_DIM = 35
 
@@ -42,6 +44,18 @@ class DenoiserConfig:
     (measured on the first shipped model: jerk 2-3x its median at every 4th frame boundary). Runs saved
     before this option load with it off."""
     music_dim: int = MUSIC_DIM
+    music_tower: dict | None = None
+    """GCDance's "FM" condition: the ``MusicTowerSpec`` (as a dict) of a frozen CustomDancer music tower whose
+    tokens join the music tokens in every cross-attention (``music_tower.py``); None: the 35-d features alone."""
+    learned_variance: bool = False
+    """POPDG 4.1 / iDDPM: also output the reverse variance's interpolation v (``forward(..., return_variance=True)``),
+    trained by ``TrainConfig.vlb_weight`` * L_vlb (``popdg/learned_variance.py``). Off: as before."""
+    ds_attention: bool = False
+    """POPDG 4.2.1: attention across the 22 body joints, Space Augmentation Algorithm, first in every body block
+    (``popdg/ds_attention.py``). Off: as before."""
+    alignment_module: bool = False
+    """POPDG 4.3: convolved dance and music tokens added to the FiLM condition through an MLP
+    (``popdg/alignment.py``). Off: as before."""
 
     def __post_init__(self) -> None:
         if self.window_frames % self.time_stride:
@@ -99,13 +113,25 @@ class GCDanceDenoiser(nn.Module):
         self.music_down = nn.Conv1d(c.d_model, c.d_model, kernel_size=c.time_stride, stride=c.time_stride)
         self.music_pos = nn.Parameter(torch.zeros(1, c.window_frames // c.time_stride, c.d_model))
         self.null_music = nn.Parameter(torch.zeros(1, 1, c.d_model))
+        self.music_tower = (MusicTowerFeatures(MusicTowerSpec.from_dict(c.music_tower), c.d_model, c.window_frames)
+                            if c.music_tower else None)
+        self.null_music_tower = nn.Parameter(torch.zeros(1, 1, c.d_model)) if c.music_tower else None
         self.genre_adapter = nn.Sequential(nn.Linear(c.genre_dim, c.d_model), nn.GELU(), nn.Linear(c.d_model, c.d_model))
         self.null_genre = nn.Parameter(torch.zeros(1, c.d_model))
         self.step_mlp = nn.Sequential(nn.Linear(c.d_model, c.d_model), nn.SiLU(), nn.Linear(c.d_model, c.d_model))
         nn.init.normal_(self.music_pos, std=0.02)
+        # POPDG options (popdg/): each off by default, and off it adds no parameter and draws no random number
+        if c.ds_attention:
+            for block in self.body.blocks:
+                block.spatial = DSAttention(c.d_model, dropout=c.dropout)
+        self.alignment = AlignmentModule(c.d_model) if c.alignment_module else None
+        self.variance_head = (VarianceHead(c.d_model, self.body_dims, FEATURE_DIM - self.body_dims, c.time_stride)
+                              if c.learned_variance else None)
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, music: torch.Tensor, genre: torch.Tensor,
-                drop_music: torch.Tensor | None = None, drop_genre: torch.Tensor | None = None) -> torch.Tensor:
+                drop_music: torch.Tensor | None = None, drop_genre: torch.Tensor | None = None,
+                return_variance: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Predicted x0 (B, T, 319); with ``return_variance`` (a ``learned_variance`` model) also v (B, T, 319)."""
         c = self.config
         b, frames, dim = x_t.shape
         if dim != FEATURE_DIM or frames != c.window_frames or music.shape != (b, frames, c.music_dim):
@@ -114,15 +140,27 @@ class GCDanceDenoiser(nn.Module):
         m = self.music_down(self.music_in(music).transpose(1, 2)).transpose(1, 2) + self.music_pos
         if drop_music is not None:
             m = torch.where(drop_music.view(b, 1, 1), self.null_music.expand_as(m), m)
+        if self.music_tower is not None:                       # FM tokens: dropped with the music they come from
+            fm = self.music_tower(music)
+            if drop_music is not None:
+                fm = torch.where(drop_music.view(b, 1, 1), self.null_music_tower.expand_as(fm), fm)
+            m = torch.cat([m, fm], dim=1)
         g = self.genre_adapter(genre)
         if drop_genre is not None:
             g = torch.where(drop_genre.view(b, 1), self.null_genre.expand_as(g), g)
         cond = self.step_mlp(step_embedding(t, c.d_model)) + g
         hb = self.body.encode(x_t[..., :self.body_dims])
+        if self.alignment is not None:                         # POPDG 4.3: the 35-d music tokens, not the FM ones
+            cond = cond + self.alignment(hb, m[:, :hb.shape[1]], cond)
         for block in self.body.blocks:
             hb = block(hb, m, cond)
         hh = self.hand.encode(x_t[..., self.body_dims:])
         memory = torch.cat([m, hb], dim=1)                     # body features injected into the hand branch
         for block in self.hand.blocks:
             hh = block(hh, memory, cond)
-        return torch.cat([self.body.decode(hb), self.hand.decode(hh)], dim=-1)
+        x0 = torch.cat([self.body.decode(hb), self.hand.decode(hh)], dim=-1)
+        if return_variance:                                    # POPDG 4.1
+            if self.variance_head is None:
+                raise DanceSearchError("return_variance needs a denoiser built with learned_variance=True")
+            return x0, self.variance_head(hb, hh)
+        return x0

@@ -6,6 +6,11 @@ clean first half of window i+1 is set to the predicted second half of window i, 
 i+1's canonical frame (every window is generated in its own frame: first root at the origin facing +z).
 The windows are then placed in the world by chaining those frames and cross-faded linearly over each
 overlap. Guidance, seeds and step counts are the caller's.
+
+``stochastic=True`` (POPDG 4.1) samples with noise between the DDIM steps instead of DDIM's deterministic
+path: with the model's learned variance when it has one (``learned_variance``, iDDPM on the respaced
+schedule), else with the posterior variance beta~ (DDIM eta = 1). Off (the default) is the DDIM sampler
+every run used before, unchanged; the noise, like x_T, comes from ``seed``.
 """
 from __future__ import annotations
 
@@ -27,7 +32,7 @@ from ..representation.layout import FPS, LAYOUT
 from .denoiser import GCDanceDenoiser
 from .editing import EditSpec
 from .run_dir import load_run
-from .sampling import _predict, assemble_windows
+from .sampling import _predict, assemble_windows, check_variance, denoise_step
 from .schedule import DDIMScheduler
 
 
@@ -96,7 +101,7 @@ class DancePipeline:
                          got=genre)
 
     def __call__(self, music: np.ndarray, genre: str, seed: int = 0, steps: int = 20, guidance: float = 2.0,
-                 genre_guidance: float | None = None) -> Generated:
+                 genre_guidance: float | None = None, stochastic: bool = False) -> Generated:
         """music (T, 35) features at 30 fps -> a dance of T frames in ``genre``."""
         music = np.asarray(music, dtype=np.float32)
         w = self.window_frames
@@ -112,7 +117,7 @@ class DancePipeline:
         padded = np.concatenate([music, np.repeat(music[-1:], total - len(music), axis=0)]) if total > len(music) else music
         music_w = torch.as_tensor(np.stack([padded[i * hop:i * hop + w] for i in range(n)]))
         g = self.genre_embeddings[self.genre_index(genre)].expand(n, -1)
-        x0 = self._sample(music_w, g, seed, steps, guidance, hop, genre_guidance)
+        x0 = self._sample(music_w, g, seed, steps, guidance, hop, genre_guidance, stochastic)
         t1 = time.perf_counter()
         record = self._assemble(x0, hop)
         record = record.slice(0, len(music))
@@ -121,7 +126,8 @@ class DancePipeline:
 
     @torch.no_grad()
     def edit(self, record: MotionRecord, music: np.ndarray, genre: str, spec: EditSpec, seed: int = 0,
-             steps: int = 20, guidance: float = 2.0, genre_guidance: float | None = None) -> Generated:
+             steps: int = 20, guidance: float = 2.0, genre_guidance: float | None = None,
+             stochastic: bool = False) -> Generated:
         """Inpainting (eq. 15) on one window: keep what ``spec`` names of ``record``, generate the rest.
 
         ``record`` (at most one window, 4 s; shorter means "continue it") is expressed in its own canonical
@@ -148,7 +154,8 @@ class DancePipeline:
         g = self.genre_embeddings[self.genre_index(genre)][None]
         x = ddim_sample(self.model, self.scheduler, torch.as_tensor(music[None, :w]), g, steps=steps,
                         guidance=guidance, generator=torch.Generator().manual_seed(int(seed)), known=known_n,
-                        mask=torch.as_tensor(mask[None]), genre_guidance=genre_guidance)
+                        mask=torch.as_tensor(mask[None]), genre_guidance=genre_guidance,
+                        variance=self.variance(stochastic))
         out = self.normalizer.denormalise(x[0].numpy())
         out[mask] = known[mask]                  # exact, not through float32 normalisation round trips
         t1 = time.perf_counter()
@@ -157,24 +164,35 @@ class DancePipeline:
 
     @torch.no_grad()
     def sample_windows(self, music: np.ndarray, genres: list[str], seed: int = 0, steps: int = 20,
-                       guidance: float = 2.0, genre_guidance: float | None = None) -> np.ndarray:
+                       guidance: float = 2.0, genre_guidance: float | None = None,
+                       stochastic: bool = False) -> np.ndarray:
         """Independent 4-s windows (N, W, 319), de-normalised, each in its canonical frame (for evaluation)."""
         idx = torch.tensor([self.genre_index(g) for g in genres])
         return self._sample(torch.as_tensor(np.asarray(music, dtype=np.float32)), self.genre_embeddings[idx], seed,
-                            steps, guidance, hop=None, genre_guidance=genre_guidance)
+                            steps, guidance, hop=None, genre_guidance=genre_guidance, stochastic=stochastic)
+
+    def variance(self, stochastic: bool) -> str:
+        """The sampler ``stochastic`` selects: ``"ddim"`` (False), else ``"learned"`` for a learned-variance
+        model and ``"fixed"`` (beta~) for any other (``sampling.VARIANCES``)."""
+        if not stochastic:
+            return "ddim"
+        return "learned" if self.model.config.learned_variance else "fixed"
 
     @torch.no_grad()
     def _sample(self, music: torch.Tensor, genre: torch.Tensor, seed: int, steps: int, guidance: float,
-                hop: int | None, genre_guidance: float | None = None) -> np.ndarray:
+                hop: int | None, genre_guidance: float | None = None, stochastic: bool = False) -> np.ndarray:
+        variance = self.variance(stochastic)
+        check_variance(self.model, variance)
         gen = torch.Generator().manual_seed(int(seed))
         n, w = music.shape[:2]
         x = torch.randn((n, w, LAYOUT.dim), generator=gen)
         ts = self.scheduler.set_timesteps(steps).tolist()
         for i, t in enumerate(ts):
-            x0 = _predict(self.model, x, t, music, genre, guidance, genre_guidance)
+            x0, v = _predict(self.model, x, t, music, genre, guidance, genre_guidance,
+                             return_variance=variance == "learned")
             if n > 1 and hop is not None:
                 x0 = self._chain(x0, hop)
-            x = self.scheduler.step(x0, t, ts[i + 1] if i + 1 < len(ts) else None, x)
+            x = denoise_step(self.scheduler, x0, t, ts[i + 1] if i + 1 < len(ts) else None, x, variance, v, gen)
         return self.normalizer.denormalise(x.numpy())
 
     def _chain(self, x0: torch.Tensor, hop: int) -> torch.Tensor:

@@ -69,9 +69,21 @@ def model_card(model: GCDanceDenoiser, genres: list[str], train_config: dict[str
         f"{train_config.get('batch_size')}, loss combination `{train_config.get('loss_combination')}`)",
         f"- data: {data.get('windows_train', '?')} train / {data.get('windows_val', '?')} val windows "
         f"(cache {data.get('cache_hash', '')[:16]})",
+        f"- music: 35-d features{_tower_note(c)}; genre-swapped music share {train_config.get('music_swap', 0.0)}",
+        f"- options: {_options_note(c)}",
         f"- checkpoint: step {data.get('best_step')} (validation x0 MSE {data.get('best_val_simple', float('nan')):.4f})",
         "", "Sample with `dancesearch generate --run DIR ...` or "
         "`generation.diffusion.pipeline.DancePipeline.from_pretrained(DIR)`.", ""])
+
+
+def _tower_note(c: DenoiserConfig) -> str:
+    return f" + frozen music-tower tokens ({c.music_tower.get('source', '?')})" if c.music_tower else ""
+
+
+def _options_note(c: DenoiserConfig) -> str:
+    on = [name for name in ("overlap_upsampling", "learned_variance", "ds_attention", "alignment_module")
+          if getattr(c, name)]
+    return ", ".join(on) if on else "none (GCDance base)"
 
 
 def load_run(run_dir: str | Path) -> tuple[GCDanceDenoiser, Normalizer, list[str], np.ndarray, dict[str, Any]]:

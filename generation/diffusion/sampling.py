@@ -9,31 +9,43 @@
 - Long-term (EDGE, GCDance III-C): N overlapping windows sampled as one batch; after every step the first
   half of window i+1 is set to the second half of window i, so neighbours agree on their overlap, and the
   dance is assembled with a linear cross-fade over each overlap.
+- Variance (POPDG 4.1): ``variance="ddim"`` (default) is DDIM with eta = 0, deterministic given x_T, the
+  only sampler before POPDG's options and what old runs keep; ``"learned"`` is iDDPM's ancestral sampler on
+  the respaced schedule with the model's learned variance (a ``learned_variance`` model; under guidance the
+  conditional prediction's variance, as GLIDE); ``"fixed"`` the same with the posterior variance beta~
+  (= DDIM with eta = 1), for any model. The two stochastic ones draw their noise from ``generator``.
 """
 from __future__ import annotations
 
 import torch
 
+from encoders.errors import DanceSearchError
+
 from ..representation.layout import FEATURE_DIM
 from .denoiser import GCDanceDenoiser
+from .popdg.learned_variance import stochastic_step
 from .schedule import DDIMScheduler
+
+VARIANCES = ("ddim", "learned", "fixed")
 
 
 @torch.no_grad()
 def ddim_sample(model: GCDanceDenoiser, scheduler: DDIMScheduler, music: torch.Tensor, genre: torch.Tensor,
                 steps: int = 20, guidance: float = 1.0, generator: torch.Generator | None = None,
                 known: torch.Tensor | None = None, mask: torch.Tensor | None = None,
-                chain_windows: bool = False, genre_guidance: float | None = None) -> torch.Tensor:
+                chain_windows: bool = False, genre_guidance: float | None = None,
+                variance: str = "ddim") -> torch.Tensor:
     """(B, T, 319) samples in normalised units for music (B, T, 35) and genre embeddings (B, E)."""
+    check_variance(model, variance)
     model.eval()
     b, frames = music.shape[:2]
     x = torch.randn((b, frames, FEATURE_DIM), generator=generator, dtype=music.dtype)
     ts = scheduler.set_timesteps(steps).tolist()
     half = frames // 2
     for i, t in enumerate(ts):
-        x0 = _predict(model, x, t, music, genre, guidance, genre_guidance)
+        x0, v = _predict(model, x, t, music, genre, guidance, genre_guidance, return_variance=variance == "learned")
         t_prev = ts[i + 1] if i + 1 < len(ts) else None
-        x = scheduler.step(x0, t, t_prev, x)
+        x = denoise_step(scheduler, x0, t, t_prev, x, variance, v, generator)
         if known is not None and mask is not None:
             target = known if t_prev is None else scheduler.add_noise(
                 known, torch.randn(known.shape, generator=generator, dtype=known.dtype),
@@ -44,8 +56,27 @@ def ddim_sample(model: GCDanceDenoiser, scheduler: DDIMScheduler, music: torch.T
     return x
 
 
+def check_variance(model: GCDanceDenoiser, variance: str) -> None:
+    """Refuse an unknown sampler, or the learned variance of a model that has none."""
+    if variance not in VARIANCES:
+        raise DanceSearchError(f"unknown sampling variance {variance!r}: one of {', '.join(VARIANCES)}")
+    if variance == "learned" and not model.config.learned_variance:
+        raise DanceSearchError("variance='learned' needs a denoiser trained with learned_variance=True; "
+                               "use 'fixed' (or 'ddim') for this one")
+
+
+def denoise_step(scheduler: DDIMScheduler, x0: torch.Tensor, t: int, t_prev: int | None, x: torch.Tensor,
+                 variance: str, v: torch.Tensor | None = None,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """One reverse step x_t -> x_{t_prev}: DDIM (eta = 0) or the stochastic step (learned v, or beta~)."""
+    if variance == "ddim":
+        return scheduler.step(x0, t, t_prev, x)
+    return stochastic_step(scheduler, x0, t, t_prev, x, v if variance == "learned" else None, generator)
+
+
 def _predict(model: GCDanceDenoiser, x: torch.Tensor, t: int, music: torch.Tensor, genre: torch.Tensor,
-             guidance: float, genre_guidance: float | None = None) -> torch.Tensor:
+             guidance: float, genre_guidance: float | None = None,
+             return_variance: bool | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
     """Classifier-free guidance, optionally with a separate weight on the genre.
 
     With one weight ``w`` (``genre_guidance`` None or equal): x0 = x0(0, 0) + w (x0(m, g) - x0(0, 0)), one
@@ -54,25 +85,38 @@ def _predict(model: GCDanceDenoiser, x: torch.Tensor, t: int, music: torch.Tenso
         x0 = x0(0, 0) + w (x0(m, 0) - x0(0, 0)) + w_g (x0(m, g) - x0(m, 0)),
     a tripled batch. Setting w_g = w gives back the single-weight formula; w_g > w pushes the sample towards
     the requested genre without over-driving the music term.
+
+    ``return_variance`` None (the old call): the guided x0 alone. True / False: a pair (x0, v) with v the
+    conditional prediction's learned variance interpolation (True; GLIDE's choice) or None (False).
     """
+    pair = return_variance is not None
+    want_v = bool(return_variance)
+
+    def run(*args, **kw):
+        out = model(*args, **kw, return_variance=True) if want_v else model(*args, **kw)
+        return out if want_v else (out, None)
+
     b = x.shape[0]
     steps = torch.full((b,), t, dtype=torch.long)
     if genre_guidance is None or genre_guidance == guidance:
         if guidance == 1.0:
-            return model(x, steps, music, genre)
+            x0, v = run(x, steps, music, genre)
+            return (x0, v) if pair else x0
         off = torch.zeros(b, dtype=torch.bool)
         on = torch.ones(b, dtype=torch.bool)
-        both = model(torch.cat([x, x]), torch.cat([steps, steps]), torch.cat([music, music]),
-                     torch.cat([genre, genre]), drop_music=torch.cat([off, on]), drop_genre=torch.cat([off, on]))
+        both, v = run(torch.cat([x, x]), torch.cat([steps, steps]), torch.cat([music, music]),
+                      torch.cat([genre, genre]), drop_music=torch.cat([off, on]), drop_genre=torch.cat([off, on]))
         cond, uncond = both[:b], both[b:]
-        return uncond + guidance * (cond - uncond)
+        x0 = uncond + guidance * (cond - uncond)
+        return (x0, None if v is None else v[:b]) if pair else x0
     off = torch.zeros(b, dtype=torch.bool)
     on = torch.ones(b, dtype=torch.bool)
-    three = model(torch.cat([x, x, x]), torch.cat([steps, steps, steps]), torch.cat([music, music, music]),
-                  torch.cat([genre, genre, genre]), drop_music=torch.cat([off, off, on]),
-                  drop_genre=torch.cat([off, on, on]))
+    three, v = run(torch.cat([x, x, x]), torch.cat([steps, steps, steps]), torch.cat([music, music, music]),
+                   torch.cat([genre, genre, genre]), drop_music=torch.cat([off, off, on]),
+                   drop_genre=torch.cat([off, on, on]))
     cond, music_only, uncond = three[:b], three[b:2 * b], three[2 * b:]
-    return uncond + guidance * (music_only - uncond) + genre_guidance * (cond - music_only)
+    x0 = uncond + guidance * (music_only - uncond) + genre_guidance * (cond - music_only)
+    return (x0, None if v is None else v[:b]) if pair else x0
 
 
 def assemble_windows(windows: torch.Tensor) -> torch.Tensor:

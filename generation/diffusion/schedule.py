@@ -23,6 +23,8 @@ class DDIMScheduler:
         f = torch.cos((steps + cosine_s) / (1 + cosine_s) * math.pi / 2) ** 2
         betas = (1 - f[1:] / f[:-1]).clamp(max=0.999)
         self.alphas_cumprod = torch.cumprod(1 - betas, dim=0).float()      # a_t for t = 0 .. T-1
+        self.alphas_cumprod_f64 = torch.cumprod(1 - betas, dim=0)
+        """a_t in float64: the learned-variance terms take logs of 1 - a_t / a_t' near 0 (``posterior``)."""
         self.timesteps = torch.arange(num_train_timesteps - 1, -1, -1)
 
     def _a(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -51,3 +53,27 @@ class DDIMScheduler:
         a_prev = self.alphas_cumprod[int(t_prev)].to(x_t.device)
         eps = (x_t - a_t.sqrt() * x0_pred) / (1 - a_t).sqrt().clamp_min(1e-8)
         return a_prev.sqrt() * x0_pred + (1 - a_prev).sqrt() * eps
+
+    def posterior(self, t: torch.Tensor, t_prev: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Terms of q(x_{t_prev} | x_t, x0) between two steps t > t_prev (float64, shape of ``t``).
+
+        ``t_prev`` = -1 means the clean data (a = 1). For t_prev = t - 1 these are DDPM's per-step terms; for a
+        strided schedule they are iDDPM's respaced ones, beta = 1 - a_t / a_t' (Nichol & Dhariwal, sec. 4):
+        ``beta``, ``beta_tilde`` = beta (1 - a_t') / (1 - a_t) (the posterior variance), ``log_beta_tilde``
+        clipped at step 0 to the next step's value as iDDPM does (beta_tilde is 0 there), and the posterior
+        mean's coefficients, mean = ``coef_x0`` x0 + ``coef_xt`` x_t.
+        """
+        a = self.alphas_cumprod_f64.to(t.device)
+        t, t_prev = t.long(), t_prev.long()
+        if bool((t_prev >= t).any()) or bool((t_prev < -1).any()) or bool((t >= self.num_train_timesteps).any()):
+            raise DanceSearchError(f"posterior needs T > t > t_prev >= -1, got t {t.tolist()}, t_prev {t_prev.tolist()}")
+        a_t = a[t]
+        a_prev = torch.where(t_prev >= 0, a[t_prev.clamp_min(0)], torch.ones_like(a_t))
+        beta = 1 - a_t / a_prev
+        beta_tilde = beta * (1 - a_prev) / (1 - a_t)
+        floor = (1 - a[1] / a[0]) * (1 - a[0]) / (1 - a[1])                 # beta_tilde of step 1 (from 0)
+        log_beta_tilde = torch.log(torch.where(t_prev >= 0, beta_tilde, floor))
+        return {"beta": beta, "beta_tilde": beta_tilde, "log_beta": torch.log(beta),
+                "log_beta_tilde": log_beta_tilde, "coef_x0": a_prev.sqrt() * beta / (1 - a_t),
+                "coef_xt": (1 - a_prev) * (a_t / a_prev).sqrt() / (1 - a_t)}
+

@@ -12,6 +12,7 @@ fits a machine's time whatever its speed (``steps`` bounds it too).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,7 +27,10 @@ from encoders.errors import DanceSearchError
 from ..windows import WindowDataset, WindowStore
 from .denoiser import DenoiserConfig, GCDanceDenoiser
 from .losses import diffusion_losses
+from .music_swap import swap_music
+from .music_tower import MusicTowerFeatures
 from .mtl import LossCombiner
+from .popdg import vlb_loss
 from .run_dir import GENRE_PROMPT, save_run
 from .schedule import DDIMScheduler
 
@@ -40,14 +44,26 @@ class TrainConfig:
     weight_decay: float = 0.01
     warmup_steps: int = 300
     cond_drop: float = 0.15
+    music_swap: float = 0.0
+    """Share of training windows given another genre's music (motion and genre label kept): 0 trains on matching
+    pairs only (the first shipped model); see ``music_swap.swap_music`` for why a share makes the prompt count."""
     loss_weights: dict[str, float] = field(default_factory=lambda: {"simple": 1.0, "joints": 1.0, "velocity": 1.0,
                                                                    "foot": 1.0})
     loss_combination: str = "fixed"
+    vlb_weight: float = 0.001
+    """POPDG 4.1 / iDDPM's L_hybrid: weight of L_vlb (bits per feature), added outside ``loss_combination``;
+    used only by a denoiser with ``learned_variance`` (iDDPM's 0.001)."""
     eval_every: int = 250
     val_windows: int = 128
     seed: int = 0
     num_threads: int = 2
     text_backbone: str = "minilm"
+    music_tower_run: str | None = None
+    """A CustomDancer retrieval run (e.g. ``models/demo``) whose frozen music tower gives the denoiser GCDance's
+    high-level "FM" music features (``music_tower.py``); None trains on the 35-d features alone."""
+    mtl_update_every: int = 1
+    """``nash`` / ``aligned``: recompute the task weights every this many steps (each update costs one backward
+    pass per loss through the shared parameters; the Nash-MTL reference also updates every few steps)."""
 
 
 def genre_embeddings(genres: list[str], backbone_name: str = "minilm") -> tuple[np.ndarray, str]:
@@ -77,10 +93,17 @@ def train_denoiser(store: WindowStore, out: str | Path, denoiser: DenoiserConfig
     genres = store.genres
     emb, backbone_id = embeddings if embeddings is not None else genre_embeddings(genres, config.text_backbone)
     genre_table = torch.as_tensor(emb, dtype=torch.float32)
+    tower = None
+    if config.music_tower_run:
+        tower = MusicTowerFeatures.from_retrieval_run(config.music_tower_run, denoiser.d_model, denoiser.window_frames)
+        denoiser = dataclasses.replace(denoiser, music_tower=tower.spec.to_dict())
     model = GCDanceDenoiser(denoiser)
+    if tower is not None:
+        model.music_tower.load_state_dict(tower.state_dict())
     sched = DDIMScheduler()
     combiner = LossCombiner(config.loss_combination,
-                            importance=[config.loss_weights[k] for k in ("simple", "joints", "velocity", "foot")])
+                            importance=[config.loss_weights[k] for k in ("simple", "joints", "velocity", "foot")],
+                            update_every=config.mtl_update_every)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     lr_at = lambda s: min(1.0, (s + 1) / config.warmup_steps) * 0.5 * (1 + np.cos(np.pi * min(s / config.steps, 1.0)))
     scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
@@ -88,7 +111,7 @@ def train_denoiser(store: WindowStore, out: str | Path, denoiser: DenoiserConfig
     loader = torch.utils.data.DataLoader(data, batch_size=config.batch_size, shuffle=True, drop_last=True,
                                          generator=torch.Generator().manual_seed(config.seed))
     val = _validation_batch(store, normalizer, genres, genre_table, config)
-    shared = [p for p in model.parameters()]
+    shared = [p for p in model.parameters() if p.requires_grad]     # the frozen music tower takes no gradient
     history: list[dict[str, Any]] = []
     best = (float("inf"), 0, copy.deepcopy(model.state_dict()))
     start = time.perf_counter()
@@ -100,14 +123,19 @@ def train_denoiser(store: WindowStore, out: str | Path, denoiser: DenoiserConfig
             model.train()
             x0, music = batch["motion"], batch["music"]
             b = len(x0)
+            music, _ = swap_music(music, batch["genre"], config.music_swap)
             g = genre_table[batch["genre"]]
             t = torch.randint(0, sched.num_train_timesteps, (b,))
             xt = sched.add_noise(x0, torch.randn_like(x0), t)
             pred = model(xt, t, music, g, drop_music=torch.rand(b) < config.cond_drop,
-                         drop_genre=torch.rand(b) < config.cond_drop)
+                         drop_genre=torch.rand(b) < config.cond_drop, return_variance=model.config.learned_variance)
+            pred, var = pred if model.config.learned_variance else (pred, None)      # POPDG 4.1
             losses = diffusion_losses(pred, x0, normalizer)
             names = ("simple", "joints", "velocity", "foot")
             total, _ = combiner.combine([losses[k] for k in names], shared)
+            if var is not None:                                # iDDPM's L_vlb, outside the multi-task combiner
+                losses["vlb"] = vlb_loss(sched, x0, xt, t, pred, var)
+                total = total + config.vlb_weight * losses["vlb"]
             opt.zero_grad()
             total.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -115,7 +143,7 @@ def train_denoiser(store: WindowStore, out: str | Path, denoiser: DenoiserConfig
             scheduler.step()
             step += 1
             seen += b
-            for k in names:
+            for k in losses:
                 running[k] = running.get(k, 0.0) + losses[k].item()
             bar.update(1)
             if step % config.eval_every == 0 or step == config.steps:

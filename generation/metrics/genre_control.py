@@ -62,20 +62,27 @@ class MotionGenreClassifier:
         return float(np.mean([p == g for p, g in zip(self.predict(samples), labels)]))
 
 
-def control_rate(pipe, classifier: MotionGenreClassifier, music: np.ndarray, seed: int = 1, steps: int = 20,
-                 guidance: float = 2.0, genre_guidance: float | None = None) -> tuple[float, dict[str, float]]:
-    """GCDance's control test: the music windows ``music`` (N, W, 35) held fixed, every genre of ``pipe`` (a
-    ``DancePipeline``: ``genres``, ``sample_windows``) requested in turn; returns the share of generated windows
-    ``classifier`` labels with the requested genre, overall and per genre."""
+def control_hits(pipe, classifier: MotionGenreClassifier, music: np.ndarray, seed: int = 1, steps: int = 20,
+                 guidance: float = 2.0, genre_guidance: float | None = None) -> np.ndarray:
+    """GCDance's control test item by item: (G, M) hits, row g = genre ``pipe.genres[g]`` requested for each of the
+    music windows ``music`` (M, W, 35) held fixed (``pipe``: a ``DancePipeline``, ``genres``, ``sample_windows``);
+    a hit is a generated window ``classifier`` labels with the requested genre. Kept per item so two generators
+    can be paired item by item (``bench/ablate_generator.py``)."""
     from ..representation.codec import decode
 
-    per_genre, hits = {}, 0
+    rows = []
     for g in pipe.genres:
         x = pipe.sample_windows(music, [g] * len(music), seed=seed, steps=steps, guidance=guidance,
                                 genre_guidance=genre_guidance)
         recs = [decode(f) for f in x]
         pred = classifier.predict([DanceSample(f"{g}-{i}", r.positions, 30.0, r.joint_names)
                                    for i, r in enumerate(recs)])
-        per_genre[g] = float(np.mean([p == g for p in pred]))
-        hits += sum(p == g for p in pred)
-    return hits / (len(music) * len(pipe.genres)), per_genre
+        rows.append([p == g for p in pred])
+    return np.asarray(rows, dtype=np.float64)
+
+
+def control_rate(pipe, classifier: MotionGenreClassifier, music: np.ndarray, seed: int = 1, steps: int = 20,
+                 guidance: float = 2.0, genre_guidance: float | None = None) -> tuple[float, dict[str, float]]:
+    """The control test's share of hits (``control_hits``), overall and per genre."""
+    hits = control_hits(pipe, classifier, music, seed, steps, guidance, genre_guidance)
+    return float(hits.mean()), {g: float(row.mean()) for g, row in zip(pipe.genres, hits)}
