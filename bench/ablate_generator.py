@@ -307,29 +307,6 @@ def spread_indices(n: int, cap: int | None) -> list[int]:
     return sorted({int(round(x)) for x in np.linspace(0, n - 1, cap)})
 
 
-def generate_windows(pipe, store, split: str, indices: Sequence[int], steps: int, guidance: float, seed: int,
-                     desc: str = "generate"):
-    """One generated sample per real window in ``indices`` (its music and genre), batch seeds as
-    ``generate_for_split``; returns (samples, seconds)."""
-    from tqdm import tqdm
-
-    from generation.metrics.sample import DanceSample
-    from generation.representation.codec import decode
-    from generation.representation.layout import FPS
-
-    t0 = time.perf_counter()
-    out = []
-    for start in tqdm(range(0, len(indices), BATCH), desc=desc, unit="batch", file=sys.stderr, leave=False):
-        wins = [store.window(split, i) for i in indices[start:start + BATCH]]
-        x = pipe.sample_windows(np.stack([w.music for w in wins]), [w.genre for w in wins], seed=seed + start,
-                                steps=steps, guidance=guidance)
-        for w, feats in zip(wins, x):
-            rec = decode(feats)
-            out.append(DanceSample(f"gen-{w.clip_id}@{w.start}", rec.positions, FPS, rec.joint_names,
-                                   w.beat_times if w.has_music else None, {"genre": w.genre}))
-    return out, time.perf_counter() - t0
-
-
 def window_values(samples, bas: Sequence[float | None], proto, notes: list[str]) -> dict[str, dict[str, np.ndarray]]:
     """Per-window values whose set-level aggregate is the suite's: ``{"kind": "mean", "v"}`` (BAS, PFC, PBC,
     jerk: the suite averages them) or ``{"kind": "ratio", "num", "den"}`` (skating, penetration: pooled)."""
@@ -418,6 +395,7 @@ def compare_runs(home: Path, runs: Sequence[tuple[str, Path]], baseline: str | N
     from tqdm import tqdm
 
     from bench.machine import machine_info
+    from generation.diffusion.evaluate import generate_for_split
     from generation.diffusion.pipeline import DancePipeline
     from generation.metrics.catalog_source import window_samples, window_store
     from generation.metrics.genre_control import MotionGenreClassifier, control_hits
@@ -475,7 +453,8 @@ def compare_runs(home: Path, runs: Sequence[tuple[str, Path]], baseline: str | N
             raise InputError(path, f"run {name!r} was trained on other genres than {runs[0][0]!r}: its control test "
                                    f"would not be comparable", field="genres", expected=", ".join(genres_seen),
                              got=", ".join(pipe.genres))
-        gen, gen_s = generate_windows(pipe, store, "test", idx, steps, guidance, seed, desc=f"generate {name}")
+        gen, gen_s = generate_for_split(pipe, store, "test", steps, guidance, seed, BATCH, indices=idx, progress=True,
+                                        desc=f"generate {name}")
         scored = evaluate_generation(gen, real, PROTOCOL, per_sample=True)
         notes = list(scored["notes"])
         bas = [r["bas"] for r in scored["per_sample"] if r["set"] == "pred"]

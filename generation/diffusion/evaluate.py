@@ -9,9 +9,10 @@ BAS measures the generated motion against the music it was made for). The real-d
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
+from tqdm import tqdm
 
 from ..metrics.catalog_source import window_samples
 from ..metrics.sample import DanceSample
@@ -23,13 +24,18 @@ from .pipeline import DancePipeline
 
 
 def generate_for_split(pipe: DancePipeline, store: WindowStore, split: str, steps: int = 20, guidance: float = 2.0,
-                       seed: int = 0, batch: int = 36) -> tuple[list[DanceSample], float]:
-    """Generated samples (one per real window of ``split``) and the seconds it took."""
+                       seed: int = 0, batch: int = 36, indices: Sequence[int] | None = None,
+                       progress: bool = False, desc: str = "generate") -> tuple[list[DanceSample], float]:
+    """Generated samples (one per real window of ``split``, or of its windows ``indices``) and the seconds it took.
+
+    Batch ``k`` (of ``batch`` windows, in order) is sampled with seed ``seed + k * batch``, so two generators
+    asked for the same windows get the same noise and can be compared window by window.
+    """
     t0 = time.perf_counter()
     out: list[DanceSample] = []
-    n = store.num_windows(split)
-    for start in range(0, n, batch):
-        wins = [store.window(split, i) for i in range(start, min(n, start + batch))]
+    indices = list(range(store.num_windows(split))) if indices is None else list(indices)
+    for start in tqdm(range(0, len(indices), batch), desc=desc, unit="batch", disable=not progress, leave=False):
+        wins = [store.window(split, i) for i in indices[start:start + batch]]
         x = pipe.sample_windows(np.stack([w.music for w in wins]), [w.genre for w in wins], seed=seed + start,
                                 steps=steps, guidance=guidance)
         for w, feats in zip(wins, x):
