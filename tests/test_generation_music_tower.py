@@ -129,3 +129,17 @@ def test_generate_train_with_a_recipe_swapped_music_and_music_tower_then_sample(
     a = pipe(music, pipe.genres[0], seed=1, steps=2)
     b = pipe(music, pipe.genres[0], seed=1, steps=2)
     np.testing.assert_allclose(a.record.positions, b.record.positions)
+
+
+def test_generate_train_refuses_a_bad_recipe_before_any_work(tmp_path, capsys) -> None:
+    from indexer.workspace import Workspace
+    from ui.cli import main
+
+    home = tmp_path / "home"
+    Workspace(home).ensure().catalog()                        # an empty catalog: building windows would fail
+    bad = tmp_path / "typo.json"
+    bad.write_text('{"train": {"minuts": 3}}')
+    rc = main(["generate", "train", "--home", str(home), "--config", str(bad), "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "typo.json" in err and "train.minuts" in err and "minutes" in err
+    assert not (tmp_path / "run").exists()

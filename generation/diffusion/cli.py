@@ -197,12 +197,13 @@ def _train(args: argparse.Namespace) -> int:
     home = resolve_home(args.home)
     if args.db is None and not (home / "catalog.sqlite").is_file():
         raise DanceSearchError(f"no catalog at {home / 'catalog.sqlite'}: ingest data first")
-    store = open_windows(Workspace(home, args.db), progress=progress_enabled(args))
+    # the recipe is checked before the window cache is built, so a typo fails at once
     recipe = load_recipe(args.config) if args.config is not None else {}
     if args.overlap_upsampling:
         recipe = {**recipe, "denoiser": {**recipe.get("denoiser", {}), "overlap_upsampling": True}}
     denoiser, train = build_configs(recipe, args.config or "command line", minutes=args.minutes,
                                     steps=args.train_steps, seed=args.seed)
+    store = open_windows(Workspace(home, args.db), progress=progress_enabled(args))
     result = train_denoiser(store, args.out, denoiser, train, progress=progress_enabled(args))
     payload = {k: v for k, v in result.items() if k != "history"} | {"out": str(args.out)}
     emit(args, payload, lambda: info(f"trained {result['steps']} steps ({result['windows']} windows) in "
