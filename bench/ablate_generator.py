@@ -70,6 +70,7 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 
 from encoders.atomic_io import atomic_write_json, atomic_write_text  # noqa: E402
+from encoders.cliutil import bounded_number, positive_int  # noqa: E402
 from encoders.errors import DanceSearchError, InputError  # noqa: E402
 
 PROTOCOL = "dancesearch"
@@ -607,28 +608,16 @@ def markdown(result: dict[str, Any]) -> str:
 
 # ---------------------------------------------------------------------------------------------------------- CLI
 
-def _positive(kind, allow_zero: bool = False):
-    def parse(text: str):
-        try:
-            v = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if v < 0 or (v == 0 and not allow_zero):
-            raise argparse.ArgumentTypeError(f"must be {'>=' if allow_zero else '>'} 0, got {text}")
-        return v
-    return parse
-
-
 def _add_compare_options(p: argparse.ArgumentParser, steps_flag: str) -> None:
     p.add_argument("--baseline", default=None, help="the run the others are compared with (default: the first)")
-    p.add_argument("--windows", type=_positive(int), default=None, help="at most this many test windows (spread "
+    p.add_argument("--windows", type=positive_int, default=None, help="at most this many test windows (spread "
                                                                         "evenly; default: all)")
-    p.add_argument("--control-music", type=_positive(int, allow_zero=True), default=36,
+    p.add_argument("--control-music", type=bounded_number(int, 0, None, "--control-music"), default=36,
                    help="test music windows in the control test (every third test window; 0: no control test)")
-    p.add_argument(steps_flag, dest="sample_steps", type=_positive(int), default=20, help="DDIM steps (default 20)")
+    p.add_argument(steps_flag, dest="sample_steps", type=positive_int, default=20, help="DDIM steps (default 20)")
     p.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance weight (default 2)")
     p.add_argument("--seed", type=int, default=0, help="sampling and bootstrap seed (control uses seed + 1)")
-    p.add_argument("--draws", type=_positive(int), default=1000, help="bootstrap draws (default 1000)")
+    p.add_argument("--draws", type=positive_int, default=1000, help="bootstrap draws (default 1000)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON result")
     p.add_argument("--markdown", type=Path, default=None, help="markdown table (default: --out with .md)")
 
@@ -641,21 +630,22 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--home", type=Path, required=True)
     c.add_argument("--runs", nargs="+", required=True, metavar="NAME=DIR")
     _add_compare_options(c, "--steps")
-    c.add_argument("--threads", type=_positive(int), default=2, help="torch threads (default 2)")
+    c.add_argument("--threads", type=positive_int, default=2, help="torch threads (default 2)")
     t = sub.add_parser("train", help="train variants of a recipe (resumable), optionally then compare them")
     t.add_argument("--home", type=Path, required=True)
     t.add_argument("--base", type=Path, required=True, metavar="RECIPE.json")
     t.add_argument("--variants", type=Path, required=True, metavar="VARIANTS.json")
     t.add_argument("--out-dir", type=Path, required=True)
-    t.add_argument("--minutes", type=_positive(float), default=None, help="training budget per variant")
-    t.add_argument("--steps", type=_positive(int), default=None, help="training steps per variant (at most)")
-    t.add_argument("--parallel", type=_positive(int), default=1, help="variants trained at once (default 1)")
-    t.add_argument("--threads", type=_positive(int), default=1, help="threads per variant (default 1)")
+    t.add_argument("--minutes", type=bounded_number(float, 0.1, 10000.0, "--minutes"), default=None,
+                   help="training budget per variant")
+    t.add_argument("--steps", type=positive_int, default=None, help="training steps per variant (at most)")
+    t.add_argument("--parallel", type=positive_int, default=1, help="variants trained at once (default 1)")
+    t.add_argument("--threads", type=positive_int, default=1, help="threads per variant (default 1)")
     t.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="a recipe setting for every variant (after the variant's own; e.g. train.warmup_steps=30)")
     t.add_argument("--only", default=None, help="comma-separated variant names to train (default: all)")
     t.add_argument("--compare", action="store_true", help="then compare every variant (first = baseline)")
-    t.add_argument("--compare-threads", type=_positive(int), default=2, help="torch threads of the comparison")
+    t.add_argument("--compare-threads", type=positive_int, default=2, help="torch threads of the comparison")
     _add_compare_options(t, "--sample-steps")
     return ap
 

@@ -22,10 +22,9 @@ import torch
 from torch import nn
 
 from encoders.errors import DanceSearchError
-from encoders.model.features import MUSIC_EVENT_COLUMNS
+from encoders.model.features import MUSIC_DIM, MUSIC_EVENT_COLUMNS
 from encoders.model.temporal import TemporalEncoder
 
-MUSIC_DIM = 35
 
 
 @dataclass(frozen=True)
