@@ -78,3 +78,47 @@ def dance():
     from generation.procedural.plan import plan_corpus
 
     return choreograph(plan_corpus(18, 0)[0]).record().slice(0, 60)
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory):
+    """A window cache (16-frame windows, stride 8) of one real procedural dance: 2 train clips, 1 val clip.
+
+    Written directly in the cache format (no catalog ingest), for the denoiser's training-loop tests.
+    """
+    import numpy as np
+
+    from encoders.motion.convert import from_smplx_axis_angle
+    from generation.procedural.choreographer import choreograph
+    from generation.procedural.plan import plan_corpus
+    from generation.representation import FEATURE_DIM, LAYOUT, REPRESENTATION_ID, ContactConfig
+    from generation.representation.codec import encode
+    from generation.windows import WindowConfig, WindowStore
+    from generation.windows.store import CACHE_FORMAT
+
+    dance = choreograph(plan_corpus(18, seed=0)[0])
+    feats, _ = encode(from_smplx_axis_angle(dance.trans, dance.poses, 30.0), ContactConfig(), canonical=False)
+    music = np.random.default_rng(0).normal(size=(len(feats), 35)).astype(np.float16)
+    root = tmp_path_factory.mktemp("tiny_windows") / "windows-test"
+    root.mkdir()
+    plan = {"train": [("popping", 0, 64), ("waltz", 64, 128)], "val": [("waltz", 128, 176)], "test": []}
+    counts = {}
+    for split, clips in plan.items():
+        meta, parts = [], []
+        for i, (genre, a, b) in enumerate(clips):
+            meta.append({"id": f"{split}{i}", "key": f"{split}{i}", "genre": genre, "dancer": None, "captions": [],
+                         "bpm": None, "offset": sum(len(p) for p in parts), "frames": b - a, "has_music": True,
+                         "floor": 0.0})
+            parts.append(np.arange(a, b))
+        if parts:
+            idx = np.concatenate(parts)
+            np.save(root / f"{split}.motion.npy", feats[idx].astype(np.float16))
+            np.save(root / f"{split}.root.npy", feats[idx][:, LAYOUT.root].astype(np.float32))
+            np.save(root / f"{split}.music.npy", music[idx])
+        (root / f"{split}.clips.json").write_text(json.dumps(meta))
+        counts[split] = {"clips": len(meta), "frames": sum(m["frames"] for m in meta)}
+    (root / "manifest.json").write_text(json.dumps({
+        "format": CACHE_FORMAT, "representation": REPRESENTATION_ID, "hash": "popdg-test",
+        "config": WindowConfig(16, 8).to_dict(), "genres": ["popping", "waltz"], "feature_dim": FEATURE_DIM,
+        "music_dim": 35, "fps": 30.0, "splits": counts, "left_out": []}))
+    return WindowStore(root)

@@ -27,6 +27,7 @@ from encoders.errors import DanceSearchError
 from ..windows import WindowDataset, WindowStore
 from .denoiser import DenoiserConfig, GCDanceDenoiser
 from .losses import diffusion_losses
+from .genre_critic import CriticConfig, critic_loss, fit_genre_critic
 from .music_swap import swap_music
 from .music_tower import MusicTowerFeatures
 from .mtl import LossCombiner
@@ -61,6 +62,10 @@ class TrainConfig:
     music_tower_run: str | None = None
     """A CustomDancer retrieval run (e.g. ``models/demo``) whose frozen music tower gives the denoiser GCDance's
     high-level "FM" music features (``music_tower.py``); None trains on the 35-d features alone."""
+    genre_loss_weight: float = 0.0
+    """Weight of the frozen genre critic's cross-entropy on the predicted x0 (``genre_critic.py``), added outside
+    ``loss_combination``; 0 trains without the critic (the first two shipped models)."""
+    critic_epochs: int = 12
     mtl_update_every: int = 1
     """``nash`` / ``aligned``: recompute the task weights every this many steps (each update costs one backward
     pass per loss through the shared parameters; the Nash-MTL reference also updates every few steps)."""
@@ -114,7 +119,11 @@ def train_denoiser(store: WindowStore, out: str | Path, denoiser: DenoiserConfig
     shared = [p for p in model.parameters() if p.requires_grad]     # the frozen music tower takes no gradient
     history: list[dict[str, Any]] = []
     best = (float("inf"), 0, copy.deepcopy(model.state_dict()))
-    start = time.perf_counter()
+    start = time.perf_counter()                                 # the budget includes fitting the critic
+    critic, critic_report = None, None
+    if config.genre_loss_weight > 0:
+        critic, critic_report = fit_genre_critic(store, normalizer, CriticConfig(epochs=config.critic_epochs),
+                                                 progress=progress)
     step, seen = 0, 0
     bar = tqdm(total=config.steps, desc="train generator", unit="step", disable=not progress)
     running: dict[str, float] = {}
@@ -127,8 +136,9 @@ def train_denoiser(store: WindowStore, out: str | Path, denoiser: DenoiserConfig
             g = genre_table[batch["genre"]]
             t = torch.randint(0, sched.num_train_timesteps, (b,))
             xt = sched.add_noise(x0, torch.randn_like(x0), t)
+            drop_genre = torch.rand(b) < config.cond_drop
             pred = model(xt, t, music, g, drop_music=torch.rand(b) < config.cond_drop,
-                         drop_genre=torch.rand(b) < config.cond_drop, return_variance=model.config.learned_variance)
+                         drop_genre=drop_genre, return_variance=model.config.learned_variance)
             pred, var = pred if model.config.learned_variance else (pred, None)      # POPDG 4.1
             losses = diffusion_losses(pred, x0, normalizer)
             names = ("simple", "joints", "velocity", "foot")
@@ -136,6 +146,9 @@ def train_denoiser(store: WindowStore, out: str | Path, denoiser: DenoiserConfig
             if var is not None:                                # iDDPM's L_vlb, outside the multi-task combiner
                 losses["vlb"] = vlb_loss(sched, x0, xt, t, pred, var)
                 total = total + config.vlb_weight * losses["vlb"]
+            if critic is not None:                             # genre_critic.py, outside the combiner too
+                losses["genre"] = critic_loss(critic, pred, batch["genre"], sched.alphas_cumprod[t], ~drop_genre)
+                total = total + config.genre_loss_weight * losses["genre"]
             opt.zero_grad()
             total.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -155,7 +168,8 @@ def train_denoiser(store: WindowStore, out: str | Path, denoiser: DenoiserConfig
                 bar.set_postfix(val=f"{row['val_simple']:.4f}")
                 if row["val_simple"] < best[0]:
                     best = (row["val_simple"], step, copy.deepcopy(model.state_dict()))
-                    _save(out, model, best, normalizer, genres, emb, config, backbone_id, history, store, seen, start)
+                    _save(out, model, best, normalizer, genres, emb, config, backbone_id, history, store, seen, start,
+                          critic_report)
             if step >= config.steps or time.perf_counter() - start >= config.minutes * 60:
                 break
     bar.close()
@@ -165,13 +179,15 @@ def train_denoiser(store: WindowStore, out: str | Path, denoiser: DenoiserConfig
         history.append(row)
         if row["val_simple"] < best[0]:
             best = (row["val_simple"], step, copy.deepcopy(model.state_dict()))
-    _save(out, model, best, normalizer, genres, emb, config, backbone_id, history, store, seen, start)
+    _save(out, model, best, normalizer, genres, emb, config, backbone_id, history, store, seen, start,
+          critic_report)
     return {"best_step": best[1], "best_val_simple": best[0], "steps": step, "windows": seen,
             "seconds": round(time.perf_counter() - start, 1), "history": history}
 
 
-def _save(out, model, best, normalizer, genres, emb, config, backbone_id, history, store, seen, start) -> None:
-    data = {"windows_train": store.num_windows("train"), "windows_val": store.num_windows("val"),
+def _save(out, model, best, normalizer, genres, emb, config, backbone_id, history, store, seen, start,
+          critic_report) -> None:
+    data = {"genre_critic": critic_report, "windows_train": store.num_windows("train"), "windows_val": store.num_windows("val"),
             "cache_hash": store.content_hash, "best_step": best[1], "best_val_simple": best[0],
             "windows_seen": seen, "train_seconds": round(time.perf_counter() - start, 1)}
     save_run(out, model, best[2], normalizer, genres, emb, asdict(config), backbone_id, history, data)
