@@ -287,18 +287,54 @@ def run_training(jobs: Sequence[TrainJob], home: Path, parallel: int = 1, thread
 
 # ------------------------------------------------------------------------------------------------------ compare
 
-def parse_runs(items: Sequence[str]) -> list[tuple[str, Path]]:
-    """``NAME=DIR`` pairs, names unique."""
+SAMPLING_KEYS = {"steps": int, "guidance": float, "genre_guidance": float, "stochastic": bool}
+"""What ``NAME=DIR@key=value,...`` may set for one run (the rest come from ``--steps`` / ``--guidance``)."""
+
+
+def _sampling_value(item: str, key: str, raw: str) -> Any:
+    kind = SAMPLING_KEYS.get(key)
+    if kind is None:
+        raise InputError(None, f"unknown sampling setting in {item!r}", field="--runs",
+                         expected=", ".join(SAMPLING_KEYS), got=key)
+    try:
+        if kind is bool:
+            if raw.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(raw)
+            return raw.lower() in ("true", "1")
+        value = kind(raw)
+    except ValueError:
+        raise InputError(None, f"bad value for {key} in {item!r}", field="--runs", expected=kind.__name__,
+                         got=raw) from None
+    if value < (1 if key == "steps" else 0):
+        raise InputError(None, f"{key} out of range in {item!r}", field="--runs",
+                         expected=">= 1" if key == "steps" else ">= 0", got=raw)
+    return value
+
+
+def parse_runs(items: Sequence[str]) -> tuple[list[tuple[str, Path]], dict[str, dict[str, Any]]]:
+    """``NAME=DIR`` or ``NAME=DIR@key=value,...`` items (names unique) -> the runs and each one's sampling settings.
+
+    One run directory may appear under several names with different sampling (``v2=RUN v2_g3=RUN@guidance=3``),
+    so sampling settings are compared on the same windows exactly as models are."""
     runs: list[tuple[str, Path]] = []
+    sampling: dict[str, dict[str, Any]] = {}
     for item in items:
-        name, sep, path = item.partition("=")
+        name, sep, rest = item.partition("=")
+        path, _, settings = rest.partition("@")
         if not sep or not NAME_RE.match(name) or not path:
-            raise InputError(None, "a run is NAME=DIR", field="--runs", expected="e.g. old=models/generator",
-                             got=repr(item))
+            raise InputError(None, "a run is NAME=DIR or NAME=DIR@key=value,...", field="--runs",
+                             expected="e.g. old=models/generator or g3=models/generator@guidance=3", got=repr(item))
         if name in {n for n, _ in runs}:
             raise InputError(None, "run names must be unique", field="--runs", got=name)
+        chosen: dict[str, Any] = {}
+        for pair in filter(None, settings.split(",")):
+            key, eq, raw = pair.partition("=")
+            if not eq:
+                raise InputError(None, f"a sampling setting is key=value in {item!r}", field="--runs", got=pair)
+            chosen[key.strip()] = _sampling_value(item, key.strip(), raw.strip())
         runs.append((name, Path(path)))
-    return runs
+        sampling[name] = chosen
+    return runs, sampling
 
 
 def spread_indices(n: int, cap: int | None) -> list[int]:
@@ -390,8 +426,11 @@ def run_facts(run_dir: Path, pipe) -> dict[str, Any]:
 
 def compare_runs(home: Path, runs: Sequence[tuple[str, Path]], baseline: str | None = None,
                  windows: int | None = None, control_music: int = 36, steps: int = 20, guidance: float = 2.0,
-                 seed: int = 0, draws: int = 1000, threads: int = 2) -> dict[str, Any]:
-    """Score every run on the same test windows and compare each with the baseline (see the module docstring)."""
+                 seed: int = 0, draws: int = 1000, threads: int = 2,
+                 sampling: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Score every run on the same test windows and compare each with the baseline (see the module docstring).
+
+    ``sampling`` maps a run name to its own sampling settings (``SAMPLING_KEYS``) over ``steps`` / ``guidance``."""
     import torch
     from tqdm import tqdm
 
@@ -454,15 +493,19 @@ def compare_runs(home: Path, runs: Sequence[tuple[str, Path]], baseline: str | N
             raise InputError(path, f"run {name!r} was trained on other genres than {runs[0][0]!r}: its control test "
                                    f"would not be comparable", field="genres", expected=", ".join(genres_seen),
                              got=", ".join(pipe.genres))
-        gen, gen_s = generate_for_split(pipe, store, "test", steps, guidance, seed, BATCH, indices=idx, progress=True,
-                                        desc=f"generate {name}")
+        how = {"steps": steps, "guidance": guidance, "genre_guidance": None, "stochastic": False,
+               **(sampling or {}).get(name, {})}
+        gen, gen_s = generate_for_split(pipe, store, "test", how["steps"], how["guidance"], seed, BATCH, indices=idx,
+                                        progress=True, desc=f"generate {name}", genre_guidance=how["genre_guidance"],
+                                        stochastic=how["stochastic"])
         scored = evaluate_generation(gen, real, PROTOCOL, per_sample=True)
         notes = list(scored["notes"])
         bas = [r["bas"] for r in scored["per_sample"] if r["set"] == "pred"]
         values = window_values(gen, bas, proto, notes)
         t1 = time.perf_counter()
         if control_music_arr is not None:
-            hits = control_hits(pipe, clf, control_music_arr, seed + 1, steps, guidance)
+            hits = control_hits(pipe, clf, control_music_arr, seed + 1, how["steps"], how["guidance"],
+                                how["genre_guidance"], how["stochastic"])
             values["control"] = {"kind": "mean", "v": hits.ravel()}
         else:
             hits = None
@@ -471,7 +514,7 @@ def compare_runs(home: Path, runs: Sequence[tuple[str, Path]], baseline: str | N
         for k in WINDOW_METRICS[1:]:
             metrics[k] = (scored["physical"].get(k) or {}).get("pred")
         metrics["control"] = float(hits.mean()) if hits is not None else None
-        results[name] = {**run_facts(path, pipe), "metrics": metrics,
+        results[name] = {**run_facts(path, pipe), "sampling": how, "metrics": metrics,
                          "per_genre_control": (None if hits is None else
                                                {g: float(h) for g, h in zip(pipe.genres, hits.mean(1))}),
                          "generation_seconds": round(gen_s, 2), "control_seconds": round(control_s, 2),
@@ -594,6 +637,10 @@ def markdown(result: dict[str, Any]) -> str:
             cells.append(cell)
         t = r["training"]
         label = f"{name} (baseline)" if name == base else name
+        own = {k: v for k, v in (r.get("sampling") or {}).items()
+               if v not in (None, False) and not (k in ("steps", "guidance") and v == s[k])}
+        if own:
+            label += " @ " + ", ".join(f"{k} {v}" for k, v in own.items())
         lines.append(f"| {label} | {r['parameters']:,} | {t.get('steps_done') or 'n/a'} | "
                      f"{t.get('windows_seen') or 'n/a'} | " + " | ".join(cells) + f" | {r['generation_seconds']:.1f} |")
     gt = result["ground_truth"]
@@ -628,7 +675,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
     c = sub.add_parser("compare", help="score runs on the same test windows, paired differences to a baseline")
     c.add_argument("--home", type=Path, required=True)
-    c.add_argument("--runs", nargs="+", required=True, metavar="NAME=DIR")
+    c.add_argument("--runs", nargs="+", required=True, metavar="NAME=DIR[@key=value,...]",
+                   help="runs to score; after @ a run's own sampling: steps, guidance, genre_guidance, stochastic "
+                        "(e.g. g3=models/generator@guidance=3,stochastic=true)")
     _add_compare_options(c, "--steps")
     c.add_argument("--threads", type=positive_int, default=2, help="torch threads (default 2)")
     t = sub.add_parser("train", help="train variants of a recipe (resumable), optionally then compare them")
@@ -661,8 +710,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "compare":
-            result = compare_runs(args.home, parse_runs(args.runs), args.baseline, args.windows, args.control_music,
-                                  args.sample_steps, args.guidance, args.seed, args.draws, args.threads)
+            runs, sampling = parse_runs(args.runs)
+            result = compare_runs(args.home, runs, args.baseline, args.windows, args.control_music,
+                                  args.sample_steps, args.guidance, args.seed, args.draws, args.threads, sampling)
             _write(result, args.out, args.markdown)
             return 0
         only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None

@@ -76,11 +76,12 @@ def test_train_two_variants_in_parallel_then_compare_them_pairwise(tmp_path, dem
     out = tmp_path / "cmp.json"
     md = tmp_path / "cmp.md"
     rc = main(["compare", "--home", home, "--runs", f"plain={out_dir / 'plain'}", f"swapped={out_dir / 'swapped'}",
-               f"again={out_dir / 'plain'}", "--baseline", "plain", "--windows", "4", "--control-music", "1",
+               f"again={out_dir / 'plain'}", f"noisy={out_dir / 'plain'}@stochastic=true,guidance=3",
+               "--baseline", "plain", "--windows", "4", "--control-music", "1",
                "--steps", "2", "--draws", "50", "--threads", "1", "--out", str(out), "--markdown", str(md)])
     assert rc == 0, capsys.readouterr().err
     result = json.loads(out.read_text())
-    assert result["order"] == ["plain", "swapped", "again"] and result["baseline"] == "plain"
+    assert result["order"] == ["plain", "swapped", "again", "noisy"] and result["baseline"] == "plain"
     assert result["settings"]["windows"] == 4 and len(result["settings"]["window_indices"]) == 4
     assert 0.0 <= result["classifier"]["test_accuracy"] <= 1.0
     runs = result["runs"]
@@ -91,6 +92,10 @@ def test_train_two_variants_in_parallel_then_compare_them_pairwise(tmp_path, dem
             if p["diff"] is not None:
                 assert p["diff"] == 0.0, (name, metric, p)
                 assert p["ci95"] == [0.0, 0.0], (name, metric, p)
+    # the same model sampled otherwise is compared on the same windows like another model
+    assert runs["noisy"]["sampling"] == {"steps": 2, "guidance": 3.0, "genre_guidance": None, "stochastic": True}
+    assert runs["plain"]["sampling"]["stochastic"] is False
+    assert any(p["diff"] not in (None, 0.0) for p in runs["noisy"]["paired_vs_baseline"].values())
     swapped, plain = runs["swapped"], runs["plain"]
     paired = swapped["paired_vs_baseline"]
     assert any(p["diff"] not in (None, 0.0) for p in paired.values())       # another model, other dances
@@ -107,6 +112,7 @@ def test_train_two_variants_in_parallel_then_compare_them_pairwise(tmp_path, dem
         swapped["per_genre_control"])                                       # 1 music window x every genre
     text = md.read_text()
     assert "| plain (baseline) |" in text and "| swapped |" in text and "genre_text" in text
+    assert "| noisy @ guidance 3.0, stochastic True |" in text
 
 
 @pytest.mark.parametrize("content, needle", [
@@ -135,6 +141,10 @@ def test_bad_command_lines_exit_2_and_bad_runs_exit_1(tmp_path, capsys) -> None:
     assert exc.value.code == 2
     assert main(["compare", "--home", str(tmp_path), "--runs", "no-equals-sign"]) == 1
     assert "NAME=DIR" in capsys.readouterr().err
+    for bad, needle in (("x=RUN@guidnace=3", "guidnace"), ("x=RUN@steps=0", "steps out of range"),
+                        ("x=RUN@stochastic=maybe", "bad value for stochastic"), ("x=RUN@guidance", "key=value")):
+        assert main(["compare", "--home", str(tmp_path), "--runs", bad]) == 1
+        assert needle in capsys.readouterr().err, bad
     assert main(["compare", "--home", str(tmp_path), "--runs", f"x={tmp_path}"]) == 1
     assert "not a generator run directory" in capsys.readouterr().err
     variants = ROOT / "bench" / "generator_ablation_variants.json"

@@ -25,7 +25,8 @@ from .pipeline import DancePipeline
 
 def generate_for_split(pipe: DancePipeline, store: WindowStore, split: str, steps: int = 20, guidance: float = 2.0,
                        seed: int = 0, batch: int = 36, indices: Sequence[int] | None = None,
-                       progress: bool = False, desc: str = "generate") -> tuple[list[DanceSample], float]:
+                       progress: bool = False, desc: str = "generate", genre_guidance: float | None = None,
+                       stochastic: bool = False) -> tuple[list[DanceSample], float]:
     """Generated samples (one per real window of ``split``, or of its windows ``indices``) and the seconds it took.
 
     Batch ``k`` (of ``batch`` windows, in order) is sampled with seed ``seed + k * batch``, so two generators
@@ -37,7 +38,8 @@ def generate_for_split(pipe: DancePipeline, store: WindowStore, split: str, step
     for start in tqdm(range(0, len(indices), batch), desc=desc, unit="batch", disable=not progress, leave=False):
         wins = [store.window(split, i) for i in indices[start:start + batch]]
         x = pipe.sample_windows(np.stack([w.music for w in wins]), [w.genre for w in wins], seed=seed + start,
-                                steps=steps, guidance=guidance)
+                                steps=steps, guidance=guidance, genre_guidance=genre_guidance,
+                                stochastic=stochastic)
         for w, feats in zip(wins, x):
             rec = decode(feats)
             out.append(DanceSample(f"gen-{w.clip_id}@{w.start}", rec.positions, FPS, rec.joint_names,

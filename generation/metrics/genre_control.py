@@ -63,7 +63,7 @@ class MotionGenreClassifier:
 
 
 def control_hits(pipe, classifier: MotionGenreClassifier, music: np.ndarray, seed: int = 1, steps: int = 20,
-                 guidance: float = 2.0, genre_guidance: float | None = None) -> np.ndarray:
+                 guidance: float = 2.0, genre_guidance: float | None = None, stochastic: bool = False) -> np.ndarray:
     """GCDance's control test item by item: (G, M) hits, row g = genre ``pipe.genres[g]`` requested for each of the
     music windows ``music`` (M, W, 35) held fixed (``pipe``: a ``DancePipeline``, ``genres``, ``sample_windows``);
     a hit is a generated window ``classifier`` labels with the requested genre. Kept per item so two generators
@@ -73,7 +73,7 @@ def control_hits(pipe, classifier: MotionGenreClassifier, music: np.ndarray, see
     rows = []
     for g in pipe.genres:
         x = pipe.sample_windows(music, [g] * len(music), seed=seed, steps=steps, guidance=guidance,
-                                genre_guidance=genre_guidance)
+                                genre_guidance=genre_guidance, stochastic=stochastic)
         recs = [decode(f) for f in x]
         pred = classifier.predict([DanceSample(f"{g}-{i}", r.positions, 30.0, r.joint_names)
                                    for i, r in enumerate(recs)])
