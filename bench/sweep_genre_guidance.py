@@ -1,7 +1,7 @@
 """Genre control against the genre guidance weight (compositional classifier-free guidance, issue 14).
 
 The music guidance weight stays at ``--guidance``; the genre term's weight takes each value of ``--weights``
-(``generation.diffusion.sampling._predict``: x0 = x0(0,0) + w (x0(m,0) - x0(0,0)) + w_g (x0(m,g) - x0(m,0))).
+(``generation.diffusion.sampling.guided_prediction``: x0 = x0(0,0) + w (x0(m,0) - x0(0,0)) + w_g (x0(m,g) - x0(m,0))).
 For ``--music`` fixed test music windows (every third test window), every genre is requested in turn and a
 motion genre classifier trained on real training windows labels the results (``generation.metrics.genre_control``);
 the share labelled with the requested genre is the control rate (chance 1/18).

@@ -259,7 +259,7 @@ def test_shipped_generator_loads_and_dances() -> None:
 
 def test_genre_guidance_weight_reduces_to_plain_guidance_and_changes_the_sample() -> None:
     """Compositional guidance: w_g = w is the single-weight formula; another w_g moves the sample."""
-    from generation.diffusion.sampling import _predict
+    from generation.diffusion.sampling import guided_prediction
 
     model = _model()
     for name, p in model.named_parameters():      # open the FiLM gates so the genre matters
@@ -268,10 +268,10 @@ def test_genre_guidance_weight_reduces_to_plain_guidance_and_changes_the_sample(
     model.eval()
     x, _, music, genre = _inputs()
     with torch.no_grad():
-        plain = _predict(model, x, 500, music, genre, 2.0)
-        same = _predict(model, x, 500, music, genre, 2.0, genre_guidance=2.0)
-        three = _predict(model, x, 500, music, genre, 2.0, genre_guidance=2.0 + 1e-9)  # the 3-pass path
-        strong = _predict(model, x, 500, music, genre, 2.0, genre_guidance=6.0)
+        plain = guided_prediction(model, x, 500, music, genre, 2.0)[0]
+        same = guided_prediction(model, x, 500, music, genre, 2.0, genre_guidance=2.0)[0]
+        three = guided_prediction(model, x, 500, music, genre, 2.0, genre_guidance=2.0 + 1e-9)[0]  # the 3-pass path
+        strong = guided_prediction(model, x, 500, music, genre, 2.0, genre_guidance=6.0)[0]
     torch.testing.assert_close(plain, same)
     torch.testing.assert_close(plain, three, atol=1e-4, rtol=1e-4)
     assert (strong - plain).abs().mean() > 1e-3

@@ -32,7 +32,7 @@ from ..representation.layout import FPS, LAYOUT
 from .denoiser import GCDanceDenoiser
 from .editing import EditSpec
 from .run_dir import load_run
-from .sampling import _predict, assemble_windows, check_variance, denoise_step
+from .sampling import assemble_windows, check_variance, denoise_step, guided_prediction
 from .schedule import DDIMScheduler
 
 
@@ -188,8 +188,8 @@ class DancePipeline:
         x = torch.randn((n, w, LAYOUT.dim), generator=gen)
         ts = self.scheduler.set_timesteps(steps).tolist()
         for i, t in enumerate(ts):
-            x0, v = _predict(self.model, x, t, music, genre, guidance, genre_guidance,
-                             return_variance=variance == "learned")
+            x0, v = guided_prediction(self.model, x, t, music, genre, guidance, genre_guidance,
+                                      variance == "learned")
             if n > 1 and hop is not None:
                 x0 = self._chain(x0, hop)
             x = denoise_step(self.scheduler, x0, t, ts[i + 1] if i + 1 < len(ts) else None, x, variance, v, gen)

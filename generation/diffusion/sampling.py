@@ -43,7 +43,7 @@ def ddim_sample(model: GCDanceDenoiser, scheduler: DDIMScheduler, music: torch.T
     ts = scheduler.set_timesteps(steps).tolist()
     half = frames // 2
     for i, t in enumerate(ts):
-        x0, v = _predict(model, x, t, music, genre, guidance, genre_guidance, return_variance=variance == "learned")
+        x0, v = guided_prediction(model, x, t, music, genre, guidance, genre_guidance, variance == "learned")
         t_prev = ts[i + 1] if i + 1 < len(ts) else None
         x = denoise_step(scheduler, x0, t, t_prev, x, variance, v, generator)
         if known is not None and mask is not None:
@@ -74,10 +74,10 @@ def denoise_step(scheduler: DDIMScheduler, x0: torch.Tensor, t: int, t_prev: int
     return stochastic_step(scheduler, x0, t, t_prev, x, v if variance == "learned" else None, generator)
 
 
-def _predict(model: GCDanceDenoiser, x: torch.Tensor, t: int, music: torch.Tensor, genre: torch.Tensor,
-             guidance: float, genre_guidance: float | None = None,
-             return_variance: bool | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
-    """Classifier-free guidance, optionally with a separate weight on the genre.
+def guided_prediction(model: GCDanceDenoiser, x: torch.Tensor, t: int, music: torch.Tensor, genre: torch.Tensor,
+                      guidance: float, genre_guidance: float | None = None,
+                      with_variance: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Classifier-free guidance, optionally with a separate weight on the genre: (guided x0, v).
 
     With one weight ``w`` (``genre_guidance`` None or equal): x0 = x0(0, 0) + w (x0(m, g) - x0(0, 0)), one
     doubled batch. With a genre weight ``w_g`` (compositional guidance, Liu et al. 2022; training drops music and
@@ -86,29 +86,23 @@ def _predict(model: GCDanceDenoiser, x: torch.Tensor, t: int, music: torch.Tenso
     a tripled batch. Setting w_g = w gives back the single-weight formula; w_g > w pushes the sample towards
     the requested genre without over-driving the music term.
 
-    ``return_variance`` None (the old call): the guided x0 alone. True / False: a pair (x0, v) with v the
-    conditional prediction's learned variance interpolation (True; GLIDE's choice) or None (False).
+    v is the conditional prediction's learned variance interpolation when ``with_variance`` (a
+    ``learned_variance`` model; GLIDE's choice of the conditional one), else None.
     """
-    pair = return_variance is not None
-    want_v = bool(return_variance)
-
-    def run(*args, **kw):
-        out = model(*args, **kw, return_variance=True) if want_v else model(*args, **kw)
-        return out if want_v else (out, None)
+    def run(*args, **kw) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return model(*args, **kw, return_variance=True) if with_variance else (model(*args, **kw), None)
 
     b = x.shape[0]
     steps = torch.full((b,), t, dtype=torch.long)
     if genre_guidance is None or genre_guidance == guidance:
         if guidance == 1.0:
-            x0, v = run(x, steps, music, genre)
-            return (x0, v) if pair else x0
+            return run(x, steps, music, genre)
         off = torch.zeros(b, dtype=torch.bool)
         on = torch.ones(b, dtype=torch.bool)
         both, v = run(torch.cat([x, x]), torch.cat([steps, steps]), torch.cat([music, music]),
                       torch.cat([genre, genre]), drop_music=torch.cat([off, on]), drop_genre=torch.cat([off, on]))
         cond, uncond = both[:b], both[b:]
-        x0 = uncond + guidance * (cond - uncond)
-        return (x0, None if v is None else v[:b]) if pair else x0
+        return uncond + guidance * (cond - uncond), None if v is None else v[:b]
     off = torch.zeros(b, dtype=torch.bool)
     on = torch.ones(b, dtype=torch.bool)
     three, v = run(torch.cat([x, x, x]), torch.cat([steps, steps, steps]), torch.cat([music, music, music]),
@@ -116,7 +110,7 @@ def _predict(model: GCDanceDenoiser, x: torch.Tensor, t: int, music: torch.Tenso
                    drop_genre=torch.cat([off, on, on]))
     cond, music_only, uncond = three[:b], three[b:2 * b], three[2 * b:]
     x0 = uncond + guidance * (music_only - uncond) + genre_guidance * (cond - music_only)
-    return (x0, None if v is None else v[:b]) if pair else x0
+    return x0, None if v is None else v[:b]
 
 
 def assemble_windows(windows: torch.Tensor) -> torch.Tensor:

@@ -60,7 +60,7 @@ class DiffusionCandidates:
         step i (progress and cancellation: it may raise)."""
         import torch
 
-        from ..diffusion.sampling import _predict
+        from ..diffusion.sampling import guided_prediction
         from ..representation.layout import LAYOUT
 
         pipe = self.pipe
@@ -77,7 +77,7 @@ class DiffusionCandidates:
             g = pipe.genre_embeddings[pipe.genre_index(genre)].expand(len(seeds) * n, -1)
             ts = pipe.scheduler.set_timesteps(self.steps).tolist()
             for i, t in enumerate(ts):
-                x0 = _predict(pipe.model, x, t, music_b, g, self.guidance)
+                x0, _ = guided_prediction(pipe.model, x, t, music_b, g, self.guidance)
                 x = pipe.scheduler.step(x0, t, ts[i + 1] if i + 1 < len(ts) else None, x)
                 if step is not None:
                     step(i, len(ts))
