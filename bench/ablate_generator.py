@@ -292,6 +292,7 @@ SAMPLING_KEYS = {"steps": int, "guidance": float, "genre_guidance": float, "stoc
 
 
 def _sampling_value(item: str, key: str, raw: str) -> Any:
+    """One ``key=value`` of a run's sampling, typed and range-checked (errors name the item and the key)."""
     kind = SAMPLING_KEYS.get(key)
     if kind is None:
         raise InputError(None, f"unknown sampling setting in {item!r}", field="--runs",
@@ -302,6 +303,8 @@ def _sampling_value(item: str, key: str, raw: str) -> Any:
                 raise ValueError(raw)
             return raw.lower() in ("true", "1")
         value = kind(raw)
+        if not np.isfinite(value):
+            raise ValueError(raw)
     except ValueError:
         raise InputError(None, f"bad value for {key} in {item!r}", field="--runs", expected=kind.__name__,
                          got=raw) from None
@@ -320,7 +323,9 @@ def parse_runs(items: Sequence[str]) -> tuple[list[tuple[str, Path]], dict[str, 
     sampling: dict[str, dict[str, Any]] = {}
     for item in items:
         name, sep, rest = item.partition("=")
-        path, _, settings = rest.partition("@")
+        path, at, settings = rest.rpartition("@")
+        if not at or not all("=" in pair for pair in settings.split(",")):
+            path, settings = rest, ""                    # no settings: an "@" belongs to the path
         if not sep or not NAME_RE.match(name) or not path:
             raise InputError(None, "a run is NAME=DIR or NAME=DIR@key=value,...", field="--runs",
                              expected="e.g. old=models/generator or g3=models/generator@guidance=3", got=repr(item))
@@ -328,9 +333,9 @@ def parse_runs(items: Sequence[str]) -> tuple[list[tuple[str, Path]], dict[str, 
             raise InputError(None, "run names must be unique", field="--runs", got=name)
         chosen: dict[str, Any] = {}
         for pair in filter(None, settings.split(",")):
-            key, eq, raw = pair.partition("=")
-            if not eq:
-                raise InputError(None, f"a sampling setting is key=value in {item!r}", field="--runs", got=pair)
+            key, _, raw = pair.partition("=")
+            if key.strip() in chosen:
+                raise InputError(None, f"{key.strip()} given twice in {item!r}", field="--runs", got=pair)
             chosen[key.strip()] = _sampling_value(item, key.strip(), raw.strip())
         runs.append((name, Path(path)))
         sampling[name] = chosen
@@ -638,7 +643,7 @@ def markdown(result: dict[str, Any]) -> str:
         t = r["training"]
         label = f"{name} (baseline)" if name == base else name
         own = {k: v for k, v in (r.get("sampling") or {}).items()
-               if v not in (None, False) and not (k in ("steps", "guidance") and v == s[k])}
+               if v is not None and v is not False and not (k in ("steps", "guidance") and v == s[k])}
         if own:
             label += " @ " + ", ".join(f"{k} {v}" for k, v in own.items())
         lines.append(f"| {label} | {r['parameters']:,} | {t.get('steps_done') or 'n/a'} | "

@@ -142,7 +142,9 @@ def test_bad_command_lines_exit_2_and_bad_runs_exit_1(tmp_path, capsys) -> None:
     assert main(["compare", "--home", str(tmp_path), "--runs", "no-equals-sign"]) == 1
     assert "NAME=DIR" in capsys.readouterr().err
     for bad, needle in (("x=RUN@guidnace=3", "guidnace"), ("x=RUN@steps=0", "steps out of range"),
-                        ("x=RUN@stochastic=maybe", "bad value for stochastic"), ("x=RUN@guidance", "key=value")):
+                        ("x=RUN@stochastic=maybe", "bad value for stochastic"),
+                        ("x=RUN@guidance=nan", "bad value for guidance"), ("x=RUN@steps=2,steps=3", "twice"),
+                        ("x=RUN@guidance", "not a generator run directory")):     # no "=": part of the path
         assert main(["compare", "--home", str(tmp_path), "--runs", bad]) == 1
         assert needle in capsys.readouterr().err, bad
     assert main(["compare", "--home", str(tmp_path), "--runs", f"x={tmp_path}"]) == 1

@@ -1,6 +1,7 @@
 """The frozen genre critic and its training loss (issue 14: making the genre prompt decide the dance's style)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -17,6 +18,16 @@ def test_the_critic_learns_the_genres_and_comes_back_frozen(tiny_store) -> None:
     assert report["train_accuracy"] >= 0.9                    # popping and waltz windows told apart
     assert report["val_accuracy"] is not None and 0.0 <= report["val_accuracy"] <= 1.0
     assert not critic.training and not any(p.requires_grad for p in critic.parameters())
+
+
+def test_fitting_the_critic_leaves_the_global_random_stream_alone(tiny_store) -> None:
+    """The denoiser's noise, steps and dropped conditions must still follow TrainConfig.seed, not the critic's."""
+    normalizer = tiny_store.fit_normalizer("train")
+    torch.manual_seed(123)
+    expected = torch.rand(5)
+    torch.manual_seed(123)
+    fit_genre_critic(tiny_store, normalizer, CriticConfig(width=8, epochs=1, batch_size=4), progress=False)
+    torch.testing.assert_close(torch.rand(5), expected)
 
 
 def test_critic_loss_weights_by_signal_skips_dropped_genres_and_reaches_the_prediction() -> None:
@@ -62,7 +73,7 @@ def test_training_with_the_critic_logs_its_loss_and_records_it_in_the_run(tiny_s
     assert saved["train"]["genre_loss_weight"] == 0.5
     assert saved["data"]["genre_critic"]["config"]["epochs"] == 2
     # without the weight no critic is fitted and no genre loss is logged
-    plain = train_denoiser(tiny_store, tmp_path / "plain", denoiser, config.__class__(
-        **{**config.__dict__, "genre_loss_weight": 0.0}), progress=False, embeddings=(emb, "test"))
+    plain = train_denoiser(tiny_store, tmp_path / "plain", denoiser, dataclasses.replace(config, genre_loss_weight=0.0),
+                           progress=False, embeddings=(emb, "test"))
     assert "train_genre" not in plain["history"][-1]
     assert json.loads((tmp_path / "plain" / "config.json").read_text())["data"]["genre_critic"] is None

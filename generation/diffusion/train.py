@@ -26,8 +26,8 @@ from encoders.errors import DanceSearchError
 
 from ..windows import WindowDataset, WindowStore
 from .denoiser import DenoiserConfig, GCDanceDenoiser
-from .losses import diffusion_losses
 from .genre_critic import CriticConfig, critic_loss, fit_genre_critic
+from .losses import diffusion_losses
 from .music_swap import swap_music
 from .music_tower import MusicTowerFeatures
 from .mtl import LossCombiner
@@ -66,6 +66,7 @@ class TrainConfig:
     """Weight of the frozen genre critic's cross-entropy on the predicted x0 (``genre_critic.py``), added outside
     ``loss_combination``; 0 trains without the critic (the first two shipped models)."""
     critic_epochs: int = 12
+    """Epochs of the critic's fit (``genre_critic.CriticConfig``); its time comes out of ``minutes``."""
     mtl_update_every: int = 1
     """``nash`` / ``aligned``: recompute the task weights every this many steps (each update costs one backward
     pass per loss through the shared parameters; the Nash-MTL reference also updates every few steps)."""
@@ -136,9 +137,10 @@ def train_denoiser(store: WindowStore, out: str | Path, denoiser: DenoiserConfig
             g = genre_table[batch["genre"]]
             t = torch.randint(0, sched.num_train_timesteps, (b,))
             xt = sched.add_noise(x0, torch.randn_like(x0), t)
+            drop_music = torch.rand(b) < config.cond_drop
             drop_genre = torch.rand(b) < config.cond_drop
-            pred = model(xt, t, music, g, drop_music=torch.rand(b) < config.cond_drop,
-                         drop_genre=drop_genre, return_variance=model.config.learned_variance)
+            pred = model(xt, t, music, g, drop_music=drop_music, drop_genre=drop_genre,
+                         return_variance=model.config.learned_variance)
             pred, var = pred if model.config.learned_variance else (pred, None)      # POPDG 4.1
             losses = diffusion_losses(pred, x0, normalizer)
             names = ("simple", "joints", "velocity", "foot")
@@ -187,9 +189,10 @@ def train_denoiser(store: WindowStore, out: str | Path, denoiser: DenoiserConfig
 
 def _save(out, model, best, normalizer, genres, emb, config, backbone_id, history, store, seen, start,
           critic_report) -> None:
-    data = {"genre_critic": critic_report, "windows_train": store.num_windows("train"), "windows_val": store.num_windows("val"),
+    data = {"windows_train": store.num_windows("train"), "windows_val": store.num_windows("val"),
             "cache_hash": store.content_hash, "best_step": best[1], "best_val_simple": best[0],
-            "windows_seen": seen, "train_seconds": round(time.perf_counter() - start, 1)}
+            "windows_seen": seen, "train_seconds": round(time.perf_counter() - start, 1),
+            "genre_critic": critic_report}
     save_run(out, model, best[2], normalizer, genres, emb, asdict(config), backbone_id, history, data)
 
 
