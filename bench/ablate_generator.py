@@ -36,9 +36,10 @@ variant's budget and ``--set SECTION.KEY=VALUE`` any other setting of every vari
 a short budget). ``--compare`` then compares all variants, the first (or ``--baseline``) as the baseline.
 
 ``bench/generator_ablation_variants.json`` holds the issue's rows, each exactly one change from ``base``
-(fixed loss weights, no genre-swapped music, no music tower): ``swap`` (music_swap 0.3), ``fm`` (the
+(fixed loss weights, no genre-swapped music, no music tower, no genre critic): ``swap`` (music_swap 0.3), ``fm`` (the
 retrieval model's music tower, GCDance's "FM"), ``nash`` / ``aligned`` (Nash-MTL / Aligned-MTL, task weights
-updated every 4 steps), and POPDG's ``learned_variance``, ``ds_attention``, ``alignment_module``. GCDance's
+updated every 4 steps), POPDG's ``learned_variance``, ``ds_attention``, ``alignment_module``, and
+``genre_critic`` (the frozen genre critic's loss, ``generation/diffusion/genre_critic.py``). GCDance's
 "+ genre classifier module" row is not retrained: in this build it is the separate text -> genre classifier
 (``models/genre_text``, measured in ``docs/results/genre_text.md``), which picks the genre prompt and does not
 change the denoiser, so the table cites that result instead.

@@ -31,8 +31,13 @@ def test_shipped_variants_are_the_issues_rows(tmp_path) -> None:
 
     variants = load_variants(ROOT / "bench" / "generator_ablation_variants.json")
     assert list(variants) == ["base", "swap", "fm", "nash", "aligned", "learned_variance", "ds_attention",
-                              "alignment_module"]
-    assert variants["base"]["train"] == {"loss_combination": "fixed", "music_swap": 0.0, "music_tower_run": None}
+                              "alignment_module", "genre_critic"]
+    assert variants["base"]["train"] == {"loss_combination": "fixed", "music_swap": 0.0, "music_tower_run": None,
+                                         "genre_loss_weight": 0.0}
+    for name, row in variants.items():          # each row is one change: the others keep base's settings
+        changed = {k for k, v in row["train"].items() if variants["base"]["train"].get(k) != v}
+        changed |= set(row.get("denoiser", {}))
+        assert len(changed - {"mtl_update_every"}) == (0 if name == "base" else 1), (name, changed)
     assert variants["nash"]["train"]["loss_combination"] == "nash"
     assert variants["aligned"]["train"]["mtl_update_every"] == 4
     popdg = {"learned_variance", "ds_attention", "alignment_module"}

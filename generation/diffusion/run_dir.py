@@ -71,9 +71,20 @@ def model_card(model: GCDanceDenoiser, genres: list[str], train_config: dict[str
         f"(cache {data.get('cache_hash', '')[:16]})",
         f"- music: 35-d features{_tower_note(c)}; genre-swapped music share {train_config.get('music_swap', 0.0)}",
         f"- options: {_options_note(c)}",
+        f"- genre critic loss: {_critic_note(train_config, data)}",
         f"- checkpoint: step {data.get('best_step')} (validation x0 MSE {data.get('best_val_simple', float('nan')):.4f})",
         "", "Sample with `dancesearch generate --run DIR ...` or "
         "`generation.diffusion.pipeline.DancePipeline.from_pretrained(DIR)`.", ""])
+
+
+def _critic_note(train_config: dict[str, Any], data: dict[str, Any]) -> str:
+    weight = train_config.get("genre_loss_weight", 0.0) or 0.0
+    if not weight:
+        return "none"
+    report = data.get("genre_critic") or {}
+    acc = (f", critic accuracy {report['train_accuracy']:.3f} train / {report['val_accuracy']:.3f} val"
+           if report.get("train_accuracy") is not None and report.get("val_accuracy") is not None else "")
+    return f"weight {weight} ({train_config.get('critic_epochs', '?')} critic epochs{acc})"
 
 
 def _tower_note(c: DenoiserConfig) -> str:
