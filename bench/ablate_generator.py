@@ -298,15 +298,13 @@ def _sampling_value(item: str, key: str, raw: str) -> Any:
     if kind is None:
         raise InputError(None, f"unknown sampling setting in {item!r}", field="--runs",
                          expected=", ".join(SAMPLING_KEYS), got=key)
+    if kind is bool and raw.lower() in ("true", "false", "1", "0"):
+        return raw.lower() in ("true", "1")
     try:
         if kind is bool:
-            if raw.lower() not in ("true", "false", "1", "0"):
-                raise ValueError(raw)
-            return raw.lower() in ("true", "1")
-        value = kind(raw)
-        if not np.isfinite(value):
-            raise ValueError(raw)
-    except ValueError:
+            raise argparse.ArgumentTypeError(raw)
+        value = bounded_number(kind, None, None, key)(raw)      # typed and finite: the CLI's one number parser
+    except argparse.ArgumentTypeError:
         raise InputError(None, f"bad value for {key} in {item!r}", field="--runs", expected=kind.__name__,
                          got=raw) from None
     if value < (1 if key == "steps" else 0):
