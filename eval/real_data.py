@@ -402,6 +402,33 @@ def motion_checks(embedder: Any, emb: np.ndarray, gallery: list[dict[str, Any]])
             "skeleton_conversions": skeleton_conversion_checks(emb, [c["key"] for c in gallery])}
 
 
+def genre_prompt(genre: Any) -> str:
+    """The plain query for a corpus genre (``taxonomy.Genre``): its first name, with "dance" unless it says it."""
+    word = genre.words[0]
+    return word if "danc" in word else f"{word} dance"
+
+
+def clip_profiles(embedder: Any, emb: np.ndarray, gallery: list[dict[str, Any]], records: list[Any],
+                  top: int = 3) -> list[dict[str, Any]]:
+    """Per clip: how much it moves (``encoders.motion.kinematics.motion_activity``) and the corpus genres whose
+    plain prompts (:func:`genre_prompt`) the model scores highest for it.
+
+    Why: a genre query's AUC on one or two clips says little by itself; the profile shows whether a clip moves
+    at all and what the model takes it for (e.g. every clip that travels far read as "breaking")."""
+    from encoders.motion.kinematics import motion_activity
+    from generation.procedural.taxonomy import GENRES
+
+    names = [g.name for g in GENRES]
+    scores = emb @ embedder.encode_text([genre_prompt(g) for g in GENRES]).T
+    out = []
+    for clip, record, row in zip(gallery, records, scores):
+        best = np.argsort(-row, kind="stable")[:top]
+        out.append({"key": clip["key"], "genre": clip["genre"], "source": clip["source"],
+                    "seconds": clip["duration_s"], **motion_activity(record.body22(), record.fps),
+                    "closest_genres": [[names[i], float(row[i])] for i in best]})
+    return out
+
+
 def embed_gallery(records: list[Any], run_dir: Path | None, device: str | None) -> tuple[Any, np.ndarray]:
     """The run's embedder and its (N, D) motion-only embeddings of ``records``."""
     from encoders.api import DEFAULT_RUN_DIR, DanceEmbedder, DanceInput
@@ -465,7 +492,7 @@ def evaluate_motion(home: Path, run_dir: Path | None = None, device: str | None 
     gallery, records = load_gallery(home)
     embedder, emb = embed_gallery(records, run_dir, device)
     out: dict[str, Any] = {"motion": {**motion_checks(embedder, emb, gallery), "run": str(run_dir or "models/demo")},
-                           "gallery": gallery}
+                           "gallery": gallery, "profiles": clip_profiles(embedder, emb, gallery, records)}
     if baseline_run is not None:
         b_embedder, b_emb = embed_gallery(records, baseline_run, device)
         out["baseline"] = {**motion_checks(b_embedder, b_emb, gallery), "run": str(baseline_run)}
@@ -499,6 +526,33 @@ def _f(x: float) -> str:
 
 def _d(x: float) -> str:
     return "-" if x is None or np.isnan(x) else f"{x:+.3f}"
+
+
+def profile_lines(profiles: list[dict[str, Any]], model: str, group_from: int = 5) -> list[str]:
+    """The report's clip-profile table: one row per clip, or one per genre for a genre of ``group_from`` clips
+    or more (medians, and how often each genre is the model's closest)."""
+    lines = ["## What each real clip is like", "",
+             f"Joint speed: mean speed of the body joints relative to the root; root speed: the root's speed on the "
+             f"ground (m/s, 30 fps). Closest genres: the corpus genres whose plain prompt (\"krump dance\", ...) "
+             f"model `{model}` scores highest for the clip, with the cosine.", "",
+             "| clip | genre | s | joint speed | root speed | closest genres |", "|---|---|---:|---:|---:|---|"]
+    by_genre: dict[str, list[dict[str, Any]]] = {}
+    for p in profiles:
+        by_genre.setdefault(p["genre"], []).append(p)
+    for genre, rows in by_genre.items():
+        if len(rows) >= group_from:
+            firsts = [r["closest_genres"][0][0] for r in rows]
+            counts = sorted({g: firsts.count(g) for g in firsts}.items(), key=lambda kv: -kv[1])
+            lines.append(f"| {len(rows)} clips | {genre} | {np.median([r['seconds'] for r in rows]):.1f} | "
+                         f"{np.median([r['joint_speed'] for r in rows]):.2f} | "
+                         f"{np.median([r['root_speed'] for r in rows]):.2f} | closest first: "
+                         + ", ".join(f"{g} {n}" for g, n in counts) + " |")
+            continue
+        for r in rows:
+            lines.append(f"| {r['key']} | {genre} | {r['seconds']:.1f} | {r['joint_speed']:.2f} | "
+                         f"{r['root_speed']:.2f} | "
+                         + ", ".join(f"{g} {c:.2f}" for g, c in r["closest_genres"]) + " |")
+    return lines
 
 
 def real_data_markdown(result: dict[str, Any], command: str = "") -> str:
@@ -589,6 +643,8 @@ def real_data_markdown(result: dict[str, Any], command: str = "") -> str:
                   f"| difference | {_d(sk['mean_cosine_same_clip'] - bsk['mean_cosine_same_clip'])} | "
                   f"{_d(sk['mean_cosine_other_clips'] - bsk['mean_cosine_other_clips'])} | "
                   f"{sk['same_clip_is_nearest'] - bsk['same_clip_is_nearest']:+d} |"]
+    if result.get("profiles"):
+        lines += [""] + profile_lines(result["profiles"], mot["model"])
     lines += ["", "## Music: tempo and meter of labelled recordings", "",
               "Meter estimate: autocorrelation of beat accents at lags of 2, 3, 4 beats (3 wins => triple).", "",
               "| recording | label | BPM | beats | lag 2 / 3 / 4 | meter est. | check |", "|---|---|---:|---:|---|---:|---|"]

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from encoders.model.features import MOTION_FEATURE_DIM, block_slice, motion_features
-from encoders.motion.augment import RealismAugment, mirror_caption, offset_bone_directions, scale_bones
+from encoders.motion.augment import (RealismAugment, mirror_caption, offset_bone_directions, scale_bones,
+                                     scale_travel)
 from encoders.motion.canonical import canonical_body, canonical_rest, mirror_body
 from encoders.motion.kinematics import foot_contacts
 from encoders.motion.skeleton import SMPL_BODY_22
@@ -80,6 +81,22 @@ def test_augmentation_is_seeded_and_mirrors_captions():
     assert a.shape == body.shape and not np.allclose(a, body)
     assert mirror_caption("left arm up, then the Right leg; bright") == "right arm up, then the Left leg; bright"
     assert offset_bone_directions(body, np.random.default_rng(0), 0.0) is body
+
+
+def test_travel_scaling_stretches_the_root_path_and_keeps_the_steps():
+    body = stepping_dance().body22()
+    far = scale_travel(body, 2.0)
+    path, far_path = body[:, 0] - body[0, 0], far[:, 0] - far[0, 0]
+    np.testing.assert_allclose(far_path[:, [0, 2]], 2.0 * path[:, [0, 2]], atol=1e-6)
+    np.testing.assert_allclose(far[:, :, 1], body[:, :, 1], atol=1e-6)                 # heights untouched
+    np.testing.assert_allclose(far - far[:, :1], body - body[:, :1], atol=1e-6)         # the pose is the same
+    assert np.array_equal(scale_travel(body, 1.0), body)
+    steady = RealismAugment(marker_noise_m=0, jitter_m=0, mirror_prob=0, low_fps_prob=0, drift_m_per_s=0,
+                            proportion_sigma=0, bone_angle_deg=0)
+    moved, _ = RealismAugment(**{**steady.to_dict(), "travel_scale_sigma": 0.5}).apply(body, 30.0,
+                                                                                         np.random.default_rng(1))
+    assert np.allclose(steady.apply(body, 30.0, np.random.default_rng(1))[0], body)
+    assert not np.allclose(moved[:, 0, [0, 2]] - moved[0, 0, [0, 2]], path[:, [0, 2]], atol=1e-3)
 
 
 @pytest.mark.skipif(not (SHARED / "bvh" / "cmu_misc" / "05_20-daz.bvh").is_file(), reason="../shared/data is absent")

@@ -258,3 +258,41 @@ def test_paired_comparison_with_the_same_run_on_real_slices(shared_data: Path, t
     assert {g["genre"] for g in out["comparison"]["genres"]} == {"breaking", "jazz", "krump", "hiphop"}
     assert all(q["auc_diff"] == 0.0 and q["precision_at_n_diff"] == 0.0 for q in out["comparison"]["queries"])
     assert all(g["mean_auc_diff"] == 0.0 for g in out["comparison"]["genres"])
+    assert len(out["profiles"]) == 7 and all(p["joint_speed"] > 0 for p in out["profiles"])
+
+
+def test_motion_activity_separates_limbs_from_travel():
+    from encoders.motion.kinematics import motion_activity
+
+    t = np.arange(60) / 30.0
+    still = np.zeros((60, 3, 3))
+    still[:, 1, 1] = 1.0
+    walking = still.copy()
+    walking[:, :, 0] += 0.5 * t[:, None]                               # the whole body travels 0.5 m/s along x
+    waving = still.copy()
+    waving[:, 2, 1] += 0.1 * np.sin(2 * np.pi * t)                     # one joint moves, the root stays
+    assert motion_activity(still, 30.0) == {"joint_speed": 0.0, "root_speed": 0.0}
+    assert motion_activity(walking, 30.0)["root_speed"] == pytest.approx(0.5)
+    assert motion_activity(walking, 30.0)["joint_speed"] == pytest.approx(0.0, abs=1e-9)
+    wave = motion_activity(waving, 30.0)
+    assert wave["root_speed"] == 0.0 and wave["joint_speed"] == pytest.approx(0.5 * 0.4, rel=0.05)  # 2 joints, 1 moves
+
+
+def test_clip_profiles_name_the_closest_genres_and_group_large_genres():
+    from encoders.motion.record import MotionRecord
+    from encoders.motion.skeleton import SMPL_BODY_22
+
+    gallery = _gallery()
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(len(gallery), 4)).astype(np.float32)
+    body = rng.normal(size=(30, 22, 3)).astype(np.float32)
+    records = [MotionRecord(30.0, body[:, 0], body, list(SMPL_BODY_22)) for _ in gallery]
+    profiles = real_data.clip_profiles(_FakeEmbedder(), emb, gallery, records)
+    assert [p["key"] for p in profiles] == [g["key"] for g in gallery]
+    first = profiles[0]
+    assert len(first["closest_genres"]) == 3 and first["joint_speed"] > 0 and first["root_speed"] > 0
+    cosines = [c for _, c in first["closest_genres"]]
+    assert cosines == sorted(cosines, reverse=True)
+    lines = real_data.profile_lines(profiles, "fake", group_from=2)
+    assert any(line.startswith("| 2 clips | salsa |") and "closest first:" in line for line in lines)
+    assert any(line.startswith("| aistpp-slices/b#0 | krump |") for line in lines)

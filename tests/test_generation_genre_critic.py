@@ -30,6 +30,16 @@ def test_fitting_the_critic_leaves_the_global_random_stream_alone(tiny_store) ->
     torch.testing.assert_close(torch.rand(5), expected)
 
 
+def test_a_passed_deadline_stops_the_fit_after_one_epoch(tiny_store) -> None:
+    import time
+
+    normalizer = tiny_store.fit_normalizer("train")
+    config = CriticConfig(width=8, epochs=5, batch_size=4)
+    _, late = fit_genre_critic(tiny_store, normalizer, config, progress=False, deadline=time.perf_counter() - 1)
+    _, free = fit_genre_critic(tiny_store, normalizer, config, progress=False)
+    assert late["epochs_run"] == 1 and free["epochs_run"] == 5
+
+
 def test_critic_loss_weights_by_signal_skips_dropped_genres_and_reaches_the_prediction() -> None:
     torch.manual_seed(0)
     critic = GenreCritic(FEATURE_DIM, 3, width=16).eval()

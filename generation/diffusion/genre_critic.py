@@ -70,11 +70,13 @@ def _accuracy(critic: GenreCritic, data: WindowDataset, batch_size: int = 256) -
 
 
 def fit_genre_critic(store: WindowStore, normalizer: Normalizer, config: CriticConfig = CriticConfig(),
-                     progress: bool = True) -> tuple[GenreCritic, dict[str, Any]]:
+                     progress: bool = True, deadline: float | None = None) -> tuple[GenreCritic, dict[str, Any]]:
     """Train the critic on ``store``'s train windows; return it frozen, with its train / val accuracy.
 
     The fit draws from its own seeded generator and leaves torch's global random state as it found it, so the
-    denoiser's training stream still depends on ``TrainConfig.seed`` alone."""
+    denoiser's training stream still depends on ``TrainConfig.seed`` alone. ``deadline`` (a
+    ``time.perf_counter()`` value) ends the fit after the epoch that passes it, so on a slow or busy machine the
+    critic cannot eat the denoiser's time budget; the report says how many epochs ran."""
     start = time.perf_counter()
     train = WindowDataset(store, "train", normalizer)
     if len(train) < 2:
@@ -85,7 +87,11 @@ def fit_genre_critic(store: WindowStore, normalizer: Normalizer, config: CriticC
         opt = torch.optim.AdamW(critic.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         loader = torch.utils.data.DataLoader(train, batch_size=min(config.batch_size, len(train)), shuffle=True,
                                              drop_last=True, generator=torch.Generator().manual_seed(config.seed))
+        epochs_run = 0
         for _ in tqdm(range(config.epochs), desc="genre critic", unit="epoch", disable=not progress):
+            if deadline is not None and epochs_run > 0 and time.perf_counter() >= deadline:
+                break
+            epochs_run += 1
             critic.train()
             for batch in loader:
                 x = batch["motion"] + config.feature_noise * torch.randn_like(batch["motion"])
@@ -99,7 +105,7 @@ def fit_genre_critic(store: WindowStore, normalizer: Normalizer, config: CriticC
     report = {"train_accuracy": round(_accuracy(critic, train), 4),
               "val_accuracy": round(_accuracy(critic, WindowDataset(store, "val", normalizer)), 4)
               if store.num_windows("val") else None,
-              "seconds": round(time.perf_counter() - start, 1), "config": asdict(config)}
+              "seconds": round(time.perf_counter() - start, 1), "epochs_run": epochs_run, "config": asdict(config)}
     return critic, report
 
 
