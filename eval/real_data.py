@@ -23,7 +23,9 @@ figures are:
    the same clip should embed nearly identically. Figure: cosine of matching clips vs other clips.
 3. Paired comparison (``baseline_run``): the same clips embedded by a second model; both columns and
    the differences (new - baseline) per query and per genre, and both models' skeleton figures.
-4. Music: tempo and a beat-accent meter estimate for recordings whose genre implies them
+4. Clip profiles (:func:`clip_profiles`): how much each clip moves and which genres the model takes it for, so
+   a figure on one or two clips can be read (a 5-s slice that hardly moves carries no genre).
+5. Music: tempo and a beat-accent meter estimate for recordings whose genre implies them
    (:data:`MUSIC_LABELS`: a waltz is in 3/4; ragtime, a csardas and the Sugar Plum Fairy in 2/4;
    drum & bass runs at 160-180 BPM, half-time 80-90 being the usual octave ambiguity).
 """
@@ -36,13 +38,16 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from encoders.atomic_io import atomic_write_json
 from encoders.cliutil import info
 from encoders.errors import DanceSearchError
+
+if TYPE_CHECKING:
+    from encoders.motion.record import MotionRecord
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -402,24 +407,20 @@ def motion_checks(embedder: Any, emb: np.ndarray, gallery: list[dict[str, Any]])
             "skeleton_conversions": skeleton_conversion_checks(emb, [c["key"] for c in gallery])}
 
 
-def genre_prompt(genre: Any) -> str:
-    """The plain query for a corpus genre (``taxonomy.Genre``): its first name, with "dance" unless it says it."""
-    word = genre.words[0]
-    return word if "danc" in word else f"{word} dance"
-
-
-def clip_profiles(embedder: Any, emb: np.ndarray, gallery: list[dict[str, Any]], records: list[Any],
+def clip_profiles(embedder: Any, emb: np.ndarray, gallery: list[dict[str, Any]], records: list[MotionRecord],
                   top: int = 3) -> list[dict[str, Any]]:
-    """Per clip: how much it moves (``encoders.motion.kinematics.motion_activity``) and the corpus genres whose
-    plain prompts (:func:`genre_prompt`) the model scores highest for it.
+    """Per clip: how much it moves (``encoders.motion.kinematics.motion_activity``) and the genres whose names,
+    as the corpus captions say them (``GenreVocabulary.caption_name``: "a krump dance"), the model scores
+    highest for it.
 
     Why: a genre query's AUC on one or two clips says little by itself; the profile shows whether a clip moves
-    at all and what the model takes it for (e.g. every clip that travels far read as "breaking")."""
+    at all and what the model takes it for (e.g. every clip that covers much ground read as "breaking")."""
     from encoders.motion.kinematics import motion_activity
-    from generation.procedural.taxonomy import GENRES
+    from encoders.text_vocabulary import GenreVocabulary
 
-    names = [g.name for g in GENRES]
-    scores = emb @ embedder.encode_text([genre_prompt(g) for g in GENRES]).T
+    vocabulary = GenreVocabulary.load()
+    names = list(vocabulary.genres)
+    scores = emb @ embedder.encode_text([vocabulary.caption_name([g]) for g in names]).T
     out = []
     for clip, record, row in zip(gallery, records, scores):
         best = np.argsort(-row, kind="stable")[:top]
@@ -533,8 +534,9 @@ def profile_lines(profiles: list[dict[str, Any]], model: str, group_from: int = 
     or more (medians, and how often each genre is the model's closest)."""
     lines = ["## What each real clip is like", "",
              f"Joint speed: mean speed of the body joints relative to the root; root speed: the root's speed on the "
-             f"ground (m/s, 30 fps). Closest genres: the corpus genres whose plain prompt (\"krump dance\", ...) "
-             f"model `{model}` scores highest for the clip, with the cosine.", "",
+             f"ground (m/s). Closest genres: the genres whose caption name (\"a krump dance\", ...) model "
+             f"`{model}` scores highest for the clip, with the cosine. A genre with {group_from} clips or more is "
+             "one row: median seconds and speeds, and how often each genre is the closest.", "",
              "| clip | genre | s | joint speed | root speed | closest genres |", "|---|---|---:|---:|---:|---|"]
     by_genre: dict[str, list[dict[str, Any]]] = {}
     for p in profiles:
@@ -557,7 +559,7 @@ def profile_lines(profiles: list[dict[str, Any]], model: str, group_from: int = 
 
 def real_data_markdown(result: dict[str, Any], command: str = "") -> str:
     """The report: ingest counts, genre query checks (paired with a baseline when there is one), skeleton
-    consistency, music plausibility."""
+    consistency, clip profiles, music plausibility."""
     ing, mot = result["ingest"], result["motion"]
     base, cmp_ = result.get("baseline"), result.get("comparison")
     lines = ["# Real-data sanity check (../shared/data)", ""]

@@ -8,9 +8,9 @@ import pytest
 
 from encoders.model.features import MOTION_FEATURE_DIM, block_slice, motion_features
 from encoders.motion.augment import (RealismAugment, mirror_caption, offset_bone_directions, scale_bones,
-                                     scale_travel)
+                                     scale_ground_extent)
 from encoders.motion.canonical import canonical_body, canonical_rest, mirror_body
-from encoders.motion.kinematics import foot_contacts
+from encoders.motion.kinematics import foot_contacts, motion_activity
 from encoders.motion.skeleton import SMPL_BODY_22
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -83,20 +83,26 @@ def test_augmentation_is_seeded_and_mirrors_captions():
     assert offset_bone_directions(body, np.random.default_rng(0), 0.0) is body
 
 
-def test_travel_scaling_stretches_the_root_path_and_keeps_the_steps():
-    body = stepping_dance().body22()
-    far = scale_travel(body, 2.0)
-    path, far_path = body[:, 0] - body[0, 0], far[:, 0] - far[0, 0]
-    np.testing.assert_allclose(far_path[:, [0, 2]], 2.0 * path[:, [0, 2]], atol=1e-6)
-    np.testing.assert_allclose(far[:, :, 1], body[:, :, 1], atol=1e-6)                 # heights untouched
-    np.testing.assert_allclose(far - far[:, :1], body - body[:, :1], atol=1e-6)         # the pose is the same
-    assert np.array_equal(scale_travel(body, 1.0), body)
+def test_ground_scaling_stretches_travel_and_keeps_planted_feet():
+    dance = stepping_dance()
+    body = dance.body22()
+    wide = scale_ground_extent(body, 1.5)
+    path, wide_path = body[:, 0] - body[0, 0], wide[:, 0] - wide[0, 0]
+    np.testing.assert_allclose(wide_path[:, [0, 2]], 1.5 * path[:, [0, 2]], atol=1e-6)    # travel x1.5
+    np.testing.assert_allclose(wide[:, :, 1], body[:, :, 1], atol=1e-6)                  # heights untouched
+    names = list(SMPL_BODY_22)
+    planted = foot_contacts(body, names, 30.0, speed_threshold=0.1)     # feet all but still (< 0.1 m/s)
+    assert planted.mean() > 0.2 and foot_contacts(wide, names, 30.0)[planted].all()   # still planted: no sliding
+    slid = body + 0.5 * (body[:, :1] - body[:1, :1]) * np.array([1.0, 0.0, 1.0])       # moving the root path alone
+    assert not foot_contacts(slid, names, 30.0)[planted].all()                          # would make them slide
+    assert np.array_equal(scale_ground_extent(body, 1.0), body)
     steady = RealismAugment(marker_noise_m=0, jitter_m=0, mirror_prob=0, low_fps_prob=0, drift_m_per_s=0,
                             proportion_sigma=0, bone_angle_deg=0)
-    moved, _ = RealismAugment(**{**steady.to_dict(), "travel_scale_sigma": 0.5}).apply(body, 30.0,
-                                                                                         np.random.default_rng(1))
     assert np.allclose(steady.apply(body, 30.0, np.random.default_rng(1))[0], body)
-    assert not np.allclose(moved[:, 0, [0, 2]] - moved[0, 0, [0, 2]], path[:, [0, 2]], atol=1e-3)
+    stretched, _ = RealismAugment(**{**steady.to_dict(), "ground_scale_sigma": 0.3}).apply(
+        body, 30.0, np.random.default_rng(1))
+    factor = np.linalg.norm(stretched[-1, 0, [0, 2]] - stretched[0, 0, [0, 2]]) / np.linalg.norm(path[-1, [0, 2]])
+    assert abs(factor - 1.0) > 1e-3 and np.allclose(stretched, scale_ground_extent(body, factor), atol=1e-6)
 
 
 @pytest.mark.skipif(not (SHARED / "bvh" / "cmu_misc" / "05_20-daz.bvh").is_file(), reason="../shared/data is absent")
@@ -128,3 +134,18 @@ def test_mirrored_captions_swap_sides_and_turning_senses_only():
     assert mirror_caption("turns clockwise, then steps leftward") == "turns counter-clockwise, then steps rightward"
     assert mirror_caption("right after the drop the LEFT arm swings") == "right after the drop the RIGHT arm swings"
     assert mirror_caption("a bright, upright waltz") == "a bright, upright waltz"
+
+
+def test_motion_activity_separates_limbs_from_travel():
+    t = np.arange(60) / 30.0
+    still = np.zeros((60, 3, 3))
+    still[:, 1, 1] = 1.0
+    walking = still.copy()
+    walking[:, :, 0] += 0.5 * t[:, None]                               # the whole body travels 0.5 m/s along x
+    waving = still.copy()
+    waving[:, 2, 1] += 0.1 * np.sin(2 * np.pi * t)                     # one joint moves, the root stays
+    assert motion_activity(still, 30.0) == {"joint_speed": 0.0, "root_speed": 0.0}
+    assert motion_activity(walking, 30.0)["root_speed"] == pytest.approx(0.5)
+    assert motion_activity(walking, 30.0)["joint_speed"] == pytest.approx(0.0, abs=1e-9)
+    wave = motion_activity(waving, 30.0)
+    assert wave["root_speed"] == 0.0 and wave["joint_speed"] == pytest.approx(0.5 * 0.4, rel=0.05)  # 2 joints, 1 moves

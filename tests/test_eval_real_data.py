@@ -240,8 +240,12 @@ def test_motion_checks_leave_unlabelled_clips_out_and_compare_to_zero():
     # both report forms render as markdown tables, with the command line
     ingest = {"min_seconds": 4.0, "sequences": 7, "clips": 7, "failed": [],
               "bvh": {"sequences": 4, "clips": 4}, "aistpp": {"sequences": 3, "clips": 3}}
-    md = real_data.real_data_markdown({"ingest": ingest, "motion": {**res, "run": "models/demo"}, "music": []},
-                                      "dancesearch eval real-data")
+    profile = {"key": "aistpp-slices/a#0", "genre": "breaking", "source": "aistpp-slices", "seconds": 5.0,
+               "joint_speed": 1.25, "root_speed": 0.6, "closest_genres": [["breaking", 0.67], ["hiphop", 0.45]]}
+    md = real_data.real_data_markdown({"ingest": ingest, "motion": {**res, "run": "models/demo"}, "music": [],
+                                       "profiles": [profile]}, "dancesearch eval real-data")
+    assert "## What each real clip is like" in md
+    assert "| aistpp-slices/a#0 | breaking | 5.0 | 1.25 | 0.60 | breaking 0.67, hiphop 0.45 |" in md
     assert "Produced by:" in md and "| breaking | aistpp-slices | 1 / 5 |" in md and "unlabelled 1" in md
     md2 = real_data.real_data_markdown({"ingest": ingest, "motion": {**res, "run": "a"}, "music": [],
                                         "baseline": {**res, "run": "b"}, "comparison": cmp_}, "x")
@@ -261,38 +265,40 @@ def test_paired_comparison_with_the_same_run_on_real_slices(shared_data: Path, t
     assert len(out["profiles"]) == 7 and all(p["joint_speed"] > 0 for p in out["profiles"])
 
 
-def test_motion_activity_separates_limbs_from_travel():
-    from encoders.motion.kinematics import motion_activity
+class _OneHotEmbedder:
+    """Each distinct text gets its own axis: a clip embedded on a prompt's axis is closest to that prompt."""
 
-    t = np.arange(60) / 30.0
-    still = np.zeros((60, 3, 3))
-    still[:, 1, 1] = 1.0
-    walking = still.copy()
-    walking[:, :, 0] += 0.5 * t[:, None]                               # the whole body travels 0.5 m/s along x
-    waving = still.copy()
-    waving[:, 2, 1] += 0.1 * np.sin(2 * np.pi * t)                     # one joint moves, the root stays
-    assert motion_activity(still, 30.0) == {"joint_speed": 0.0, "root_speed": 0.0}
-    assert motion_activity(walking, 30.0)["root_speed"] == pytest.approx(0.5)
-    assert motion_activity(walking, 30.0)["joint_speed"] == pytest.approx(0.0, abs=1e-9)
-    wave = motion_activity(waving, 30.0)
-    assert wave["root_speed"] == 0.0 and wave["joint_speed"] == pytest.approx(0.5 * 0.4, rel=0.05)  # 2 joints, 1 moves
+    model_id = "one-hot"
+
+    def __init__(self, dim: int = 64) -> None:
+        self.dim, self.axes = dim, {}
+
+    def encode_text(self, texts):
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, t in enumerate(texts):
+            out[i, self.axes.setdefault(t, len(self.axes))] = 1.0
+        return out
 
 
 def test_clip_profiles_name_the_closest_genres_and_group_large_genres():
     from encoders.motion.record import MotionRecord
     from encoders.motion.skeleton import SMPL_BODY_22
+    from encoders.text_vocabulary import GenreVocabulary
 
     gallery = _gallery()
-    rng = np.random.default_rng(0)
-    emb = rng.normal(size=(len(gallery), 4)).astype(np.float32)
-    body = rng.normal(size=(30, 22, 3)).astype(np.float32)
+    embedder = _OneHotEmbedder()
+    names = list(GenreVocabulary.load().genres)
+    prompts = embedder.encode_text([GenreVocabulary.load().caption_name([g]) for g in names])
+    emb = np.zeros((len(gallery), embedder.dim), dtype=np.float32)
+    emb[:, :len(names)] = 0.01 * np.arange(len(names))                      # a weak, shared preference order
+    emb[5] = 0.9 * prompts[names.index("krump")] + 0.5 * prompts[names.index("locking")]
+    body = np.random.default_rng(0).normal(size=(30, 22, 3)).astype(np.float32)
     records = [MotionRecord(30.0, body[:, 0], body, list(SMPL_BODY_22)) for _ in gallery]
-    profiles = real_data.clip_profiles(_FakeEmbedder(), emb, gallery, records)
+    profiles = real_data.clip_profiles(embedder, emb, gallery, records)
     assert [p["key"] for p in profiles] == [g["key"] for g in gallery]
-    first = profiles[0]
-    assert len(first["closest_genres"]) == 3 and first["joint_speed"] > 0 and first["root_speed"] > 0
-    cosines = [c for _, c in first["closest_genres"]]
-    assert cosines == sorted(cosines, reverse=True)
-    lines = real_data.profile_lines(profiles, "fake", group_from=2)
+    assert [g for g, _ in profiles[5]["closest_genres"][:2]] == ["krump", "locking"]
+    assert profiles[5]["closest_genres"][0][1] == pytest.approx(0.9)
+    lines = real_data.profile_lines(profiles, "one-hot", group_from=2)
     assert any(line.startswith("| 2 clips | salsa |") and "closest first:" in line for line in lines)
-    assert any(line.startswith("| aistpp-slices/b#0 | krump |") for line in lines)
+    assert any(line.startswith("| aistpp-slices/b#0 | krump |") and "krump 0.90, locking 0.50" in line
+               for line in lines)

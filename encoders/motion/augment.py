@@ -10,15 +10,11 @@ that say nothing about the dance, and the encoder should learn to ignore them:
 - marker noise (white, millimetres) and soft-tissue / solver jitter (low-frequency, centimetres);
 - frame-rate conversion (a 24 or 25 fps source resampled to 30 loses the fastest detail);
 - small root drift of the capture volume's calibration;
-- how far the dancer travels: a capture volume, a stage or a couple's floor (CMU salsa's root moves 1.1 m/s,
-  the procedural salsa's 0.75) scales the root's path while the steps stay the same. Measured on the shipped
-  model: halving the root's horizontal path of the real CMU clips dropped their similarity to "breaking dance"
-  (the procedural genre that travels most) from 0.68 to 0.51; travel, not the dance, made them look like breaking;
-- mirrored takes (the same choreography on the other side; the caption's "left" and "right"
-  swap with it: :func:`mirror_caption`).
-
-All of it acts on the 22 SMPL body-joint positions (metres, +y up) BEFORE the canonical
-retargeting of :mod:`encoders.motion.canonical`, exactly where a real clip's differences enter.
+- how far the dancer travels and how wide the steps are (a capture volume, a stage, a couple's floor): CMU
+  salsa's root moves 1.1 m/s, the procedural salsa's 0.75. Measured on the shipped model (cd-620006e5f703e1e4):
+  shrinking the ground-plane extent of the real CMU clips to 0.7x moved their similarity to "breaking dance"
+  (the procedural genre that covers most ground) from 0.68 to 0.45 and to "salsa dance" from 0.28 to 0.38;
+  the extent, not the dance, made them look like breaking.
 """
 from __future__ import annotations
 
@@ -45,7 +41,7 @@ class RealismAugment:
     mirror_prob: float = 0.5
     low_fps_prob: float = 0.3           # share of clips passed through a 20-25 fps capture and back
     drift_m_per_s: float = 0.03         # sigma of a constant horizontal root drift
-    travel_scale_sigma: float = 0.0     # log-normal sigma of a factor on the root's horizontal path (0: off)
+    ground_scale_sigma: float = 0.0     # log-normal sigma of a factor on ground-plane extent (0: off)
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -59,8 +55,8 @@ class RealismAugment:
         if mirrored:
             out = mirror_body(out)
         t = len(out)
-        if self.travel_scale_sigma > 0:
-            out = scale_travel(out, float(np.exp(rng.normal(0.0, self.travel_scale_sigma))))
+        if self.ground_scale_sigma > 0:
+            out = scale_ground_extent(out, float(np.exp(rng.normal(0.0, self.ground_scale_sigma))))
         if self.drift_m_per_s > 0:
             drift = rng.normal(0.0, self.drift_m_per_s, size=2)
             secs = np.arange(t)[:, None] / fps
@@ -79,13 +75,18 @@ class RealismAugment:
         return out, mirrored
 
 
-def scale_travel(body: np.ndarray, factor: float) -> np.ndarray:
-    """(T, J, 3) positions whose root (joint 0) path on the ground plane (x, z; +y up), taken from the first
-    frame, is ``factor`` times as long; every joint moves with the root, so the steps and the pose are kept."""
+def scale_ground_extent(body: np.ndarray, factor: float) -> np.ndarray:
+    """(T, J, 3) positions (+y up) stretched by ``factor`` on the ground plane (x, z) about the first frame's root.
+
+    Travel and step widths scale together; heights do not. The map is the same at every frame, so a planted
+    foot stays planted (its speed scales by ``factor``, and zero stays zero) and the timing is untouched;
+    moving only the root's path instead would make planted feet slide. Bone lengths change with the
+    stretch, which the canonical retargeting (``encoders.motion.canonical``) undoes; what stays is a small
+    tilt of the bones towards or away from the vertical.
+    """
     out = np.array(body, dtype=np.float64, copy=True)
-    path = out[:, :1, :] - out[:1, :1, :]
-    out[:, :, 0] += (factor - 1.0) * path[:, :, 0]
-    out[:, :, 2] += (factor - 1.0) * path[:, :, 2]
+    centre = out[0, 0, [0, 2]]
+    out[:, :, [0, 2]] = centre + factor * (out[:, :, [0, 2]] - centre)
     return out
 
 

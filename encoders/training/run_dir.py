@@ -31,7 +31,7 @@ from ..versioned_json import read_versioned_json
 RUN_FORMAT = 1
 TRAIN_LEGACY_DEFAULTS: dict[str, Any] = {"unimodal_loss_weight": 0.0, "augment_variants": 0, "augment_prob": 0.5,
                                          "paraphrase_prob": 0.0, "paraphrases_per_clip": 4, "short_crop_prob": 0.0,
-                                         "short_crop_min_seconds": 4.0, "augment_travel_sigma": 0.0}
+                                         "short_crop_min_seconds": 4.0, "augment_ground_sigma": 0.0}
 """Train-config keys added after the first release, with the value a config without them implies."""
 FILES = ("config.json", "history.json", "best.pt", "norm_stats.npz", "metrics.json", "README.md")
 REQUIRED_FILES = ("config.json", "best.pt", "norm_stats.npz")
@@ -65,9 +65,9 @@ class TrainConfig:
     # takes, low frame rates, root drift), each batch draws one for a clip with probability augment_prob
     augment_variants: int = 0
     augment_prob: float = 0.5
-    # log-normal sigma of a factor on the root's horizontal path in those variants (real takes travel more or
-    # less than the procedural ones: encoders.motion.augment.scale_travel); 0 leaves the path alone
-    augment_travel_sigma: float = 0.0
+    # log-normal sigma of a factor on the ground-plane extent (travel and step width) of those variants: real
+    # takes cover more or less ground than the procedural ones (encoders.motion.augment.scale_ground_extent)
+    augment_ground_sigma: float = 0.0
     # share of training captions replaced by a people's-words paraphrase (genre jargon, step names, moods,
     # typos: encoders.text_vocabulary), paraphrases_per_clip of them drawn once per clip
     paraphrase_prob: float = 0.0
@@ -101,8 +101,11 @@ class TrainConfig:
         for name in ("augment_prob", "paraphrase_prob", "short_crop_prob"):
             if not 0.0 <= getattr(cfg, name) <= 1.0:
                 raise DanceSearchError(f"train config: {name} must be in [0, 1], got {getattr(cfg, name)}")
-        if cfg.augment_travel_sigma < 0:
-            raise DanceSearchError(f"train config: augment_travel_sigma must be >= 0, got {cfg.augment_travel_sigma}")
+        if cfg.augment_ground_sigma < 0:
+            raise DanceSearchError(f"train config: augment_ground_sigma must be >= 0, got {cfg.augment_ground_sigma}")
+        if cfg.augment_ground_sigma > 0 and cfg.augment_variants == 0:
+            raise DanceSearchError("train config: augment_ground_sigma acts on the augmented variants; "
+                                   "set augment_variants > 0 as well")
         if cfg.unimodal_loss_weight < 0:
             raise DanceSearchError(f"train config: unimodal_loss_weight must be >= 0, got {cfg.unimodal_loss_weight}")
         return cfg

@@ -143,7 +143,7 @@ def train(config: RunConfig, train_examples: Sequence[ClipExample], val_examples
     # the model first: a backbone that cannot load (no CLIP weights, no open_clip) fails in seconds,
     # not after a minute of feature loading; feature loading draws no random numbers, so runs are unchanged
     model = CustomDancer(mc).to(device)
-    augment = RealismAugment(travel_scale_sigma=tc.augment_travel_sigma) if tc.augment_variants > 0 else None
+    augment = RealismAugment(ground_scale_sigma=tc.augment_ground_sigma) if tc.augment_variants > 0 else None
     if augment is not None and mc.motion_input != "canonical":
         raise DanceSearchError("train config: augment_variants needs the model's motion_input 'canonical'")
     train_bank = FeatureBank(train_examples, progress, "train features", mc.motion_input, augment,

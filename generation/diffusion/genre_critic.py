@@ -76,7 +76,8 @@ def fit_genre_critic(store: WindowStore, normalizer: Normalizer, config: CriticC
     The fit draws from its own seeded generator and leaves torch's global random state as it found it, so the
     denoiser's training stream still depends on ``TrainConfig.seed`` alone. ``deadline`` (a
     ``time.perf_counter()`` value) ends the fit after the epoch that passes it, so on a slow or busy machine the
-    critic cannot eat the denoiser's time budget; the report says how many epochs ran."""
+    critic cannot eat the denoiser's time budget; a fit cut short depends on the clock, not only the seed, and
+    the report's ``epochs_run`` says how many epochs ran."""
     start = time.perf_counter()
     train = WindowDataset(store, "train", normalizer)
     if len(train) < 2:
