@@ -211,6 +211,14 @@ def test_unimodal_loss_weight_is_recorded_and_validated(clips, tmp_path: Path) -
         TrainConfig.from_dict({"unimodal_loss_weight": -1})
 
 
+def test_ground_extent_augmentation_needs_augmented_variants() -> None:
+    assert TrainConfig.from_dict({"augment_variants": 2, "augment_ground_sigma": 0.3}).augment_ground_sigma == 0.3
+    with pytest.raises(DanceSearchError, match="augment_variants > 0"):
+        TrainConfig.from_dict({"augment_ground_sigma": 0.3})              # it would silently do nothing
+    with pytest.raises(DanceSearchError, match="augment_ground_sigma must be >= 0"):
+        TrainConfig.from_dict({"augment_variants": 2, "augment_ground_sigma": -0.1})
+
+
 def test_options_added_later_leave_old_model_ids_alone() -> None:
     """An index or fast encoder built with a model stays valid when a release adds a training option."""
     from encoders.api import compute_model_id
