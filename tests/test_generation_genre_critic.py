@@ -81,7 +81,12 @@ def test_training_with_the_critic_logs_its_loss_and_records_it_in_the_run(tiny_s
     assert np.isfinite(result["history"][-1]["train_genre"])
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["train"]["genre_loss_weight"] == 0.5
-    assert saved["data"]["genre_critic"]["config"]["epochs"] == 2
+    assert saved["data"]["genre_critic"]["config"]["epochs"] == 2 and saved["data"]["genre_critic"]["epochs_run"] == 2
+    # a budget the critic alone would overrun: its fit stops after one epoch, and the run records it
+    cut = train_denoiser(tiny_store, tmp_path / "cut", denoiser, dataclasses.replace(config, minutes=1e-6),
+                         progress=False, embeddings=(emb, "test"))
+    assert cut["steps"] == 0
+    assert json.loads((tmp_path / "cut" / "config.json").read_text())["data"]["genre_critic"]["epochs_run"] == 1
     # without the weight no critic is fitted and no genre loss is logged
     plain = train_denoiser(tiny_store, tmp_path / "plain", denoiser, dataclasses.replace(config, genre_loss_weight=0.0),
                            progress=False, embeddings=(emb, "test"))
