@@ -502,7 +502,7 @@ def compare_runs(home: Path, runs: Sequence[tuple[str, Path]], baseline: str | N
         gen, gen_s = generate_for_split(pipe, store, "test", how["steps"], how["guidance"], seed, BATCH, indices=idx,
                                         progress=True, desc=f"generate {name}", genre_guidance=how["genre_guidance"],
                                         stochastic=how["stochastic"])
-        scored = evaluate_generation(gen, real, PROTOCOL, per_sample=True)
+        scored = evaluate_generation(gen, real, PROTOCOL, per_sample=True, return_features=True)
         notes = list(scored["notes"])
         bas = [r["bas"] for r in scored["per_sample"] if r["set"] == "pred"]
         values = window_values(gen, bas, proto, notes)
@@ -523,7 +523,10 @@ def compare_runs(home: Path, runs: Sequence[tuple[str, Path]], baseline: str | N
                                                {g: float(h) for g, h in zip(pipe.genres, hits.mean(1))}),
                          "generation_seconds": round(gen_s, 2), "control_seconds": round(control_s, 2),
                          "per_window": _per_window_json(values), "notes": notes}
-        per_run[name] = {"values": values, "feats": [proto.features(s, hands) for s in gen],
+        feats = scored.pop("features")["pred"]              # the suite's own, unless it left the hands out
+        if hands and any("hand" not in f for f in feats):
+            feats = [proto.features(s, hands) for s in gen]
+        per_run[name] = {"values": values, "feats": feats,
                          "gt_reference": scored["gt_reference"], "physical": scored["physical"]}
         del pipe
 

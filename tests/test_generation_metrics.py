@@ -260,6 +260,11 @@ def test_suite_gt_normalisation_and_beat_direction_options():
     assert m["fid_hand"] is not None and res["details"]["hand_dims"] == 90 and res["details"]["kinetic_dims"] == 66
     assert res["counts"]["pred"] == 4 and res["counts"]["gt_with_beats"] == 5
     assert "| FID_k |" in markdown_table(res)
+    assert "features" not in res                                   # only on request
+    with_feats = evaluate_generation(pred, gt, "dancesearch", return_features=True)
+    assert with_feats["metrics"] == res["metrics"]
+    np.testing.assert_array_equal(np.stack([f["kinetic"] for f in with_feats["features"]["pred"]]), kp)
+    assert len(with_feats["features"]["gt"]) == 5 and "hand" in with_feats["features"]["pred"][0]
     assert set(res["physical"]) == {"pfc", "pbc", "foot_skating", "floor_penetration", "jerk"}
     assert all(set(v) == {"pred", "gt"} for v in res["physical"].values())
 

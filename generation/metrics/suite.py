@@ -48,13 +48,16 @@ def _mean_or_none(values: list[float]) -> float | None:
 
 
 def evaluate_generation(pred: Sequence[DanceSample], gt: Sequence[DanceSample],
-                        protocol: str | Protocol = "dancesearch", *, per_sample: bool = True) -> dict[str, Any]:
+                        protocol: str | Protocol = "dancesearch", *, per_sample: bool = True,
+                        return_features: bool = False) -> dict[str, Any]:
     """FID_k / FID_g / Div_k / Div_g / BAS (+ hand FID / Div) of ``pred`` against ``gt`` under ``protocol``.
 
     Returns ``{"protocol": name, "settings": {...}, "counts": {...}, "metrics": {...},
     "gt_reference": {"div_k", "div_g", "bas", "div_hand"}, "details": {...}, "notes": [...],
     "physical": {...}, "per_sample": [...]}``. Metric values are floats, or None when not measurable
-    (BAS without music beats, hands when a set has no fingers; the reason is in ``notes``).
+    (BAS without music beats, hands when a set has no fingers; the reason is in ``notes``). With
+    ``return_features`` also ``"features": {"pred": [...], "gt": [...]}``, the protocol's per-sample feature
+    dicts, so a caller that resamples (paired bootstrap) does not compute them again.
     """
     proto = get_protocol(protocol)
     _check_set(pred, "pred", proto)
@@ -120,6 +123,8 @@ def evaluate_generation(pred: Sequence[DanceSample], gt: Sequence[DanceSample],
         "physical": physical,
         "notes": notes,
     }
+    if return_features:
+        result["features"] = feats
     if per_sample:
         result["per_sample"] = (
             [{"set": "pred", "name": s.name, "frames": s.num_frames, "fps": s.fps, "bas": _finite(b)}
