@@ -107,6 +107,7 @@ def test_demo_once_on_a_tiny_corpus(tmp_path: Path) -> None:
     assert catalog_clip_count(DemoSettings(home=home)) >= 1
     assert (home / "indexes" / "default").is_dir()
     assert port_is_free("127.0.0.1", port)          # the API was shut down
+    assert "interrupted" not in r.stderr             # the demo stopped its own server: nobody pressed Ctrl-C
     # a second run reuses the workspace: no corpus, ingest or index step
     r2 = subprocess.run(dancesearch_cmd("demo", "--once", "--home", str(home), "--port", str(port), *run_args()),
                         cwd=ROOT, capture_output=True, text=True, timeout=600)
@@ -115,6 +116,29 @@ def test_demo_once_on_a_tiny_corpus(tmp_path: Path) -> None:
     assert "demo: demo corpus" not in r2.stderr and "demo: index" not in r2.stderr
     assert "demo: ingest: 32 sequences, 32 clips (32 unchanged)" in r2.stderr
     assert "#1" in r2.stdout
+
+
+def test_a_child_is_stopped_with_its_own_signal(tmp_path: Path) -> None:
+    """The API child is stopped with SIGTERM (uvicorn re-raises the signal it shut down on; a SIGINT would print
+    "interrupted"); other children keep the Ctrl-C stop."""
+    import signal
+    import sys
+    import time
+
+    from ui.commands import Child
+
+    script = ("import signal, sys, time, pathlib\n"
+              "signal.signal(signal.SIGTERM, lambda *a: sys.exit(15))\n"
+              "signal.signal(signal.SIGINT, lambda *a: sys.exit(2))\n"
+              f"pathlib.Path({str(tmp_path)!r}, sys.argv[1]).touch()\n"
+              "time.sleep(60)\n")
+    for name, stop_signal, code in (("term", signal.SIGTERM, 15), ("int", None, 2)):
+        child = Child(name, [sys.executable, "-c", script, name], "http://127.0.0.1:9/unused", stop_signal=stop_signal)
+        deadline = time.monotonic() + 30
+        while not (tmp_path / name).exists() and time.monotonic() < deadline:   # its handlers are installed
+            time.sleep(0.05)
+        child.stop()
+        assert child.proc.returncode == code
 
 
 # --- issue 18 item 1: an interrupted setup is finished, never served -------------------------------------

@@ -142,9 +142,12 @@ def _child_env() -> dict[str, str]:
 class Child:
     """A server child process with a readiness URL; stopping it is always safe to call twice."""
 
-    def __init__(self, name: str, cmd: Sequence[str], ready_url: str) -> None:
+    def __init__(self, name: str, cmd: Sequence[str], ready_url: str, stop_signal: int | None = None) -> None:
+        """``stop_signal``: what :meth:`stop` sends first; None is SIGINT (SIGTERM on Windows), the graceful stop
+        of uvicorn and streamlit."""
         self.name = name
         self.ready_url = ready_url
+        self.stop_signal = stop_signal
         self.proc = subprocess.Popen(list(cmd), cwd=_repo_root(), env=_child_env(), stdin=subprocess.DEVNULL,
                                      stdout=sys.stderr)  # stdout is reserved for --json
 
@@ -165,7 +168,8 @@ class Child:
     def stop(self, timeout_s: float = 10.0) -> None:
         if self.proc.poll() is not None:
             return
-        self.proc.send_signal(signal.SIGINT if os.name != "nt" else signal.SIGTERM)   # graceful: uvicorn, streamlit
+        default = signal.SIGINT if os.name != "nt" else signal.SIGTERM               # graceful: uvicorn, streamlit
+        self.proc.send_signal(self.stop_signal if self.stop_signal is not None else default)
         try:
             self.proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -376,9 +380,12 @@ def start_api(settings: DemoSettings) -> Child:
     run_opt = ["--run", str(settings.run)] if settings.run else []
     if not settings.generate_warm_up:
         run_opt.append("--no-generate-warm-up")
+    # SIGTERM, not SIGINT: uvicorn shuts down just as gracefully on either, then re-raises the signal; a re-raised
+    # SIGINT reaches `dancesearch serve` as a Ctrl-C and prints "interrupted" to the demo's user, who pressed
+    # nothing, while SIGTERM ends the finished server quietly.
     child = Child("search API", dancesearch_cmd("serve", "--home", str(settings.home), "--host", settings.host,
                                                 "--port", str(settings.api_port), *run_opt),
-                  f"{settings.api_url}/readyz")
+                  f"{settings.api_url}/readyz", stop_signal=signal.SIGTERM)
     return _ready_or_stopped(child, settings.startup_timeout_s)
 
 
