@@ -523,9 +523,10 @@ def compare_runs(home: Path, runs: Sequence[tuple[str, Path]], baseline: str | N
                                                {g: float(h) for g, h in zip(pipe.genres, hits.mean(1))}),
                          "generation_seconds": round(gen_s, 2), "control_seconds": round(control_s, 2),
                          "per_window": _per_window_json(values), "notes": notes}
-        feats = scored.pop("features")["pred"]              # the suite's own, unless it left the hands out
+        feats = scored.pop("features")["pred"]              # the suite's own features of the generated windows
         if hands and any("hand" not in f for f in feats):
-            feats = [proto.features(s, hands) for s in gen]
+            raise InputError(path, f"run {name!r} generates windows without finger joints; the test windows have "
+                                   "them, so the hand figures cannot be paired", field="representation")
         per_run[name] = {"values": values, "feats": feats,
                          "gt_reference": scored["gt_reference"], "physical": scored["physical"]}
         del pipe

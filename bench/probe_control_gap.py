@@ -27,33 +27,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from encoders.atomic_io import atomic_write_json  # noqa: E402
 from generation.diffusion.genre_critic import fit_genre_critic  # noqa: E402
 from generation.diffusion.pipeline import DancePipeline  # noqa: E402
-from generation.diffusion.sampling import denoise_step, guided_prediction  # noqa: E402
 from generation.metrics.catalog_source import window_samples, window_store  # noqa: E402
 from generation.metrics.genre_control import MotionGenreClassifier  # noqa: E402
 from generation.metrics.sample import DanceSample  # noqa: E402
-from generation.representation import FEATURE_DIM  # noqa: E402
 from generation.representation.codec import decode  # noqa: E402
 
 CHECKPOINTS = (0, 2, 5, 10)
 """DDIM step indices (of ``--steps``) at which the critic reads the predicted x0; the last step is always read."""
 
 
-def trace_genre(pipe: DancePipeline, critic, music: torch.Tensor, genre: int, steps: int, guidance: float,
+def trace_genre(pipe: DancePipeline, critic, music: np.ndarray, genre: str, steps: int, guidance: float,
                 seed: int) -> tuple[dict[int, list[int]], np.ndarray]:
     """Critic labels of the predicted x0 at each checkpoint step, and the final de-normalised windows."""
-    n = len(music)
-    gen = torch.Generator().manual_seed(seed)
-    emb = pipe.genre_embeddings[torch.full((n,), genre, dtype=torch.long)]
-    x = torch.randn((n, music.shape[1], FEATURE_DIM), generator=gen)
-    ts = pipe.scheduler.set_timesteps(steps).tolist()
     labels: dict[int, list[int]] = {}
-    with torch.no_grad():
-        for i, t in enumerate(ts):
-            x0, v = guided_prediction(pipe.model, x, t, music, emb, guidance)
-            if i in CHECKPOINTS or i == len(ts) - 1:
-                labels[i] = critic(x0.float()).argmax(1).tolist()
-            x = denoise_step(pipe.scheduler, x0, t, ts[i + 1] if i + 1 < len(ts) else None, x, "ddim")
-    return labels, pipe.normalizer.denormalise(x.numpy())
+
+    def read(i: int, x0: torch.Tensor) -> None:
+        if i in CHECKPOINTS or i == steps - 1:
+            labels[i] = critic(x0.float()).argmax(1).tolist()
+
+    windows = pipe.sample_windows(music, [genre] * len(music), seed=seed, steps=steps, guidance=guidance, on_step=read)
+    return labels, windows
 
 
 def probe(home: str, run: str, music_windows: int, steps: int, guidance: float, seed: int) -> dict:
@@ -66,14 +59,14 @@ def probe(home: str, run: str, music_windows: int, steps: int, guidance: float, 
     n_test = store.num_windows("test")
     idx = list(range(0, n_test, 3))[::3][:music_windows]      # spread over the control test's music windows
     wins = [store.window("test", i) for i in idx]
-    music = torch.as_tensor(np.stack([w.music for w in wins]).astype(np.float32))
+    music = np.stack([w.music for w in wins]).astype(np.float32)
     music_genre = [pipe.genre_index(w.genre) for w in wins]
     genres = list(pipe.genres)
     critic_hits: dict[int, list[bool]] = {}
     critic_music: dict[int, list[bool]] = {}
     final_hits, gap, per_genre = [], [], {}
     for g, name in enumerate(genres):
-        labels, windows = trace_genre(pipe, critic, music, g, steps, guidance, seed)
+        labels, windows = trace_genre(pipe, critic, music, name, steps, guidance, seed)
         for i, lab in labels.items():
             critic_hits.setdefault(i, []).extend(lab_i == g for lab_i in lab)
             critic_music.setdefault(i, []).extend(lab_i == m for lab_i, m in zip(lab, music_genre))

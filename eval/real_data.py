@@ -37,6 +37,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -543,8 +544,7 @@ def profile_lines(profiles: list[dict[str, Any]], model: str, group_from: int = 
         by_genre.setdefault(p["genre"], []).append(p)
     for genre, rows in by_genre.items():
         if len(rows) >= group_from:
-            firsts = [r["closest_genres"][0][0] for r in rows]
-            counts = sorted({g: firsts.count(g) for g in firsts}.items(), key=lambda kv: -kv[1])
+            counts = Counter(r["closest_genres"][0][0] for r in rows).most_common()
             lines.append(f"| {len(rows)} clips | {genre} | {np.median([r['seconds'] for r in rows]):.1f} | "
                          f"{np.median([r['joint_speed'] for r in rows]):.2f} | "
                          f"{np.median([r['root_speed'] for r in rows]):.2f} | closest first: "

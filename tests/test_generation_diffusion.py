@@ -168,6 +168,14 @@ def test_pipeline_long_dance_is_continuous_deterministic_and_checked(tmp_path) -
         np.testing.assert_allclose(decode(nxt[:8]).positions, decode(prev[8:]).positions, atol=1e-3)
     with pytest.raises(InputError, match="unknown genre 'tap'"):
         pipe(music, "tap")
+    # a step callback sees every step's clean-motion prediction and leaves the samples as they were
+    seen: list[tuple[int, tuple[int, ...]]] = []
+    windows = np.stack([music[:16], music[8:24]])
+    plain = pipe.sample_windows(windows, ["popping", "waltz"], seed=2, steps=4)
+    watched = pipe.sample_windows(windows, ["popping", "waltz"], seed=2, steps=4,
+                                  on_step=lambda i, x0: seen.append((i, tuple(x0.shape))))
+    np.testing.assert_array_equal(watched, plain)
+    assert [i for i, _ in seen] == [0, 1, 2, 3] and seen[0][1] == (2, 16, LAYOUT.dim)
     with pytest.raises(InputError, match="shorter than one window"):
         pipe(music[:10], "waltz")
     (tmp_path / "run" / "model.pt").write_bytes(b"junk")

@@ -147,7 +147,8 @@ class Child:
         of uvicorn and streamlit."""
         self.name = name
         self.ready_url = ready_url
-        self.stop_signal = stop_signal
+        self.stop_signal = stop_signal if stop_signal is not None else (
+            signal.SIGINT if os.name != "nt" else signal.SIGTERM)
         self.proc = subprocess.Popen(list(cmd), cwd=_repo_root(), env=_child_env(), stdin=subprocess.DEVNULL,
                                      stdout=sys.stderr)  # stdout is reserved for --json
 
@@ -168,8 +169,7 @@ class Child:
     def stop(self, timeout_s: float = 10.0) -> None:
         if self.proc.poll() is not None:
             return
-        default = signal.SIGINT if os.name != "nt" else signal.SIGTERM               # graceful: uvicorn, streamlit
-        self.proc.send_signal(self.stop_signal if self.stop_signal is not None else default)
+        self.proc.send_signal(self.stop_signal)
         try:
             self.proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:

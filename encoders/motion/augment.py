@@ -15,7 +15,12 @@ that say nothing about the dance, and the encoder should learn to ignore them:
   model (cd-620006e5f703e1e4), shrinking the ground-plane extent of the real CMU clips to 0.7x moved their
   similarity to "breaking dance" from 0.68 to 0.45 and to "salsa dance" from 0.28 to 0.38: the extent, not
   the dance, made them look like breaking. Training with it (``ground_scale_sigma`` 0.3) still lowered the
-  real-data AUC at two seeds (docs/results/real_world_retrieval.md), so it is off by default.
+  real-data AUC at two seeds (docs/results/real_world_retrieval.md), so it is off by default;
+- mirrored takes (the same choreography on the other side; the caption's "left" and "right"
+  swap with it: :func:`mirror_caption`).
+
+All of it acts on the 22 SMPL body-joint positions (metres, +y up) BEFORE the canonical
+retargeting of :mod:`encoders.motion.canonical`, exactly where a real clip's differences enter.
 """
 from __future__ import annotations
 

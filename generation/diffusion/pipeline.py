@@ -18,7 +18,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -165,11 +165,16 @@ class DancePipeline:
     @torch.no_grad()
     def sample_windows(self, music: np.ndarray, genres: list[str], seed: int = 0, steps: int = 20,
                        guidance: float = 2.0, genre_guidance: float | None = None,
-                       stochastic: bool = False) -> np.ndarray:
-        """Independent 4-s windows (N, W, 319), de-normalised, each in its canonical frame (for evaluation)."""
+                       stochastic: bool = False,
+                       on_step: Callable[[int, torch.Tensor], None] | None = None) -> np.ndarray:
+        """Independent 4-s windows (N, W, 319), de-normalised, each in its canonical frame (for evaluation).
+
+        ``on_step(i, x0)``, when given, sees the guided clean-motion prediction (normalised) of every sampling
+        step i, as diffusers' step callbacks do: for probes of how a sample forms (``bench/probe_control_gap.py``)."""
         idx = torch.tensor([self.genre_index(g) for g in genres])
         return self._sample(torch.as_tensor(np.asarray(music, dtype=np.float32)), self.genre_embeddings[idx], seed,
-                            steps, guidance, hop=None, genre_guidance=genre_guidance, stochastic=stochastic)
+                            steps, guidance, hop=None, genre_guidance=genre_guidance, stochastic=stochastic,
+                            on_step=on_step)
 
     def variance(self, stochastic: bool) -> str:
         """The sampler ``stochastic`` selects: ``"ddim"`` (False), else ``"learned"`` for a learned-variance
@@ -180,7 +185,8 @@ class DancePipeline:
 
     @torch.no_grad()
     def _sample(self, music: torch.Tensor, genre: torch.Tensor, seed: int, steps: int, guidance: float,
-                hop: int | None, genre_guidance: float | None = None, stochastic: bool = False) -> np.ndarray:
+                hop: int | None, genre_guidance: float | None = None, stochastic: bool = False,
+                on_step: Callable[[int, torch.Tensor], None] | None = None) -> np.ndarray:
         variance = self.variance(stochastic)
         check_variance(self.model, variance)
         gen = torch.Generator().manual_seed(int(seed))
@@ -190,6 +196,8 @@ class DancePipeline:
         for i, t in enumerate(ts):
             x0, v = guided_prediction(self.model, x, t, music, genre, guidance, genre_guidance,
                                       variance == "learned")
+            if on_step is not None:
+                on_step(i, x0)
             if n > 1 and hop is not None:
                 x0 = self._chain(x0, hop)
             x = denoise_step(self.scheduler, x0, t, ts[i + 1] if i + 1 < len(ts) else None, x, variance, v, gen)
