@@ -56,6 +56,10 @@ def probe(home: str, run: str, music_windows: int, steps: int, guidance: float, 
     critic, critic_report = fit_genre_critic(store, pipe.normalizer, progress=False)
     train = window_samples(store, "train")
     clf = MotionGenreClassifier.fit(train, [s.meta["genre"] for s in train])
+    test = window_samples(store, "test")               # the classifier's own accuracy per genre on real windows
+    test_pred = clf.predict(test)
+    real_accuracy = {g: float(np.mean([p == g for p, s in zip(test_pred, test) if s.meta["genre"] == g]))
+                     for g in sorted({s.meta["genre"] for s in test})}
     n_test = store.num_windows("test")
     idx = list(range(0, n_test, 3))[::3][:music_windows]      # spread over the control test's music windows
     wins = [store.window("test", i) for i in idx]
@@ -84,6 +88,7 @@ def probe(home: str, run: str, music_windows: int, steps: int, guidance: float, 
             "critic_says_music_genre": {str(i): float(np.mean(v)) for i, v in sorted(critic_music.items())},
             "classifier_says_requested": float(np.mean(final_hits)),
             "critic_yes_classifier_no": float(np.mean(gap)), "per_genre": per_genre,
+            "classifier_real_test_accuracy": real_accuracy,
             "items": len(final_hits), "seconds": round(time.perf_counter() - start, 1)}
 
 
@@ -112,6 +117,7 @@ def main() -> int:
           f"critic yes but classifier no {out['critic_yes_classifier_no']:.3f}")
     for name, row in out["per_genre"].items():
         print(f"  {name:9s} classifier {row['classifier']:.2f}  critic {row['critic_last_step']:.2f}  "
+              f"(classifier on real test windows {out['classifier_real_test_accuracy'].get(name, float('nan')):.2f})  "
               f"labelled as {', '.join(row['classifier_labels'])}")
     if args.json:
         atomic_write_json(Path(args.json), out)
