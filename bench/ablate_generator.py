@@ -444,7 +444,7 @@ def compare_runs(home: Path, runs: Sequence[tuple[str, Path]], baseline: str | N
     from generation.metrics.catalog_source import window_samples, window_store
     from generation.metrics.genre_control import MotionGenreClassifier, control_hits
     from generation.metrics.protocols import FINGER_JOINTS, get_protocol
-    from generation.metrics.suite import evaluate_generation
+    from generation.metrics.suite import evaluate_generation, physical_set_metrics
 
     if not runs:
         raise InputError(None, "no runs to compare", field="--runs", expected="NAME=DIR ...", got="none")
@@ -483,6 +483,8 @@ def compare_runs(home: Path, runs: Sequence[tuple[str, Path]], baseline: str | N
 
     hands = proto.hands and all(s.has_joints(FINGER_JOINTS) for s in real)
     gt_feats = [proto.features(s, hands) for s in real]
+    gt_notes: list[str] = []
+    gt_physical = physical_set_metrics(real, proto, gt_notes, "gt")     # once: the same real windows for every run
     results: dict[str, dict[str, Any]] = {}
     per_run: dict[str, dict[str, Any]] = {}
     genres_seen: list[str] | None = None
@@ -502,8 +504,9 @@ def compare_runs(home: Path, runs: Sequence[tuple[str, Path]], baseline: str | N
         gen, gen_s = generate_for_split(pipe, store, "test", how["steps"], how["guidance"], seed, BATCH, indices=idx,
                                         progress=True, desc=f"generate {name}", genre_guidance=how["genre_guidance"],
                                         stochastic=how["stochastic"])
-        scored = evaluate_generation(gen, real, PROTOCOL, per_sample=True, return_features=True)
-        notes = list(scored["notes"])
+        # physical metrics come from the per-window values below (the suite would compute them a second time)
+        scored = evaluate_generation(gen, real, PROTOCOL, per_sample=True, return_features=True, with_physical=False)
+        notes = list(scored["notes"]) + gt_notes
         bas = [r["bas"] for r in scored["per_sample"] if r["set"] == "pred"]
         values = window_values(gen, bas, proto, notes)
         t1 = time.perf_counter()
@@ -516,7 +519,7 @@ def compare_runs(home: Path, runs: Sequence[tuple[str, Path]], baseline: str | N
         control_s = time.perf_counter() - t1
         metrics = {k: scored["metrics"].get(k) for k in SET_METRICS + ("bas",)}
         for k in WINDOW_METRICS[1:]:
-            metrics[k] = (scored["physical"].get(k) or {}).get("pred")
+            metrics[k] = _finite(_aggregate(values[k])) if k in values else None
         metrics["control"] = float(hits.mean()) if hits is not None else None
         results[name] = {**run_facts(path, pipe), "sampling": how, "metrics": metrics,
                          "per_genre_control": (None if hits is None else
@@ -527,16 +530,14 @@ def compare_runs(home: Path, runs: Sequence[tuple[str, Path]], baseline: str | N
         if hands and any("hand" not in f for f in feats):
             raise InputError(path, f"run {name!r} generates windows without finger joints; the test windows have "
                                    "them, so the hand figures cannot be paired", field="representation")
-        per_run[name] = {"values": values, "feats": feats,
-                         "gt_reference": scored["gt_reference"], "physical": scored["physical"]}
+        per_run[name] = {"values": values, "feats": feats, "gt_reference": scored["gt_reference"]}
         del pipe
 
     paired = paired_differences(per_run, gt_feats, baseline, proto, hands, draws, seed, len(real))
     for name in names:
         results[name]["paired_vs_baseline"] = paired[name]
     ref = per_run[baseline]
-    ground_truth = {**{k: v for k, v in ref["gt_reference"].items()},
-                    **{k: v.get("gt") for k, v in ref["physical"].items()}}
+    ground_truth = {**{k: v for k, v in ref["gt_reference"].items()}, **gt_physical}
     return {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine_info(),
             "home": str(home), "protocol": PROTOCOL, "baseline": baseline, "runs": results, "order": names,
             "settings": {"windows": len(real), "test_windows": n_test, "window_indices": idx, "steps": steps,

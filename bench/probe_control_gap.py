@@ -3,19 +3,25 @@
 The control test (music fixed, genre changed) labels generated windows with a motion genre classifier on
 hand-made features (``generation.metrics.genre_control``). This probe follows the same items through DDIM and
 asks, at a few sampling steps, what the training-time genre critic (``generation.diffusion.genre_critic``,
-refitted here with its default seed) sees in the predicted clean motion, and at the end what the control
-classifier sees. It separates three failures:
+refitted here with its default seed, of the kind the run was trained with) sees in the predicted clean motion,
+and at the end what the control classifier sees. It separates three failures:
 
 - the critic names the *music's* genre: the music, not the prompt, decides the dance;
 - the critic names the requested genre but the classifier does not: the dance carries the genre in a form the
   critic reads and real-data features do not (the gap a stronger critic loss cannot close);
 - neither: the prompt is not followed at all.
 
+For every window the classifier labels with another genre it also splits logit(requested) - logit(label) by
+descriptor group (``MotionGenreClassifier.logit_gap_by_group``: kinetic, geometric, hand, mean posture,
+posture spread), and per genre it compares the generated and the real test windows' mean standardised
+descriptor of each group: which part of the motion carries the miss.
+
     python bench/probe_control_gap.py --home .dancesearch --run models/generator --music 6 --json out.json
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -25,10 +31,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from encoders.atomic_io import atomic_write_json  # noqa: E402
-from generation.diffusion.genre_critic import fit_genre_critic  # noqa: E402
+from generation.diffusion.genre_critic import CriticConfig, fit_genre_critic  # noqa: E402
 from generation.diffusion.pipeline import DancePipeline  # noqa: E402
 from generation.metrics.catalog_source import window_samples, window_store  # noqa: E402
-from generation.metrics.genre_control import MotionGenreClassifier  # noqa: E402
+from generation.metrics.genre_control import DESCRIPTOR_GROUPS, MotionGenreClassifier, descriptor_parts  # noqa: E402
 from generation.metrics.sample import DanceSample  # noqa: E402
 from generation.representation.codec import decode  # noqa: E402
 
@@ -49,11 +55,25 @@ def trace_genre(pipe: DancePipeline, critic, music: np.ndarray, genre: str, step
     return labels, windows
 
 
+def group_means(clf: MotionGenreClassifier, samples: list[DanceSample], genre_of) -> dict[str, dict[str, float]]:
+    """Per genre, the mean over its windows and the group's dimensions of the standardised descriptor."""
+    sizes = [len(v) for v in descriptor_parts(samples[0]).values()]
+    bounds = np.cumsum([0, *sizes])
+    z = clf.standardised(samples)
+    out: dict[str, dict[str, float]] = {}
+    for genre in sorted({genre_of(s) for s in samples}):
+        rows = z[[genre_of(s) == genre for s in samples]]
+        out[genre] = {k: float(rows[:, a:b].mean()) for k, a, b in zip(DESCRIPTOR_GROUPS, bounds[:-1], bounds[1:])}
+    return out
+
+
 def probe(home: str, run: str, music_windows: int, steps: int, guidance: float, seed: int) -> dict:
     start = time.perf_counter()
     store = window_store(home)
     pipe = DancePipeline.from_pretrained(run)
-    critic, critic_report = fit_genre_critic(store, pipe.normalizer, progress=False)
+    trained_with = json.loads((Path(run) / "config.json").read_text()).get("train", {})
+    critic_config = CriticConfig(kind=trained_with.get("critic_kind", "features"))   # the run's own kind of critic
+    critic, critic_report = fit_genre_critic(store, pipe.normalizer, critic_config, progress=False)
     train = window_samples(store, "train")
     clf = MotionGenreClassifier.fit(train, [s.meta["genre"] for s in train])
     test = window_samples(store, "test")               # the classifier's own accuracy per genre on real windows
@@ -69,19 +89,31 @@ def probe(home: str, run: str, music_windows: int, steps: int, guidance: float, 
     critic_hits: dict[int, list[bool]] = {}
     critic_music: dict[int, list[bool]] = {}
     final_hits, gap, per_genre = [], [], {}
+    group_gaps: dict[str, list[float]] = {k: [] for k in DESCRIPTOR_GROUPS}
+    real_groups = group_means(clf, test, lambda s: s.meta["genre"])
     for g, name in enumerate(genres):
         labels, windows = trace_genre(pipe, critic, music, name, steps, guidance, seed)
         for i, lab in labels.items():
             critic_hits.setdefault(i, []).extend(lab_i == g for lab_i in lab)
             critic_music.setdefault(i, []).extend(lab_i == m for lab_i, m in zip(lab, music_genre))
         recs = [decode(w) for w in windows]
-        pred = clf.predict([DanceSample(f"{name}-{j}", r.positions, 30.0, r.joint_names) for j, r in enumerate(recs)])
+        samples = [DanceSample(f"{name}-{j}", r.positions, 30.0, r.joint_names) for j, r in enumerate(recs)]
+        pred = clf.predict(samples)
+        for sample, label in zip(samples, pred):
+            if label != name:
+                for k, v in clf.logit_gap_by_group(sample, name, label).items():
+                    group_gaps[k].append(v)
+        generated_groups = group_means(clf, samples, lambda s: name)[name]
         last = labels[max(labels)]
         hits = [p == name for p in pred]
         final_hits += hits
         gap += [lab == g and not h for lab, h in zip(last, hits)]
-        per_genre[name] = {"classifier": float(np.mean(hits)), "critic_last_step": float(np.mean([lab == g for lab in last])),
-                           "classifier_labels": pred}
+        per_genre[name] = {"classifier": float(np.mean(hits)),
+                           "critic_last_step": float(np.mean([lab == g for lab in last])),
+                           "classifier_labels": pred,
+                           "descriptor_z": {k: {"generated": round(generated_groups[k], 3),
+                                                "real_test": round(real_groups[name][k], 3)}
+                                            for k in DESCRIPTOR_GROUPS}}
     return {"run": run, "home": home, "music_windows": idx, "steps": steps, "guidance": guidance, "seed": seed,
             "critic": critic_report,
             "critic_says_requested": {str(i): float(np.mean(v)) for i, v in sorted(critic_hits.items())},
@@ -89,6 +121,7 @@ def probe(home: str, run: str, music_windows: int, steps: int, guidance: float, 
             "classifier_says_requested": float(np.mean(final_hits)),
             "critic_yes_classifier_no": float(np.mean(gap)), "per_genre": per_genre,
             "classifier_real_test_accuracy": real_accuracy,
+            "misses_logit_gap_by_group": {k: round(float(np.mean(v)), 3) if v else None for k, v in group_gaps.items()},
             "items": len(final_hits), "seconds": round(time.perf_counter() - start, 1)}
 
 
@@ -115,10 +148,14 @@ def main() -> int:
               f"{out['critic_says_music_genre'][step]:.3f}")
     print(f"final: control classifier names the requested genre {out['classifier_says_requested']:.3f}; "
           f"critic yes but classifier no {out['critic_yes_classifier_no']:.3f}")
+    print("misses, mean logit(requested) - logit(label) by descriptor group: " + ", ".join(
+        f"{k} {v:+.2f}" for k, v in out["misses_logit_gap_by_group"].items() if v is not None))
     for name, row in out["per_genre"].items():
         print(f"  {name:9s} classifier {row['classifier']:.2f}  critic {row['critic_last_step']:.2f}  "
               f"(classifier on real test windows {out['classifier_real_test_accuracy'].get(name, float('nan')):.2f})  "
-              f"labelled as {', '.join(row['classifier_labels'])}")
+              f"labelled as {', '.join(row['classifier_labels'])}; posture spread z generated "
+              f"{row['descriptor_z']['pos_std']['generated']:+.2f} vs real "
+              f"{row['descriptor_z']['pos_std']['real_test']:+.2f}")
     if args.json:
         atomic_write_json(Path(args.json), out)
     return 0

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.ablate_generator import deep_merge, load_variants, main, plan_training
+from bench.ablate_generator import (PROTOCOL, WINDOW_METRICS, _aggregate, deep_merge, load_variants, main,
+                                     plan_training, window_values)
 from encoders.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -161,3 +162,20 @@ def test_bad_command_lines_exit_2_and_bad_runs_exit_1(tmp_path, capsys) -> None:
     assert "SECTION.KEY=VALUE" in capsys.readouterr().err
     with pytest.raises(InputError, match="--only"):
         plan_training(cpu, variants, tmp_path, threads=1, only=["nope"])
+
+
+def test_per_window_values_aggregate_to_the_suites_physical_metrics(demo_workspace) -> None:
+    """compare takes PFC, PBC, skating, penetration and jerk from per-window values (for the paired bootstrap);
+    over a set they must give what the metric suite reports for it."""
+    from generation.metrics.catalog_source import window_samples, window_store
+    from generation.metrics.protocols import get_protocol
+    from generation.metrics.suite import physical_set_metrics
+
+    proto = get_protocol(PROTOCOL)
+    samples = window_samples(window_store(demo_workspace.home), "test")[:12]
+    notes: list[str] = []
+    values = window_values(samples, [None] * len(samples), proto, notes)
+    suite = physical_set_metrics(samples, proto, [], "gt")
+    assert set(WINDOW_METRICS[1:]) == set(suite) and not notes
+    for metric in WINDOW_METRICS[1:]:
+        assert float(_aggregate(values[metric])) == pytest.approx(suite[metric], rel=1e-9, abs=1e-12), metric

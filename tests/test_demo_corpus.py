@@ -206,7 +206,6 @@ def test_little_foot_sliding(clips):
 
 # ---------------------------------------------------------------- attributes are visible
 def test_spatial_patterns_are_visible(clips):
-    sk = smplx52()
     path = {}
     for c in clips:
         root = c["pos"][:, 0]

@@ -11,6 +11,7 @@ from generation.representation.canonical import heading_yaw
 from generation.representation.codec import decode
 from generation.stitching import gcrm
 from generation.stitching.junction import join, place_after, pose_descriptor
+from tiny_denoiser import tiny_denoiser_config
 
 
 def test_gcrm_picks_the_known_best_candidate() -> None:
@@ -104,13 +105,12 @@ def test_junction_is_continuous_and_keeps_length_pose_and_heading() -> None:
 # ---- the pipeline on a tiny generator --------------------------------------------------------------------
 
 def _tiny_generator(tmp_path):
-    from generation.diffusion.denoiser import DenoiserConfig, GCDanceDenoiser
+    from generation.diffusion.denoiser import GCDanceDenoiser
     from generation.diffusion.pipeline import DancePipeline
     from generation.diffusion.run_dir import save_run
 
     torch.manual_seed(0)
-    model = GCDanceDenoiser(DenoiserConfig(window_frames=16, d_model=32, heads=2, body_layers=1, hand_layers=1,
-                                           genre_dim=8, dropout=0.0))
+    model = GCDanceDenoiser(tiny_denoiser_config())
     norm = Normalizer(np.zeros(FEATURE_DIM), np.full(FEATURE_DIM, 0.2), 1)
     emb = np.random.default_rng(0).normal(size=(2, 8)).astype(np.float32)
     run = save_run(tmp_path / "gen", model, model.state_dict(), norm, ["popping", "waltz"], emb, {"steps": 0},

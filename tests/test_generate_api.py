@@ -29,6 +29,7 @@ from search_api.auth import is_loopback
 from search_api.jobs import DiffusionBackend, GenerationRequest, JobCancelled
 from search_api.settings import ApiSettings
 from search_support import ServerThread, WordEmbedder, make_workspace, wait_for
+from tiny_denoiser import tiny_denoiser_config
 
 SR = 22050
 KEY = "gen-s3cret"
@@ -36,13 +37,12 @@ KEY = "gen-s3cret"
 
 def tiny_run(root: Path) -> Path:
     """A tiny untrained GCDance run (16-frame windows), as tests/test_generation_diffusion.py makes it."""
-    from generation.diffusion.denoiser import DenoiserConfig, GCDanceDenoiser
+    from generation.diffusion.denoiser import GCDanceDenoiser
     from generation.diffusion.run_dir import save_run
     from generation.representation import FEATURE_DIM, Normalizer
 
     torch.manual_seed(0)
-    model = GCDanceDenoiser(DenoiserConfig(window_frames=16, d_model=32, heads=2, body_layers=1, hand_layers=1,
-                                           genre_dim=8, dropout=0.0))
+    model = GCDanceDenoiser(tiny_denoiser_config())
     norm = Normalizer(np.zeros(FEATURE_DIM), np.full(FEATURE_DIM, 0.2), 1)
     emb = np.random.default_rng(0).normal(size=(2, 8)).astype(np.float32)
     return save_run(root / "run", model, model.state_dict(), norm, ["popping", "waltz"], emb, {"steps": 0}, "test",

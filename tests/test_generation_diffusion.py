@@ -12,8 +12,9 @@ from generation.diffusion.sampling import assemble_windows, ddim_sample
 from generation.diffusion.schedule import DDIMScheduler
 from generation.representation import FEATURE_DIM, LAYOUT, Normalizer
 from generation.representation.codec import decode
+from tiny_denoiser import tiny_denoiser_config
 
-TINY = DenoiserConfig(window_frames=16, d_model=32, heads=2, body_layers=1, hand_layers=1, genre_dim=8, dropout=0.0)
+TINY = tiny_denoiser_config()
 
 
 def _model(seed: int = 0) -> GCDanceDenoiser:

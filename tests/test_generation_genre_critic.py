@@ -9,6 +9,7 @@ import torch
 
 from generation.diffusion.genre_critic import CriticConfig, GenreCritic, critic_loss, fit_genre_critic
 from generation.representation import FEATURE_DIM
+from tiny_denoiser import TINY_DENOISER, tiny_denoiser_config
 
 
 def test_the_critic_learns_the_genres_and_comes_back_frozen(tiny_store) -> None:
@@ -71,7 +72,7 @@ def test_training_with_the_critic_logs_its_loss_and_records_it_in_the_run(tiny_s
 
     recipe = tmp_path / "recipe.json"
     recipe.write_text(json.dumps({
-        "denoiser": dict(window_frames=16, d_model=32, heads=2, body_layers=1, hand_layers=1, genre_dim=8),
+        "denoiser": TINY_DENOISER,
         "train": {"steps": 3, "batch_size": 4, "eval_every": 3, "val_windows": 4, "num_threads": 1,
                   "warmup_steps": 1, "genre_loss_weight": 0.5, "critic_epochs": 2}}))
     denoiser, config = build_configs(load_recipe(recipe))
@@ -91,4 +92,107 @@ def test_training_with_the_critic_logs_its_loss_and_records_it_in_the_run(tiny_s
     plain = train_denoiser(tiny_store, tmp_path / "plain", denoiser, dataclasses.replace(config, genre_loss_weight=0.0),
                            progress=False, embeddings=(emb, "test"))
     assert "train_genre" not in plain["history"][-1]
+    # both critics, and the critic on the denoiser's own chains: logged as its own loss, members recorded
+    both = train_denoiser(tiny_store, tmp_path / "both", denoiser,
+                          dataclasses.replace(config, critic_kind="both", sampled_critic_weight=0.5,
+                                              sampled_critic_every=1, sampled_critic_windows=2),
+                          progress=False, embeddings=(emb, "test"))
+    assert np.isfinite(both["history"][-1]["train_sampled_genre"])
+    assert set(json.loads((tmp_path / "both" / "config.json").read_text())["data"]["genre_critic"]["members"]) == {
+        "features", "posture"}
     assert json.loads((tmp_path / "plain" / "config.json").read_text())["data"]["genre_critic"] is None
+
+
+def test_posture_statistics_read_posture_range_and_speed() -> None:
+    from generation.diffusion.posture_critic import FPS, posture_statistics
+
+    j = 4
+    still = torch.zeros(1, 10, j, 3)
+    still[:, :, 1:, 1] = torch.arange(1, j).float()                # joints stacked above the root, not moving
+    s = posture_statistics(still)
+    assert s.shape == (1, 7 * j)
+    torch.testing.assert_close(s[0, :3 * j].reshape(j, 3)[:, 1], torch.arange(j).float())   # mean posture
+    assert s[0, 3 * j:].abs().max() == 0                               # no spread, no speed
+    walked = still + torch.linspace(0, 0.9, 10).reshape(1, 10, 1, 1) * torch.tensor([1.0, 0.0, 0.0])
+    w = posture_statistics(walked)
+    torch.testing.assert_close(w[0, :6 * j], s[0, :6 * j])            # posture is root-relative
+    torch.testing.assert_close(w[0, 6 * j:], torch.full((j,), 0.1 * FPS))   # 0.1 m per frame at 30 fps
+    swing = still.clone()
+    swing[:, ::2, 3, 0] = 0.5                                          # one joint swinging sideways
+    sw = posture_statistics(swing)
+    assert sw[0, 3 * j + 9] > 0 and sw[0, 6 * j + 3] > 0 and sw[0, 6 * j + 1] == 0
+
+
+def test_the_posture_critic_tells_the_genres_apart_and_passes_gradients_to_the_motion(tiny_store) -> None:
+    normalizer = tiny_store.fit_normalizer("train")
+    critic, report = fit_genre_critic(tiny_store, normalizer, CriticConfig(kind="posture", width=16, posture_epochs=60,
+                                                                           batch_size=4), progress=False)
+    assert report["train_accuracy"] >= 0.9 and report["epochs_run"] == 60 and not report["cut_short"]
+    window = torch.as_tensor(normalizer.normalise(tiny_store.window("val", 0).motion), dtype=torch.float32)[None]
+    window.requires_grad_(True)
+    critic(window)[0, 0].backward()
+    assert window.grad is not None and window.grad.abs().sum() > 0    # through the FK, to the rotations
+
+
+def test_both_critics_judge_together_as_a_product_of_experts(tiny_store) -> None:
+    from generation.diffusion.genre_critic import CriticEnsemble
+
+    normalizer = tiny_store.fit_normalizer("train")
+    critic, report = fit_genre_critic(tiny_store, normalizer, CriticConfig(kind="both", width=16, epochs=2,
+                                                                           posture_epochs=3, batch_size=4),
+                                      progress=False)
+    assert isinstance(critic, CriticEnsemble) and len(critic.members) == 2
+    assert report["members"]["features"]["epochs_run"] == 2 and report["members"]["posture"]["epochs_run"] == 3
+    x = torch.randn(3, 16, FEATURE_DIM)
+    expected = sum(torch.log_softmax(m(x), -1) for m in critic.members)
+    torch.testing.assert_close(critic(x), expected)
+
+
+def test_unknown_critic_kinds_and_a_sampled_loss_without_a_critic_are_refused() -> None:
+    import pytest
+
+    from encoders.errors import DanceSearchError
+    from generation.diffusion.train import TrainConfig
+
+    with pytest.raises(DanceSearchError, match="critic kind"):
+        CriticConfig(kind="posterior")
+    with pytest.raises(DanceSearchError, match="critic_kind"):
+        TrainConfig(critic_kind="posterior")
+    with pytest.raises(DanceSearchError, match="genre_loss_weight"):
+        TrainConfig(sampled_critic_weight=0.1)
+    with pytest.raises(DanceSearchError, match=">= 1"):
+        TrainConfig(genre_loss_weight=0.1, sampled_critic_weight=0.1, sampled_critic_steps=0)
+
+
+def test_the_sampled_critic_loss_trains_the_denoiser_through_its_own_chain() -> None:
+    from generation.diffusion.denoiser import GCDanceDenoiser
+    from generation.diffusion.sampled_critic import sampled_critic_loss
+    from generation.diffusion.schedule import DDIMScheduler
+
+    torch.manual_seed(0)
+    model = GCDanceDenoiser(tiny_denoiser_config()).eval()       # no dropout: chains comparable
+    critic = GenreCritic(FEATURE_DIM, 3, width=16).eval()
+    for p in critic.parameters():
+        p.requires_grad_(False)
+    music, table = torch.randn(4, 16, 35), torch.randn(3, 8)
+    losses = [sampled_critic_loss(model, DDIMScheduler(), critic, music, table, 4, torch.Generator().manual_seed(s))
+              for s in (1, 1, 2)]
+    torch.testing.assert_close(losses[0], losses[1])                  # same generator seed, same chain
+    assert losses[0].ndim == 0 and torch.isfinite(losses[0])
+    losses[0].backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and sum(float(g.abs().sum()) for g in grads) > 0
+    assert all(p.grad is None for p in critic.parameters())
+    # a few steps on this loss alone make the critic more sure of the drawn genres
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    before = float(sum(sampled_critic_loss(model, DDIMScheduler(), critic, music, table, 4,
+                                           torch.Generator().manual_seed(s)) for s in range(8)))
+    for s in range(60):
+        loss = sampled_critic_loss(model, DDIMScheduler(), critic, music, table, 4,
+                                   torch.Generator().manual_seed(s % 8))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = float(sum(sampled_critic_loss(model, DDIMScheduler(), critic, music, table, 4,
+                                          torch.Generator().manual_seed(s)) for s in range(8)))
+    assert after < before

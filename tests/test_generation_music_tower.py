@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from encoders.errors import DanceSearchError, InputError
-from generation.diffusion.denoiser import DenoiserConfig, GCDanceDenoiser
+from generation.diffusion.denoiser import GCDanceDenoiser
 from generation.diffusion.music_swap import swap_music
 from generation.diffusion.music_tower import MusicTowerFeatures
 from generation.diffusion.recipe import build_configs, load_recipe
 from generation.representation import FEATURE_DIM
+from tiny_denoiser import tiny_denoiser_config
 
 ROOT = Path(__file__).resolve().parents[1]
 RETRIEVAL_RUN = ROOT / "models" / "demo"
@@ -42,8 +43,7 @@ def test_the_copied_tower_gives_the_retrieval_models_own_music_tokens(tower) -> 
 
 def test_denoiser_with_music_tower_is_frozen_where_it_should_be_and_drops_fm_with_the_music(tower) -> None:
     torch.manual_seed(0)
-    config = DenoiserConfig(window_frames=120, d_model=32, heads=2, body_layers=1, hand_layers=1, genre_dim=8,
-                            time_stride=4, dropout=0.0, music_tower=tower.spec.to_dict())
+    config = tiny_denoiser_config(window_frames=120, time_stride=4, music_tower=tower.spec.to_dict())
     model = GCDanceDenoiser(config)
     model.music_tower.load_state_dict(tower.state_dict())
     model.train()

@@ -19,8 +19,9 @@ from generation.diffusion.popdg.learned_variance import model_log_variance
 from generation.diffusion.sampling import ddim_sample
 from generation.diffusion.schedule import DDIMScheduler
 from generation.representation import FEATURE_DIM, LAYOUT
+from tiny_denoiser import TINY_DENOISER
 
-TINY = dict(window_frames=16, d_model=32, heads=2, body_layers=1, hand_layers=1, genre_dim=8, dropout=0.0)
+TINY = TINY_DENOISER
 OPTIONS = ("learned_variance", "ds_attention", "alignment_module")
 
 

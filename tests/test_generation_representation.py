@@ -1,7 +1,6 @@
 """The 319-d generative representation: layout, FK round trip, canonical frame, contacts, normaliser."""
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ from encoders.motion.convert import from_positions, from_smplx_axis_angle
 from encoders.motion.kinematics import forward_kinematics
 from encoders.motion.record import MotionRecord
 from encoders.motion.rotations import euler_to_matrix, matrix_to_rot6d, rot6d_to_matrix
-from encoders.motion.skeleton import SMPL_BODY_22, smpl24, smplx52
+from encoders.motion.skeleton import smpl24, smplx52
 from generation.procedural.choreographer import choreograph
 from generation.procedural.plan import plan_corpus
 from generation.representation import (FEATURE_DIM, LAYOUT, REPRESENTATION_ID, ContactConfig, NotGenerativeError,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from generation.genre_match import (GenreMatcher, GSModelConfig, GSScorer, GSTrainConfig, MelConfig, cosine_pair_loss,
+from generation.genre_match import (GSModelConfig, GSScorer, GSTrainConfig, MelConfig, cosine_pair_loss,
                                     load_gs_run, save_gs_run, train_gs)
 from generation.genre_match.data import GSData
 from generation.genre_match.model import dance_input

@@ -27,7 +27,8 @@ from encoders.errors import DanceSearchError
 
 from ..windows import WindowDataset, WindowStore
 from .denoiser import DenoiserConfig, GCDanceDenoiser
-from .genre_critic import CriticConfig, critic_loss, fit_genre_critic
+from .genre_critic import CRITIC_KINDS, CriticConfig, critic_loss, fit_genre_critic
+from .sampled_critic import sampled_critic_loss
 from .losses import diffusion_losses
 from .music_swap import swap_music
 from .music_tower import MusicTowerFeatures
@@ -75,9 +76,30 @@ class TrainConfig:
     ``loss_combination``; 0 trains without the critic (the first two shipped models)."""
     critic_epochs: int = 12
     """Epochs of the critic's fit (``genre_critic.CriticConfig``); its time comes out of ``minutes``."""
+    critic_kind: str = "features"
+    """Which critic judges (``genre_critic.CRITIC_KINDS``): ``features`` (v3), ``posture`` (FK posture
+    statistics, ``posture_critic.py``) or ``both``."""
+    sampled_critic_weight: float = 0.0
+    """Weight of the critic's cross-entropy on the denoiser's own short DDIM chains from noise, with drawn genres
+    (``sampled_critic.py``); 0: off. Needs ``genre_loss_weight`` > 0 (the critic is fitted for that loss)."""
+    sampled_critic_windows: int = 8
+    """Windows per sampled-critic chain (taken from the head of the batch, with their music)."""
+    sampled_critic_steps: int = 4
+    """DDIM steps of the sampled-critic chain; it stops at a uniformly drawn one of them."""
+    sampled_critic_every: int = 2
+    """Run the sampled-critic loss every this many steps (each costs up to ``sampled_critic_steps`` forward
+    passes of ``sampled_critic_windows`` windows)."""
     mtl_update_every: int = 1
     """``nash`` / ``aligned``: recompute the task weights every this many steps (each update costs one backward
     pass per loss through the shared parameters; the Nash-MTL reference also updates every few steps)."""
+
+    def __post_init__(self) -> None:
+        if self.critic_kind not in CRITIC_KINDS:
+            raise DanceSearchError(f"unknown critic_kind {self.critic_kind!r}: one of {', '.join(CRITIC_KINDS)}")
+        if self.sampled_critic_weight > 0 and self.genre_loss_weight <= 0:
+            raise DanceSearchError("sampled_critic_weight needs genre_loss_weight > 0: the critic is fitted for it")
+        if min(self.sampled_critic_windows, self.sampled_critic_steps, self.sampled_critic_every) < 1:
+            raise DanceSearchError("sampled_critic_windows, sampled_critic_steps and sampled_critic_every must be >= 1")
 
 
 def genre_embeddings(genres: list[str], backbone_name: str = "minilm") -> tuple[np.ndarray, str]:
@@ -131,10 +153,11 @@ def train_denoiser(store: WindowStore, out: str | Path, denoiser: DenoiserConfig
     start = time.perf_counter()                                 # the budget includes fitting the critic
     critic, critic_report = None, None
     if config.genre_loss_weight > 0:
-        critic, critic_report = fit_genre_critic(store, normalizer, CriticConfig(epochs=config.critic_epochs),
+        critic_config = CriticConfig(epochs=config.critic_epochs, kind=config.critic_kind)
+        critic, critic_report = fit_genre_critic(store, normalizer, critic_config,
                                                  progress=progress,
                                                  deadline=start + CRITIC_MAX_BUDGET_SHARE * config.minutes * 60)
-        if critic_report["epochs_run"] < config.critic_epochs:
+        if critic_report["cut_short"]:
             info(f"genre critic: stopped after {critic_report['epochs_run']} of {config.critic_epochs} epochs, at "
                  f"{CRITIC_MAX_BUDGET_SHARE:.0%} of the {config.minutes:g}-minute budget")
     step, seen = 0, 0
@@ -150,6 +173,7 @@ def train_denoiser(store: WindowStore, out: str | Path, denoiser: DenoiserConfig
 
     bar = tqdm(total=config.steps, desc="train generator", unit="step", disable=not progress)
     running: dict[str, float] = {}
+    counts: dict[str, int] = {}
     while step < config.steps and time.perf_counter() - start < config.minutes * 60:
         for batch in loader:
             model.train()
@@ -173,6 +197,11 @@ def train_denoiser(store: WindowStore, out: str | Path, denoiser: DenoiserConfig
             if critic is not None:                             # genre_critic.py, outside the combiner too
                 losses["genre"] = critic_loss(critic, pred, batch["genre"], sched.alphas_cumprod[t], ~drop_genre)
                 total = total + config.genre_loss_weight * losses["genre"]
+            if critic is not None and config.sampled_critic_weight > 0 and step % config.sampled_critic_every == 0:
+                k = min(b, config.sampled_critic_windows)              # sampled_critic.py: the critic on samples
+                losses["sampled_genre"] = sampled_critic_loss(model, sched, critic, music[:k], genre_table,
+                                                              config.sampled_critic_steps)
+                total = total + config.sampled_critic_weight * losses["sampled_genre"]
             opt.zero_grad()
             total.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -182,12 +211,13 @@ def train_denoiser(store: WindowStore, out: str | Path, denoiser: DenoiserConfig
             seen += b
             for k in losses:
                 running[k] = running.get(k, 0.0) + losses[k].item()
+                counts[k] = counts.get(k, 0) + 1          # the sampled-critic loss is not computed every step
             bar.update(1)
             if step % config.eval_every == 0 or step == config.steps:
                 row = {"step": step, "windows": seen, "seconds": round(time.perf_counter() - start, 1),
-                       **{f"train_{k}": v / config.eval_every for k, v in running.items()},
+                       **{f"train_{k}": v / counts[k] for k, v in running.items()},
                        "val_simple": _val_loss(model, val)}
-                running = {}
+                running, counts = {}, {}
                 history.append(row)
                 bar.set_postfix(val=f"{row['val_simple']:.4f}")
                 if row["val_simple"] < best[0]:

@@ -18,12 +18,24 @@ from .protocols import get_protocol
 from .sample import DanceSample
 
 
-def motion_descriptor(sample: DanceSample) -> np.ndarray:
-    """One window -> a fixed-length vector describing its motion (energy, geometric tests, posture)."""
+DESCRIPTOR_GROUPS = ("kinetic", "geometric", "hand", "pos_mean", "pos_std")
+"""The descriptor's parts, in order: the protocol's kinetic, geometric and hand features, then the mean and
+the spread over time of the root-relative joint positions (posture and its range)."""
+
+
+def descriptor_parts(sample: DanceSample) -> dict[str, np.ndarray]:
+    """The descriptor of one window by group (``DESCRIPTOR_GROUPS``), so a verdict can be explained by part."""
     proto = get_protocol("dancesearch")
     f = proto.features(sample, hands=True)
     pos = sample.positions - sample.positions[:, :1]                 # root-relative
-    return np.concatenate([f["kinetic"], f["geometric"], f["hand"], pos.mean(0).ravel(), pos.std(0).ravel()])
+    return {"kinetic": f["kinetic"], "geometric": f["geometric"], "hand": f["hand"],
+            "pos_mean": pos.mean(0).ravel(), "pos_std": pos.std(0).ravel()}
+
+
+def motion_descriptor(sample: DanceSample) -> np.ndarray:
+    """One window -> a fixed-length vector describing its motion (energy, geometric tests, posture)."""
+    parts = descriptor_parts(sample)
+    return np.concatenate([parts[g] for g in DESCRIPTOR_GROUPS])
 
 
 @dataclass
@@ -54,9 +66,25 @@ class MotionGenreClassifier:
         return cls(genres, mean, std, w.detach(), b.detach())
 
     def predict(self, samples: Sequence[DanceSample]) -> list[str]:
-        x = np.stack([motion_descriptor(s) for s in samples])
-        logits = torch.as_tensor((x - self.mean) / self.std, dtype=torch.float32) @ self.weight + self.bias
+        logits = torch.as_tensor(self.standardised(samples), dtype=torch.float32) @ self.weight + self.bias
         return [self.genres[i] for i in logits.argmax(1).tolist()]
+
+    def standardised(self, samples: Sequence[DanceSample]) -> np.ndarray:
+        """(N, D) descriptors in the classifier's standardised units (what its weights multiply)."""
+        return (np.stack([motion_descriptor(s) for s in samples]) - self.mean) / self.std
+
+    def logit_gap_by_group(self, sample: DanceSample, wanted: str, other: str) -> dict[str, float]:
+        """logit(wanted) - logit(other) for one window, split into each descriptor group's share (the bias
+        term is left out): which parts of the motion argue for ``other`` instead of ``wanted``."""
+        parts = descriptor_parts(sample)
+        z = (np.concatenate([parts[g] for g in DESCRIPTOR_GROUPS]) - self.mean) / self.std
+        w = (self.weight[:, self.genres.index(wanted)] - self.weight[:, self.genres.index(other)]).numpy()
+        out, start = {}, 0
+        for g in DESCRIPTOR_GROUPS:
+            end = start + len(parts[g])
+            out[g] = float(z[start:end] @ w[start:end])
+            start = end
+        return out
 
     def accuracy(self, samples: Sequence[DanceSample], labels: Sequence[str]) -> float:
         return float(np.mean([p == g for p, g in zip(self.predict(samples), labels)]))

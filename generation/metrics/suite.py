@@ -49,7 +49,7 @@ def _mean_or_none(values: list[float]) -> float | None:
 
 def evaluate_generation(pred: Sequence[DanceSample], gt: Sequence[DanceSample],
                         protocol: str | Protocol = "dancesearch", *, per_sample: bool = True,
-                        return_features: bool = False) -> dict[str, Any]:
+                        return_features: bool = False, with_physical: bool = True) -> dict[str, Any]:
     """FID_k / FID_g / Div_k / Div_g / BAS (+ hand FID / Div) of ``pred`` against ``gt`` under ``protocol``.
 
     Returns ``{"protocol": name, "settings": {...}, "counts": {...}, "metrics": {...},
@@ -57,7 +57,8 @@ def evaluate_generation(pred: Sequence[DanceSample], gt: Sequence[DanceSample],
     "physical": {...}, "per_sample": [...]}``. Metric values are floats, or None when not measurable
     (BAS without music beats, hands when a set has no fingers; the reason is in ``notes``). With
     ``return_features`` also ``"features": {"pred": [...], "gt": [...]}``, the protocol's per-sample feature
-    dicts, so a caller that resamples (paired bootstrap) does not compute them again.
+    dicts, so a caller that resamples (paired bootstrap) does not compute them again. ``with_physical=False``
+    leaves out the physical metrics (``"physical": {}``), for a caller that computes them per window itself.
     """
     proto = get_protocol(protocol)
     _check_set(pred, "pred", proto)
@@ -108,7 +109,7 @@ def evaluate_generation(pred: Sequence[DanceSample], gt: Sequence[DanceSample],
 
     # ---- PFC, PBC, foot skating, floor penetration, jerk join here ------------------------------------
     # One entry per metric, {"pred": value, "gt": value}; the CLI's table prints whatever this dict holds.
-    physical = physical_metrics(pred, gt, proto, notes)
+    physical = physical_metrics(pred, gt, proto, notes) if with_physical else {}
     # -----------------------------------------------------------------------------------------------------
 
     result: dict[str, Any] = {
@@ -136,11 +137,20 @@ def evaluate_generation(pred: Sequence[DanceSample], gt: Sequence[DanceSample],
 
 def physical_metrics(pred: Sequence[DanceSample], gt: Sequence[DanceSample], proto: Protocol,
                      notes: list[str]) -> dict[str, Any]:
-    """PFC (EDGE), PBC (POPDG), foot skating, floor penetration and jerk of both sets, each module's defaults.
+    """PFC (EDGE), PBC (POPDG), foot skating, floor penetration and jerk of both sets, each module's defaults:
+    ``{metric: {"pred": value, "gt": value}}`` (see :func:`physical_set_metrics`)."""
+    by_role = {"pred": physical_set_metrics(pred, proto, notes, "pred"),
+               "gt": physical_set_metrics(gt, proto, notes, "gt")}
+    return {name: {role: by_role[role][name] for role in ("pred", "gt")} for name in by_role["pred"]}
+
+
+def physical_set_metrics(samples: Sequence[DanceSample], proto: Protocol, notes: list[str],
+                         role: str = "pred") -> dict[str, float | None]:
+    """The physical metrics of one set (``role`` names it in notes).
 
     The modules (``pfc``, ``pbc``, ``skating``, ``penetration``, ``jerk``) document their conventions; the
-    protocol only picks the foot-skating mode. A metric a set's input cannot support (e.g. PBC without hand
-    joints) is None for that set, with a note naming the reason.
+    protocol only picks the foot-skating mode. A metric the set's input cannot support (e.g. PBC without hand
+    joints) is None, with a note naming the reason.
     """
     from .jerk import mean_jerk
     from .pbc import pbc_set
@@ -155,22 +165,19 @@ def physical_metrics(pred: Sequence[DanceSample], gt: Sequence[DanceSample], pro
         "floor_penetration": lambda ss: floor_penetration_set(ss).frame_fraction,
         "jerk": lambda ss: float(np.mean([mean_jerk(s) for s in ss])),
     }
-    out: dict[str, Any] = {}
+    out: dict[str, float | None] = {}
     for name, fn in metrics.items():
-        entry: dict[str, float | None] = {}
-        for role, samples in (("pred", pred), ("gt", gt)):
-            try:
-                value = fn(samples)
-                entry[role] = _finite(value)
-                if entry[role] is None:
-                    why = (" (LODGE's set mean is NaN when any sequence has a foot that never touches the floor, "
-                           "common in 4-s windows; the project mode pools contact steps instead)"
-                           if name == "foot_skating" and proto.skating_mode == "lodge" else "")
-                    notes.append(f"{name} on {role} is not finite ({value}){why}")
-            except InputError as exc:
-                entry[role] = None
-                notes.append(f"{name} not measured on {role}: {exc}")
-        out[name] = entry
+        try:
+            value = fn(samples)
+            out[name] = _finite(value)
+            if out[name] is None:
+                why = (" (LODGE's set mean is NaN when any sequence has a foot that never touches the floor, "
+                       "common in 4-s windows; the project mode pools contact steps instead)"
+                       if name == "foot_skating" and proto.skating_mode == "lodge" else "")
+                notes.append(f"{name} on {role} is not finite ({value}){why}")
+        except InputError as exc:
+            out[name] = None
+            notes.append(f"{name} not measured on {role}: {exc}")
     return out
 
 
