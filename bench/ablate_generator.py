@@ -8,7 +8,9 @@ over the split), from the same music, genre and seed for every run (with no cap 
 ``bench/eval_generator.py`` generates), and is scored with ``evaluate_generation`` (protocol ``dancesearch``)
 against those real windows. Genre control is GCDance's test as in ``eval_generator``: one
 ``MotionGenreClassifier`` fitted once on the real train windows (its test accuracy reported) labels windows
-generated for ``--control-music`` fixed test music windows with every genre requested in turn.
+generated for ``--control-music`` fixed test music windows with every genre requested in turn. A second
+classifier without the posture groups judges the same windows (``control_no_posture``), so a generator trained
+against a posture critic is not judged only by what it was trained on.
 
 Why paired: on ~100 test windows the spread of a metric over windows is far larger than the effect of most
 options, so two runs are compared on the same windows and a difference counts only when its 95% bootstrap
@@ -21,7 +23,7 @@ scored on that same resample:
 - set-level metrics (FID_k / FID_g / FID_hand, Div_k / Div_g / Div_hand): both runs' scores on the resampled
   generated windows against the same resampled real windows (real window i stays paired with the windows
   generated from its music), so the interval covers the choice of test windows as well;
-- control hits: per (music window, genre) item, resampled over items.
+- control hits (both judges): per (music window, genre) item, resampled over items.
 
 The baseline is also compared with itself (every difference exactly 0: a check that the pairing holds).
 
@@ -83,7 +85,10 @@ SET_METRICS = ("fid_k", "fid_g", "fid_hand", "div_k", "div_g", "div_hand")
 WINDOW_METRICS = ("bas", "pfc", "pbc", "foot_skating", "floor_penetration", "jerk")
 TABLE = (("FID_k", "fid_k"), ("FID_g", "fid_g"), ("FID_hand", "fid_hand"), ("Div_k", "div_k"), ("Div_g", "div_g"),
          ("BAS", "bas"), ("PFC", "pfc"), ("PBC", "pbc"), ("skating", "foot_skating"), ("jerk", "jerk"),
-         ("control", "control"))
+         ("control", "control"), ("control w/o posture", "control_no_posture"))
+CONTROL_JUDGES = ("control", "control_no_posture")
+"""The control test's two judges of the same generated windows: the classifier on every descriptor group, and
+one without the posture groups (``genre_control.WITHOUT_POSTURE``), which a posture critic does not train on."""
 
 
 # ---------------------------------------------------------------------------------------------- variants / train
@@ -442,7 +447,7 @@ def compare_runs(home: Path, runs: Sequence[tuple[str, Path]], baseline: str | N
     from generation.diffusion.evaluate import generate_for_split
     from generation.diffusion.pipeline import DancePipeline
     from generation.metrics.catalog_source import window_samples, window_store
-    from generation.metrics.genre_control import MotionGenreClassifier, control_hits
+    from generation.metrics.genre_control import WITHOUT_POSTURE, MotionGenreClassifier, control_hits_by
     from generation.metrics.protocols import FINGER_JOINTS, get_protocol
     from generation.metrics.suite import evaluate_generation, physical_set_metrics
 
@@ -474,9 +479,12 @@ def compare_runs(home: Path, runs: Sequence[tuple[str, Path]], baseline: str | N
         raise DanceSearchError(f"the catalog at {home} has no train windows to fit the motion genre classifier on")
     print(f"{len(real)} of {n_test} test windows; fitting the motion genre classifier on {len(train)} train windows",
           file=sys.stderr)
-    clf = MotionGenreClassifier.fit(train, [s.meta["genre"] for s in train])
-    classifier = {"train_accuracy": clf.accuracy(train, [s.meta["genre"] for s in train]),
-                  "test_accuracy": clf.accuracy(all_test, [s.meta["genre"] for s in all_test]),
+    labels, test_labels = [s.meta["genre"] for s in train], [s.meta["genre"] for s in all_test]
+    judges = {"control": MotionGenreClassifier.fit(train, labels),
+              "control_no_posture": MotionGenreClassifier.fit(train, labels, groups=WITHOUT_POSTURE)}
+    clf = judges["control"]
+    classifier = {"train_accuracy": clf.accuracy(train, labels), "test_accuracy": clf.accuracy(all_test, test_labels),
+                  "test_accuracy_without_posture": judges["control_no_posture"].accuracy(all_test, test_labels),
                   "train_windows": len(train), "test_windows": len(all_test), "genres": len(clf.genres)}
     music_idx = list(range(0, n_test, 3))[:control_music]       # eval_generator's choice: every third test window
     control_music_arr = np.stack([store.window("test", i).music for i in music_idx]) if music_idx else None
@@ -510,20 +518,28 @@ def compare_runs(home: Path, runs: Sequence[tuple[str, Path]], baseline: str | N
         bas = [r["bas"] for r in scored["per_sample"] if r["set"] == "pred"]
         values = window_values(gen, bas, proto, notes)
         t1 = time.perf_counter()
+        hits_by = {}
         if control_music_arr is not None:
-            hits = control_hits(pipe, clf, control_music_arr, seed + 1, how["steps"], how["guidance"],
-                                how["genre_guidance"], how["stochastic"])
-            values["control"] = {"kind": "mean", "v": hits.ravel()}
-        else:
-            hits = None
+            hits_by = control_hits_by(pipe, judges, control_music_arr, seed + 1, how["steps"], how["guidance"],
+                                      how["genre_guidance"], how["stochastic"])
+            for judge, judged in hits_by.items():
+                values[judge] = {"kind": "mean", "v": judged.ravel()}
+        hits = hits_by.get("control")
         control_s = time.perf_counter() - t1
         metrics = {k: scored["metrics"].get(k) for k in SET_METRICS + ("bas",)}
         for k in WINDOW_METRICS[1:]:
             metrics[k] = _finite(_aggregate(values[k])) if k in values else None
-        metrics["control"] = float(hits.mean()) if hits is not None else None
+            bad = int(sum((~np.isfinite(values[k][f])).sum() for f in ("v", "num", "den") if f in values.get(k, {})))
+            if bad:
+                notes.append(f"{k}: {bad} non-finite per-window values left out of the set value")
+        for judge in CONTROL_JUDGES:
+            metrics[judge] = float(hits_by[judge].mean()) if judge in hits_by else None
         results[name] = {**run_facts(path, pipe), "sampling": how, "metrics": metrics,
                          "per_genre_control": (None if hits is None else
                                                {g: float(h) for g, h in zip(pipe.genres, hits.mean(1))}),
+                         "per_genre_control_no_posture": (
+                             None if hits is None else {g: float(h) for g, h in
+                                                        zip(pipe.genres, hits_by["control_no_posture"].mean(1))}),
                          "generation_seconds": round(gen_s, 2), "control_seconds": round(control_s, 2),
                          "per_window": _per_window_json(values), "notes": notes}
         feats = scored.pop("features")["pred"]              # the suite's own features of the generated windows
@@ -558,7 +574,7 @@ def paired_differences(per_run: dict[str, dict[str, Any]], gt_feats: list[dict[s
 
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, n, size=(draws, n))
-    items = len(per_run[baseline]["values"].get("control", {"v": []})["v"])
+    items = len(per_run[baseline]["values"].get("control", {"v": []})["v"])     # every judge labels the same items
     item_idx = rng.integers(0, items, size=(draws, items)) if items else None
     kinds = [("kinetic", "k"), ("geometric", "g")] + ([("hand", "hand")] if hands else [])
     gt = {kind: np.stack([f[kind] for f in gt_feats]) for kind, _ in kinds}
@@ -593,7 +609,7 @@ def paired_differences(per_run: dict[str, dict[str, Any]], gt_feats: list[dict[s
         for k, entry in r["values"].items():
             if k not in base or base[k]["kind"] != entry["kind"]:
                 continue
-            rows_idx = item_idx if k == "control" else idx
+            rows_idx = item_idx if k in CONTROL_JUDGES else idx
             if entry["kind"] == "mean":                 # the mean of the paired per-window differences
                 diff = {"kind": "mean", "v": entry["v"] - base[k]["v"]}
                 point_diff, boot_diff = _aggregate(diff), _aggregate(diff, rows_idx)
@@ -601,7 +617,7 @@ def paired_differences(per_run: dict[str, dict[str, Any]], gt_feats: list[dict[s
                 point_diff = _aggregate(entry) - _aggregate(base[k])
                 boot_diff = _aggregate(entry, rows_idx) - _aggregate(base[k], rows_idx)
             rows[k] = {"diff": _finite(point_diff), "ci95": _interval(np.asarray(boot_diff)),
-                       "over": "(music window, genre) items" if k == "control" else
+                       "over": "(music window, genre) items" if k in CONTROL_JUDGES else
                                ("windows (pooled ratio)" if entry["kind"] == "ratio" else "windows")}
         out[name] = rows
     return out
@@ -627,7 +643,9 @@ def markdown(result: dict[str, Any]) -> str:
              f"{s['windows']} of {s['test_windows']} test windows (same music, genre and seed for every run), DDIM "
              f"{s['steps']} steps, guidance {s['guidance']:g}, seed {s['seed']}. Control: {s['control_music']} test "
              f"music windows x every genre, labelled by a motion genre classifier fitted on "
-             f"{clf['train_windows']} real train windows (test accuracy {clf['test_accuracy']:.3f}). Differences "
+             f"{clf['train_windows']} real train windows (test accuracy {clf['test_accuracy']:.3f}); \"w/o posture\": "
+             f"the same test judged by a classifier without the posture groups (test accuracy "
+             f"{clf.get('test_accuracy_without_posture', float('nan')):.3f}). Differences "
              f"are run minus `{base}`, with 95% paired bootstrap intervals ({s['draws']} draws over windows); "
              "`*` marks an interval that excludes 0.", "",
              "| run | params | steps | windows seen | " + " | ".join(t for t, _ in TABLE) + " | gen s |",
@@ -654,7 +672,7 @@ def markdown(result: dict[str, Any]) -> str:
                      f"{t.get('windows_seen') or 'n/a'} | " + " | ".join(cells) + f" | {r['generation_seconds']:.1f} |")
     gt = result["ground_truth"]
     real = ["", "", ""] + [_fmt(gt.get(k)) for k in ("div_k", "div_g", "bas", "pfc", "pbc", "foot_skating",
-                                                                 "jerk")] + ["", ""]
+                                                                 "jerk")] + ["", "", ""]
     lines.append("| real test windows | | | | " + " | ".join(real) + " |")
     lines += ["", "GCDance's \"+ genre classifier module\" row is the separate text -> genre classifier "
                   "(`models/genre_text`, docs/results/genre_text.md); it does not change the denoiser, so it is "

@@ -14,7 +14,9 @@ and at the end what the control classifier sees. It separates three failures:
 For every window the classifier labels with another genre it also splits logit(requested) - logit(label) by
 descriptor group (``MotionGenreClassifier.logit_gap_by_group``: kinetic, geometric, hand, mean posture,
 posture spread), and per genre it compares the generated and the real test windows' mean standardised
-descriptor of each group: which part of the motion carries the miss.
+descriptor of each group: which part of the motion carries the miss. Two more judges read the same windows: a
+classifier without the posture groups, and, for a run trained against another critic (posture / both), the
+feature critic alone, so a run is not judged only by what it was trained against.
 
     python bench/probe_control_gap.py --home .dancesearch --run models/generator --music 6 --json out.json
 """
@@ -25,6 +27,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,7 +37,8 @@ from encoders.atomic_io import atomic_write_json  # noqa: E402
 from generation.diffusion.genre_critic import CriticConfig, fit_genre_critic  # noqa: E402
 from generation.diffusion.pipeline import DancePipeline  # noqa: E402
 from generation.metrics.catalog_source import window_samples, window_store  # noqa: E402
-from generation.metrics.genre_control import DESCRIPTOR_GROUPS, MotionGenreClassifier, descriptor_parts  # noqa: E402
+from generation.metrics.genre_control import (DESCRIPTOR_GROUPS, WITHOUT_POSTURE, MotionGenreClassifier,  # noqa: E402
+                                              descriptor_slices)
 from generation.metrics.sample import DanceSample  # noqa: E402
 from generation.representation.codec import decode  # noqa: E402
 
@@ -43,27 +47,37 @@ CHECKPOINTS = (0, 2, 5, 10)
 
 
 def trace_genre(pipe: DancePipeline, critic, music: np.ndarray, genre: str, steps: int, guidance: float,
-                seed: int) -> tuple[dict[int, list[int]], np.ndarray]:
-    """Critic labels of the predicted x0 at each checkpoint step, and the final de-normalised windows."""
+                seed: int, last_x0: list[torch.Tensor] | None = None) -> tuple[dict[int, list[int]], np.ndarray]:
+    """Critic labels of the predicted x0 at each checkpoint step, and the final de-normalised windows (the last
+    step's normalised prediction is appended to ``last_x0`` when given)."""
     labels: dict[int, list[int]] = {}
 
     def read(i: int, x0: torch.Tensor) -> None:
         if i in CHECKPOINTS or i == steps - 1:
             labels[i] = critic(x0.float()).argmax(1).tolist()
+        if i == steps - 1 and last_x0 is not None:
+            last_x0.append(x0.float())
 
     windows = pipe.sample_windows(music, [genre] * len(music), seed=seed, steps=steps, guidance=guidance, on_step=read)
     return labels, windows
 
 
-def group_means(clf: MotionGenreClassifier, samples: list[DanceSample], genre_of) -> dict[str, dict[str, float]]:
-    """Per genre, the mean over its windows and the group's dimensions of the standardised descriptor."""
-    sizes = [len(v) for v in descriptor_parts(samples[0]).values()]
-    bounds = np.cumsum([0, *sizes])
+def genre_profiles(clf: MotionGenreClassifier, samples: list[DanceSample], genre_of) -> dict[str, np.ndarray]:
+    """Per genre, the mean standardised descriptor of its windows (D,)."""
     z = clf.standardised(samples)
-    out: dict[str, dict[str, float]] = {}
-    for genre in sorted({genre_of(s) for s in samples}):
-        rows = z[[genre_of(s) == genre for s in samples]]
-        out[genre] = {k: float(rows[:, a:b].mean()) for k, a, b in zip(DESCRIPTOR_GROUPS, bounds[:-1], bounds[1:])}
+    return {g: z[[genre_of(s) == g for s in samples]].mean(0) for g in sorted({genre_of(s) for s in samples})}
+
+
+def group_comparison(generated: np.ndarray, real: np.ndarray | None, slices: dict[str, slice]) -> dict[str, Any]:
+    """Per descriptor group: the mean standardised value of the generated and the real profile (signed: for the
+    posture spread, below the real value = less range of motion) and the RMS difference between them over the
+    group's dimensions (sign-free: for the mean posture, where signed values cancel)."""
+    out: dict[str, Any] = {}
+    for k, sl in slices.items():
+        out[k] = {"generated": round(float(generated[sl].mean()), 3),
+                  "real_test": None if real is None else round(float(real[sl].mean()), 3),
+                  "rms_difference": None if real is None else
+                  round(float(np.sqrt(np.mean((generated[sl] - real[sl]) ** 2))), 3)}
     return out
 
 
@@ -72,10 +86,17 @@ def probe(home: str, run: str, music_windows: int, steps: int, guidance: float, 
     store = window_store(home)
     pipe = DancePipeline.from_pretrained(run)
     trained_with = json.loads((Path(run) / "config.json").read_text()).get("train", {})
-    critic_config = CriticConfig(kind=trained_with.get("critic_kind", "features"))   # the run's own kind of critic
+    critic_config = CriticConfig(kind=trained_with.get("critic_kind", "features"),        # the run's own critic
+                                 epochs=trained_with.get("critic_epochs", CriticConfig.epochs),
+                                 posture_epochs=trained_with.get("posture_critic_epochs", CriticConfig.posture_epochs))
     critic, critic_report = fit_genre_critic(store, pipe.normalizer, critic_config, progress=False)
+    independent = None                 # a run trained against another critic is also read by the feature critic
+    if critic_config.kind != "features":
+        independent, _ = fit_genre_critic(store, pipe.normalizer, CriticConfig(epochs=critic_config.epochs),
+                                          progress=False)
     train = window_samples(store, "train")
     clf = MotionGenreClassifier.fit(train, [s.meta["genre"] for s in train])
+    clf_no_posture = MotionGenreClassifier.fit(train, [s.meta["genre"] for s in train], groups=WITHOUT_POSTURE)
     test = window_samples(store, "test")               # the classifier's own accuracy per genre on real windows
     test_pred = clf.predict(test)
     real_accuracy = {g: float(np.mean([p == g for p, s in zip(test_pred, test) if s.meta["genre"] == g]))
@@ -90,9 +111,12 @@ def probe(home: str, run: str, music_windows: int, steps: int, guidance: float, 
     critic_music: dict[int, list[bool]] = {}
     final_hits, gap, per_genre = [], [], {}
     group_gaps: dict[str, list[float]] = {k: [] for k in DESCRIPTOR_GROUPS}
-    real_groups = group_means(clf, test, lambda s: s.meta["genre"])
+    slices = descriptor_slices(test[0])
+    real_profiles = genre_profiles(clf, test, lambda s: s.meta["genre"])
+    no_posture_hits, independent_hits = [], []
     for g, name in enumerate(genres):
-        labels, windows = trace_genre(pipe, critic, music, name, steps, guidance, seed)
+        final_x0: list[torch.Tensor] = []
+        labels, windows = trace_genre(pipe, critic, music, name, steps, guidance, seed, final_x0)
         for i, lab in labels.items():
             critic_hits.setdefault(i, []).extend(lab_i == g for lab_i in lab)
             critic_music.setdefault(i, []).extend(lab_i == m for lab_i, m in zip(lab, music_genre))
@@ -103,7 +127,10 @@ def probe(home: str, run: str, music_windows: int, steps: int, guidance: float, 
             if label != name:
                 for k, v in clf.logit_gap_by_group(sample, name, label).items():
                     group_gaps[k].append(v)
-        generated_groups = group_means(clf, samples, lambda s: name)[name]
+        generated_profile = genre_profiles(clf, samples, lambda s: name)[name]
+        no_posture_hits += [p == name for p in clf_no_posture.predict(samples)]
+        if independent is not None:
+            independent_hits += (independent(final_x0[0]).argmax(1) == g).tolist()
         last = labels[max(labels)]
         hits = [p == name for p in pred]
         final_hits += hits
@@ -111,18 +138,23 @@ def probe(home: str, run: str, music_windows: int, steps: int, guidance: float, 
         per_genre[name] = {"classifier": float(np.mean(hits)),
                            "critic_last_step": float(np.mean([lab == g for lab in last])),
                            "classifier_labels": pred,
-                           "descriptor_z": {k: {"generated": round(generated_groups[k], 3),
-                                                "real_test": round(real_groups[name][k], 3)}
-                                            for k in DESCRIPTOR_GROUPS}}
+                           "descriptor_z": group_comparison(generated_profile, real_profiles.get(name), slices)}
     return {"run": run, "home": home, "music_windows": idx, "steps": steps, "guidance": guidance, "seed": seed,
             "critic": critic_report,
             "critic_says_requested": {str(i): float(np.mean(v)) for i, v in sorted(critic_hits.items())},
             "critic_says_music_genre": {str(i): float(np.mean(v)) for i, v in sorted(critic_music.items())},
             "classifier_says_requested": float(np.mean(final_hits)),
+            "classifier_without_posture_says_requested": float(np.mean(no_posture_hits)),
+            "feature_critic_last_step_says_requested": (float(np.mean(independent_hits)) if independent is not None
+                                                        else None),
             "critic_yes_classifier_no": float(np.mean(gap)), "per_genre": per_genre,
             "classifier_real_test_accuracy": real_accuracy,
             "misses_logit_gap_by_group": {k: round(float(np.mean(v)), 3) if v else None for k, v in group_gaps.items()},
             "items": len(final_hits), "seconds": round(time.perf_counter() - start, 1)}
+
+
+def _num(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:+.2f}"
 
 
 def main() -> int:
@@ -146,8 +178,12 @@ def main() -> int:
     for step, share in out["critic_says_requested"].items():
         print(f"step {step:>2}: critic names the requested genre {share:.3f}, the music's genre "
               f"{out['critic_says_music_genre'][step]:.3f}")
-    print(f"final: control classifier names the requested genre {out['classifier_says_requested']:.3f}; "
+    print(f"final: control classifier names the requested genre {out['classifier_says_requested']:.3f} "
+          f"(without the posture groups {out['classifier_without_posture_says_requested']:.3f}); "
           f"critic yes but classifier no {out['critic_yes_classifier_no']:.3f}")
+    if out["feature_critic_last_step_says_requested"] is not None:
+        print(f"the feature critic alone names it {out['feature_critic_last_step_says_requested']:.3f} at the "
+              "last step")
     print("misses, mean logit(requested) - logit(label) by descriptor group: " + ", ".join(
         f"{k} {v:+.2f}" for k, v in out["misses_logit_gap_by_group"].items() if v is not None))
     for name, row in out["per_genre"].items():
@@ -155,7 +191,7 @@ def main() -> int:
               f"(classifier on real test windows {out['classifier_real_test_accuracy'].get(name, float('nan')):.2f})  "
               f"labelled as {', '.join(row['classifier_labels'])}; posture spread z generated "
               f"{row['descriptor_z']['pos_std']['generated']:+.2f} vs real "
-              f"{row['descriptor_z']['pos_std']['real_test']:+.2f}")
+              f"{_num(row['descriptor_z']['pos_std']['real_test'])}")
     if args.json:
         atomic_write_json(Path(args.json), out)
     return 0

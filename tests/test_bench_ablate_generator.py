@@ -93,7 +93,8 @@ def test_train_two_variants_in_parallel_then_compare_them_pairwise(tmp_path, dem
     runs = result["runs"]
     for name in ("plain", "again"):              # the baseline against itself, and regenerated under another name
         paired = runs[name]["paired_vs_baseline"]
-        assert {"fid_k", "fid_g", "div_k", "bas", "pfc", "foot_skating", "jerk", "control"} <= set(paired)
+        assert {"fid_k", "fid_g", "div_k", "bas", "pfc", "foot_skating", "jerk", "control",
+                "control_no_posture"} <= set(paired)
         for metric, p in paired.items():
             if p["diff"] is not None:
                 assert p["diff"] == 0.0, (name, metric, p)
@@ -105,7 +106,7 @@ def test_train_two_variants_in_parallel_then_compare_them_pairwise(tmp_path, dem
     swapped, plain = runs["swapped"], runs["plain"]
     paired = swapped["paired_vs_baseline"]
     assert any(p["diff"] not in (None, 0.0) for p in paired.values())       # another model, other dances
-    for metric in ("fid_k", "fid_g", "bas", "pfc", "foot_skating", "jerk", "control"):
+    for metric in ("fid_k", "fid_g", "bas", "pfc", "foot_skating", "jerk", "control", "control_no_posture"):
         # the per-window values reproduce the suite's set values: their difference is the suite's difference
         if swapped["metrics"][metric] is not None and plain["metrics"][metric] is not None:
             assert paired[metric]["diff"] == pytest.approx(swapped["metrics"][metric] - plain["metrics"][metric],
@@ -118,6 +119,8 @@ def test_train_two_variants_in_parallel_then_compare_them_pairwise(tmp_path, dem
         swapped["per_genre_control"])                                       # 1 music window x every genre
     text = md.read_text()
     assert "| plain (baseline) |" in text and "| swapped |" in text and "genre_text" in text
+    assert "control w/o posture" in text and 0.0 <= result["classifier"]["test_accuracy_without_posture"] <= 1.0
+    assert len(swapped["per_window"]["control_no_posture"]["v"]) == len(swapped["per_window"]["control"]["v"])
     assert "| noisy @ guidance 3.0, stochastic True |" in text
 
 

@@ -107,3 +107,53 @@ def test_motion_genre_classifier_separates_real_windows(demo_workspace) -> None:
     shifted = window_samples(window_store(demo_workspace.home, stride_seconds=2.0), "train")
     odd = [s for s in shifted if s.meta["start"] % 120]
     assert clf.accuracy(odd, [s.meta["genre"] for s in odd]) > 1.5 / len(set(labels))
+
+
+def test_the_control_classifier_explains_its_verdicts_by_descriptor_group(demo_workspace) -> None:
+    import torch
+
+    from encoders.errors import InputError
+    from generation.metrics.genre_control import (DESCRIPTOR_GROUPS, WITHOUT_POSTURE, MotionGenreClassifier,
+                                                  descriptor_parts, descriptor_slices, motion_descriptor)
+
+    train = window_samples(window_store(demo_workspace.home), "train")
+    labels = [s.meta["genre"] for s in train]
+    clf = MotionGenreClassifier.fit(train, labels, epochs=100)
+    sample = train[0]
+    slices = descriptor_slices(sample)
+    parts = descriptor_parts(sample)
+    assert list(slices) == list(DESCRIPTOR_GROUPS)
+    for g, sl in slices.items():                         # the slices find each part in the full descriptor
+        np.testing.assert_array_equal(motion_descriptor(sample)[sl], parts[g])
+    # the groups' shares plus the bias difference are the logit difference
+    wanted, other = clf.genres[0], clf.genres[1]
+    gaps = clf.logit_gap_by_group(sample, wanted, other)
+    logits = torch.as_tensor(clf.standardised([sample]), dtype=torch.float32) @ clf.weight + clf.bias
+    i, j = clf.genres.index(wanted), clf.genres.index(other)
+    assert sum(gaps.values()) + float(clf.bias[i] - clf.bias[j]) == pytest.approx(float(logits[0, i] - logits[0, j]),
+                                                                                  abs=1e-3)
+    with pytest.raises(InputError, match="genre"):
+        clf.logit_gap_by_group(sample, "foxtrot", other)
+    # the second judge reads no posture statistics and still tells the genres apart
+    blind = MotionGenreClassifier.fit(train, labels, epochs=100, groups=WITHOUT_POSTURE)
+    assert blind.groups == WITHOUT_POSTURE and blind.weight.shape[0] == len(motion_descriptor(sample, WITHOUT_POSTURE))
+    assert set(blind.logit_gap_by_group(sample, wanted, other)) == set(WITHOUT_POSTURE)
+    assert blind.accuracy(train, labels) > 3.0 / len(set(labels))
+    with pytest.raises(InputError, match="descriptor groups"):
+        MotionGenreClassifier.fit(train, labels, groups=("posture",))
+
+
+def test_the_suite_can_leave_the_physical_metrics_to_its_caller(demo_workspace) -> None:
+    from generation.metrics.protocols import get_protocol
+    from generation.metrics.suite import physical_metrics, physical_set_metrics
+
+    real = window_samples(window_store(demo_workspace.home), "test")[:6]
+    pred, gt = real[:3], real[3:]
+    without = evaluate_generation(pred, gt, with_physical=False, per_sample=False)
+    full = evaluate_generation(pred, gt, per_sample=False)
+    assert without["physical"] == {} and full["physical"]
+    assert without["metrics"] == full["metrics"]
+    proto = get_protocol("dancesearch")
+    by_set = physical_metrics(pred, gt, proto, [])
+    assert by_set == full["physical"]
+    assert {k: v["gt"] for k, v in by_set.items()} == physical_set_metrics(gt, proto, [], "gt")

@@ -39,6 +39,15 @@ def test_a_passed_deadline_stops_the_fit_after_one_epoch(tiny_store) -> None:
     _, late = fit_genre_critic(tiny_store, normalizer, config, progress=False, deadline=time.perf_counter() - 1)
     _, free = fit_genre_critic(tiny_store, normalizer, config, progress=False)
     assert late["epochs_run"] == 1 and free["epochs_run"] == 5
+    assert late["cut_short"] and not free["cut_short"]
+    assert late["members"] == {"features": {"epochs": 5, "epochs_run": 1}}
+    # with both critics, each stops after its first epoch; the report says which were cut and how far
+    _, both = fit_genre_critic(tiny_store, normalizer, CriticConfig(width=8, epochs=3, posture_epochs=4, batch_size=4,
+                                                                    kind="both"),
+                               progress=False, deadline=time.perf_counter() - 1)
+    assert both["cut_short"] and both["epochs_run"] == 2
+    assert {k: (m["epochs"], m["epochs_run"]) for k, m in both["members"].items()} == {"features": (3, 1),
+                                                                                        "posture": (4, 1)}
 
 
 def test_critic_loss_weights_by_signal_skips_dropped_genres_and_reaches_the_prediction() -> None:
@@ -72,7 +81,7 @@ def test_training_with_the_critic_logs_its_loss_and_records_it_in_the_run(tiny_s
 
     recipe = tmp_path / "recipe.json"
     recipe.write_text(json.dumps({
-        "denoiser": TINY_DENOISER,
+        "denoiser": dict(TINY_DENOISER),
         "train": {"steps": 3, "batch_size": 4, "eval_every": 3, "val_windows": 4, "num_threads": 1,
                   "warmup_steps": 1, "genre_loss_weight": 0.5, "critic_epochs": 2}}))
     denoiser, config = build_configs(load_recipe(recipe))
@@ -94,17 +103,23 @@ def test_training_with_the_critic_logs_its_loss_and_records_it_in_the_run(tiny_s
     assert "train_genre" not in plain["history"][-1]
     # both critics, and the critic on the denoiser's own chains: logged as its own loss, members recorded
     both = train_denoiser(tiny_store, tmp_path / "both", denoiser,
-                          dataclasses.replace(config, critic_kind="both", sampled_critic_weight=0.5,
-                                              sampled_critic_every=1, sampled_critic_windows=2),
+                          dataclasses.replace(config, critic_kind="both", sampled_critic_weight=0.5, steps=4,
+                                              eval_every=4, sampled_critic_every=2, sampled_critic_windows=2,
+                                              posture_critic_epochs=3),
                           progress=False, embeddings=(emb, "test"))
     assert np.isfinite(both["history"][-1]["train_sampled_genre"])
-    assert set(json.loads((tmp_path / "both" / "config.json").read_text())["data"]["genre_critic"]["members"]) == {
-        "features", "posture"}
+    members = json.loads((tmp_path / "both" / "config.json").read_text())["data"]["genre_critic"]["members"]
+    assert members["features"]["epochs"] == 2 and members["posture"] == {**members["posture"], "epochs": 3,
+                                                                          "epochs_run": 3}
+    # the sampled loss runs every 2nd step: its logged mean is over the steps that computed it
+    history = json.loads((tmp_path / "both" / "history.json").read_text())
+    assert len(history) == 1 and np.isfinite(history[0]["train_sampled_genre"])
     assert json.loads((tmp_path / "plain" / "config.json").read_text())["data"]["genre_critic"] is None
 
 
 def test_posture_statistics_read_posture_range_and_speed() -> None:
-    from generation.diffusion.posture_critic import FPS, posture_statistics
+    from generation.diffusion.posture_critic import posture_statistics
+    from generation.representation.layout import FPS
 
     j = 4
     still = torch.zeros(1, 10, j, 3)
@@ -182,17 +197,44 @@ def test_the_sampled_critic_loss_trains_the_denoiser_through_its_own_chain() -> 
     losses[0].backward()
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     assert grads and sum(float(g.abs().sum()) for g in grads) > 0
-    assert all(p.grad is None for p in critic.parameters())
+    # the chain runs without gradient and only the prediction at the stop step with it; stops cover the chain
+    calls: list[bool] = []
+    forward = model.forward
+
+    def recording(*args, **kwargs):
+        calls.append(torch.is_grad_enabled())
+        return forward(*args, **kwargs)
+
+    model.forward = recording
+    lengths = set()
+    for s in range(24):
+        calls.clear()
+        sampled_critic_loss(model, DDIMScheduler(), critic, music, table, 4, torch.Generator().manual_seed(s))
+        assert calls[-1] is True and not any(calls[:-1])
+        lengths.add(len(calls))
+    model.forward = forward
+    assert lengths == {1, 2, 3, 4}                 # a stop at the first step and one at the last both occur
+    # the loss leaves torch's global random stream alone (its draws come from the generator given)
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    sampled_critic_loss(model.train(), DDIMScheduler(), critic, music, table, 4, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(torch.rand(3), expected)
+    assert model.training                          # the caller's mode is restored
+    model.eval()
     # a few steps on this loss alone make the critic more sure of the drawn genres
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    before = float(sum(sampled_critic_loss(model, DDIMScheduler(), critic, music, table, 4,
-                                           torch.Generator().manual_seed(s)) for s in range(8)))
+    def total() -> float:
+        with torch.no_grad():
+            return float(sum(sampled_critic_loss(model, DDIMScheduler(), critic, music, table, 4,
+                                                 torch.Generator().manual_seed(s)) for s in range(8)))
+
+    before = total()
     for s in range(60):
         loss = sampled_critic_loss(model, DDIMScheduler(), critic, music, table, 4,
                                    torch.Generator().manual_seed(s % 8))
         opt.zero_grad()
         loss.backward()
         opt.step()
-    after = float(sum(sampled_critic_loss(model, DDIMScheduler(), critic, music, table, 4,
-                                          torch.Generator().manual_seed(s)) for s in range(8)))
+    after = total()
     assert after < before

@@ -12,22 +12,21 @@ import pytest
 import torch
 
 from encoders.errors import DanceSearchError
-from generation.diffusion.denoiser import DenoiserConfig, GCDanceDenoiser
+from generation.diffusion.denoiser import GCDanceDenoiser
 from generation.diffusion.popdg import (AlignmentModule, DSAttention, body_parents, joint_levels, saa_matrix,
                                         space_augment, stochastic_step, vlb_loss, vlb_terms)
 from generation.diffusion.popdg.learned_variance import model_log_variance
 from generation.diffusion.sampling import ddim_sample
 from generation.diffusion.schedule import DDIMScheduler
 from generation.representation import FEATURE_DIM, LAYOUT
-from tiny_denoiser import TINY_DENOISER
+from tiny_denoiser import TINY_DENOISER, tiny_denoiser_config
 
-TINY = TINY_DENOISER
 OPTIONS = ("learned_variance", "ds_attention", "alignment_module")
 
 
 def _model(seed: int = 0, open_gates: bool = False, **options: bool) -> GCDanceDenoiser:
     torch.manual_seed(seed)
-    model = GCDanceDenoiser(DenoiserConfig(**TINY, **options))
+    model = GCDanceDenoiser(tiny_denoiser_config(**options))
     if open_gates:      # a "trained" model: the zero-initialised gates (FiLM, alignment, variance head) opened
         gen = torch.Generator().manual_seed(seed + 100)
         for name, p in model.named_parameters():
@@ -253,7 +252,7 @@ def test_each_option_trains_saves_loads_and_samples(option: str, tiny_store, tmp
 
     # the recipe file names the option like any other denoiser field
     recipe = tmp_path / "recipe.json"
-    recipe.write_text(json.dumps({"denoiser": {**TINY, option: True}}))
+    recipe.write_text(json.dumps({"denoiser": {**TINY_DENOISER, option: True}}))
     from generation.diffusion.recipe import load_recipe
     denoiser, _ = build_configs(load_recipe(recipe))
     assert getattr(denoiser, option) and sum(getattr(denoiser, o) for o in OPTIONS) == 1

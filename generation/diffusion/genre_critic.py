@@ -8,10 +8,12 @@ training it is frozen and its cross-entropy on the predicted x0 (for the request
 loss, weighted by the step's signal share a_t (at pure noise x0 is the genre's blurry mean and its class is
 weakly defined). This is classifier guidance moved from sampling into training, so sampling costs nothing more.
 
-The critic is deliberately a different model from the evaluation's genre classifier
-(``generation.metrics.genre_control``: logistic regression on hand-made kinetic / geometric / posture
-features): a temporal convolution on the raw normalised 319-d features, so a generator that only fooled the
-critic would not, by that alone, pass the control test.
+The feature critic (``kind="features"``, v3's) is deliberately a different model from the evaluation's genre
+classifier (``generation.metrics.genre_control``: logistic regression on hand-made kinetic / geometric /
+posture features): a temporal convolution on the raw normalised 319-d features, so a generator that only
+fooled the critic would not, by that alone, pass the control test. The posture critic (``posture_critic.py``,
+``kind="posture"`` or ``"both"``) reads posture statistics, as part of that classifier does; runs trained
+against it are also judged by a classifier without the posture groups.
 """
 from __future__ import annotations
 
@@ -108,14 +110,15 @@ def fit_genre_critic(store: WindowStore, normalizer: Normalizer, config: CriticC
     The fit draws from its own seeded generator and leaves torch's global random state as it found it, so the
     denoiser's training stream still depends on ``TrainConfig.seed`` alone. ``deadline`` (a
     ``time.perf_counter()`` value) ends the fit after the epoch that passes it, so on a slow or busy machine the
-    critic cannot eat the denoiser's time budget; a fit cut short depends on the clock, not only the seed, and
-    the report's ``epochs_run`` says how many epochs ran."""
+    critic cannot eat the denoiser's time budget; a fit cut short depends on the clock, not only the seed. The
+    report's ``members`` give each fitted critic's planned ``epochs`` and ``epochs_run`` (and, for ``both``, its
+    own accuracy); ``epochs_run`` is their total and ``cut_short`` says whether any stopped early."""
     start = time.perf_counter()
     train = WindowDataset(store, "train", normalizer)
     if len(train) < 2:
         raise DanceSearchError(f"the genre critic needs at least 2 train windows, the cache has {len(train)}")
     kinds = ("features", "posture") if config.kind == "both" else (config.kind,)
-    members, epochs_run, cut_short = [], {}, False
+    members, planned, ran = [], {}, {}
     for kind in kinds:
         with torch.random.fork_rng():
             torch.manual_seed(config.seed)
@@ -124,10 +127,10 @@ def fit_genre_critic(store: WindowStore, normalizer: Normalizer, config: CriticC
             else:
                 member = PostureCritic(normalizer, *statistics_scale(train, normalizer), len(store.genres),
                                        2 * config.width)
-            epochs, noise = ((config.epochs, config.feature_noise) if kind == "features"
-                             else (config.posture_epochs, config.posture_noise))
-            ran = _fit(member, train, config, epochs, noise, progress, deadline, desc=f"genre critic ({kind})")
-        epochs_run[kind], cut_short = ran, cut_short or ran < epochs
+            planned[kind], noise = ((config.epochs, config.feature_noise) if kind == "features"
+                                    else (config.posture_epochs, config.posture_noise))
+            ran[kind] = _fit(member, train, config, planned[kind], noise, progress, deadline,
+                             desc=f"genre critic ({kind})")
         members.append(member)
     critic = members[0] if len(members) == 1 else CriticEnsemble(members)
     critic.eval()
@@ -136,12 +139,14 @@ def fit_genre_critic(store: WindowStore, normalizer: Normalizer, config: CriticC
     report = {"train_accuracy": round(_accuracy(critic, train), 4),
               "val_accuracy": round(_accuracy(critic, WindowDataset(store, "val", normalizer)), 4)
               if store.num_windows("val") else None,
-              "seconds": round(time.perf_counter() - start, 1), "epochs_run": epochs_run[kinds[0]],
-              "cut_short": cut_short, "config": asdict(config)}
+              "seconds": round(time.perf_counter() - start, 1), "epochs_run": sum(ran.values()),
+              "cut_short": any(ran[k] < planned[k] for k in kinds), "config": asdict(config),
+              "members": {k: {"epochs": planned[k], "epochs_run": ran[k]} for k in kinds}}
     if len(members) > 1:
-        report["members"] = {kind: {"epochs_run": epochs_run[kind], "train_accuracy": round(_accuracy(m, train), 4),
-                                    "val_accuracy": round(_accuracy(m, WindowDataset(store, "val", normalizer)), 4)
-                                    if store.num_windows("val") else None} for kind, m in zip(kinds, members)}
+        val = WindowDataset(store, "val", normalizer) if store.num_windows("val") else None
+        for kind, m in zip(kinds, members):
+            report["members"][kind].update(train_accuracy=round(_accuracy(m, train), 4),
+                                           val_accuracy=None if val is None else round(_accuracy(m, val), 4))
     return critic, report
 
 

@@ -1,22 +1,23 @@
 """A genre critic that reads the dance's posture statistics: where each joint is and how far it travels.
 
 Why: v3's feature critic (``genre_critic.GenreCritic``, convolutions on the normalised 319-d features) reads
-the requested genre in 74% of v3's control samples while a classifier on real-motion descriptors reads it in
-43% (``bench/probe_control_gap.py``). Splitting that classifier's logits by feature group
-(``bench/results/control_gap_v3.json`` and docs/results/generation.md) puts most of the miss on posture: the
-generated windows' root-relative joint positions spread less over time than real dances of the requested
-genre (pos_std about 0.5 standard deviations lower for most genres), and the mean posture is off too. The
-feature critic can be satisfied by cues that leave posture unchanged (hand shapes, small joint-angle
-patterns); this one cannot: it sees only the forward-kinematics joint positions, summarised per window as
+the requested genre in 74% of v3's control samples while the control test's classifier on real-motion
+descriptors reads it in 43% (``bench/probe_control_gap.py``). Splitting that classifier's logits by
+descriptor group (``bench/results/control_gap_v3.json``: ``misses_logit_gap_by_group`` and each genre's
+``descriptor_z``) puts most of the miss on posture: the generated windows' root-relative joint positions
+spread less over time than real dances of the requested genre, and the mean posture is off too. The feature
+critic can be satisfied by cues that leave posture unchanged (hand shapes, small joint-angle patterns); this
+one cannot: it sees only the forward-kinematics joint positions, summarised per window as
 
 - the mean and the spread over time of every joint's position relative to the root (posture and its range),
 - every joint's mean speed (how much it moves),
 
-standardised by their train-set statistics and read by a two-layer MLP. It is a different model from the
+standardised by their train-set statistics and read by a two-layer MLP. It is another model than the
 evaluation's classifier (an MLP on FK statistics computed differentiably from the denoiser's prediction,
 fitted with noise on its inputs, against a logistic regression on the evaluation protocol's kinetic,
-geometric, hand and posture features), but it shares the idea that posture statistics carry the genre, so a
-control rate it helps is reported next to the independent feature critic's verdict and the FID / Div figures.
+geometric, hand and posture features), but it shares the idea that posture statistics carry the genre. So a
+generator trained against it is also judged by a control classifier without the posture groups
+(``control_no_posture`` in ``bench/ablate_generator.py``) and by the feature critic alone (the probe).
 """
 from __future__ import annotations
 
@@ -24,15 +25,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..representation.layout import FPS
 from ..representation.normalizer import Normalizer
 from .losses import joint_positions
 
-FPS = 30.0
-"""Frame rate of the representation; speeds are in metres per second."""
 
 
 def posture_statistics(positions: torch.Tensor) -> torch.Tensor:
-    """(B, T, J, 3) joint positions -> (B, 7 J): root-relative mean and std over time (3 J each), mean speed (J)."""
+    """(B, T, J, 3) joint positions -> (B, 7 J): root-relative mean and std over time (3 J each), mean speed (J,
+    metres per second at the representation's frame rate)."""
     rel = positions - positions[:, :, :1]
     speed = (positions[:, 1:] - positions[:, :-1]).norm(dim=-1).mean(1) * FPS
     return torch.cat([rel.mean(1).flatten(1), rel.std(1).flatten(1), speed], dim=1)

@@ -3,12 +3,16 @@
 Why: the critic loss of ``genre_critic.critic_loss`` judges the clean-motion prediction from a *real* window of
 the requested genre, noised; at low noise that prediction is nearly the real window, so the loss is satisfied
 early (v3's fell below 0.01 by step 2,000) while samples drawn from pure noise with another genre's music
-still miss the genre (the control test). Here, on a few windows per step, the denoiser samples as it will
-at inference: from pure noise, with the batch's music and a genre drawn uniformly (so music and genre
-usually disagree, as in the control test), through a short DDIM chain that stops at a random step k. The
-chain up to k runs without gradient; the prediction at step k is the one trained, and the critic's
-cross-entropy on it for the drawn genre is the loss. No real motion is needed: this is a loss on
-generation, like a classifier-guidance signal moved into training (and so sampling costs nothing more).
+still miss the genre (the control test). Here, on a few windows per step, the denoiser samples from pure
+noise, with the batch's music and a genre drawn uniformly (so music and genre usually disagree, as in the
+control test), through a short DDIM chain that stops at a random step k. It is not inference exactly: the
+chain is short (a few steps instead of 20), conditional only (no classifier-free guidance) and runs with
+dropout off. The chain up to k runs without gradient; the prediction at step k is the one trained, and the
+critic's cross-entropy on it for the drawn genre is the loss. No real motion is needed: this is a loss on
+generation, like classifier guidance moved into training (so sampling costs nothing more).
+
+Its draws (genres, stop step, noise) come from the caller's generator, and dropout is off, so turning the
+loss on leaves the main loss's random stream (timesteps, noise, dropped conditions) as it was.
 """
 from __future__ import annotations
 
@@ -27,14 +31,20 @@ def sampled_critic_loss(model: nn.Module, scheduler: DDIMScheduler, critic: nn.M
     b, frames = music.shape[:2]
     genres = torch.randint(0, len(genre_table), (b,), generator=generator)
     genre_emb = genre_table[genres]
+    # a scheduler of its own: set_timesteps() changes the one it is called on, and training's stays as it is
     ts = DDIMScheduler(scheduler.num_train_timesteps).set_timesteps(chain_steps).tolist()
     stop = int(torch.randint(0, len(ts), (1,), generator=generator))
     x = torch.randn((b, frames, FEATURE_DIM), generator=generator, dtype=music.dtype)
-    with torch.no_grad():
-        for i in range(stop):
-            x0 = model(x, torch.full((b,), ts[i], dtype=torch.long), music, genre_emb)
-            x = scheduler.step(x0, ts[i], ts[i + 1], x)
-    x0 = model(x, torch.full((b,), ts[stop], dtype=torch.long), music, genre_emb)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for i in range(stop):
+                x0 = model(x, torch.full((b,), ts[i], dtype=torch.long), music, genre_emb)
+                x = scheduler.step(x0, ts[i], ts[i + 1], x)
+        x0 = model(x, torch.full((b,), ts[stop], dtype=torch.long), music, genre_emb)
+    finally:
+        model.train(was_training)
     return nn.functional.cross_entropy(critic(x0), genres)
 
 

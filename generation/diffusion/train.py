@@ -76,6 +76,8 @@ class TrainConfig:
     ``loss_combination``; 0 trains without the critic (the first two shipped models)."""
     critic_epochs: int = 12
     """Epochs of the critic's fit (``genre_critic.CriticConfig``); its time comes out of ``minutes``."""
+    posture_critic_epochs: int = 40
+    """Epochs of the posture critic's fit (``critic_kind`` posture / both; ``CriticConfig.posture_epochs``)."""
     critic_kind: str = "features"
     """Which critic judges (``genre_critic.CRITIC_KINDS``): ``features`` (v3), ``posture`` (FK posture
     statistics, ``posture_critic.py``) or ``both``."""
@@ -98,8 +100,9 @@ class TrainConfig:
             raise DanceSearchError(f"unknown critic_kind {self.critic_kind!r}: one of {', '.join(CRITIC_KINDS)}")
         if self.sampled_critic_weight > 0 and self.genre_loss_weight <= 0:
             raise DanceSearchError("sampled_critic_weight needs genre_loss_weight > 0: the critic is fitted for it")
-        if min(self.sampled_critic_windows, self.sampled_critic_steps, self.sampled_critic_every) < 1:
-            raise DanceSearchError("sampled_critic_windows, sampled_critic_steps and sampled_critic_every must be >= 1")
+        for name in ("sampled_critic_windows", "sampled_critic_steps", "sampled_critic_every", "posture_critic_epochs"):
+            if getattr(self, name) < 1:
+                raise DanceSearchError(f"{name} must be >= 1, got {getattr(self, name)}")
 
 
 def genre_embeddings(genres: list[str], backbone_name: str = "minilm") -> tuple[np.ndarray, str]:
@@ -153,14 +156,18 @@ def train_denoiser(store: WindowStore, out: str | Path, denoiser: DenoiserConfig
     start = time.perf_counter()                                 # the budget includes fitting the critic
     critic, critic_report = None, None
     if config.genre_loss_weight > 0:
-        critic_config = CriticConfig(epochs=config.critic_epochs, kind=config.critic_kind)
+        critic_config = CriticConfig(epochs=config.critic_epochs, posture_epochs=config.posture_critic_epochs,
+                                     kind=config.critic_kind)
         critic, critic_report = fit_genre_critic(store, normalizer, critic_config,
                                                  progress=progress,
                                                  deadline=start + CRITIC_MAX_BUDGET_SHARE * config.minutes * 60)
         if critic_report["cut_short"]:
-            info(f"genre critic: stopped after {critic_report['epochs_run']} of {config.critic_epochs} epochs, at "
-                 f"{CRITIC_MAX_BUDGET_SHARE:.0%} of the {config.minutes:g}-minute budget")
+            cut = ", ".join(f"{kind} after {m['epochs_run']} of {m['epochs']} epochs"
+                            for kind, m in critic_report["members"].items() if m["epochs_run"] < m["epochs"])
+            info(f"genre critic: stopped early ({cut}), at {CRITIC_MAX_BUDGET_SHARE:.0%} of the "
+                 f"{config.minutes:g}-minute budget")
     step, seen = 0, 0
+    sampled_stream = torch.Generator().manual_seed(config.seed + 2)   # the sampled-critic loss draws from its own
 
     def save_checkpoint() -> None:
         """Write the run directory with the best weights so far (each new best is saved at once, so a run
@@ -200,7 +207,7 @@ def train_denoiser(store: WindowStore, out: str | Path, denoiser: DenoiserConfig
             if critic is not None and config.sampled_critic_weight > 0 and step % config.sampled_critic_every == 0:
                 k = min(b, config.sampled_critic_windows)              # sampled_critic.py: the critic on samples
                 losses["sampled_genre"] = sampled_critic_loss(model, sched, critic, music[:k], genre_table,
-                                                              config.sampled_critic_steps)
+                                                              config.sampled_critic_steps, sampled_stream)
                 total = total + config.sampled_critic_weight * losses["sampled_genre"]
             opt.zero_grad()
             total.backward()

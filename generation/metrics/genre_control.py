@@ -9,10 +9,12 @@ is the control rate (chance: 1 / number of genres).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
+
+from encoders.errors import InputError
 
 from .protocols import get_protocol
 from .sample import DanceSample
@@ -21,6 +23,11 @@ from .sample import DanceSample
 DESCRIPTOR_GROUPS = ("kinetic", "geometric", "hand", "pos_mean", "pos_std")
 """The descriptor's parts, in order: the protocol's kinetic, geometric and hand features, then the mean and
 the spread over time of the root-relative joint positions (posture and its range)."""
+
+WITHOUT_POSTURE = ("kinetic", "geometric", "hand")
+"""The groups of a second control judge that does not read posture statistics: a generator trained against a
+posture critic (``generation.diffusion.posture_critic``) is also judged by it, so its control rate is not
+only the posture critic's verdict repeated."""
 
 
 def descriptor_parts(sample: DanceSample) -> dict[str, np.ndarray]:
@@ -32,10 +39,28 @@ def descriptor_parts(sample: DanceSample) -> dict[str, np.ndarray]:
             "pos_mean": pos.mean(0).ravel(), "pos_std": pos.std(0).ravel()}
 
 
-def motion_descriptor(sample: DanceSample) -> np.ndarray:
+def motion_descriptor(sample: DanceSample, groups: Sequence[str] = DESCRIPTOR_GROUPS) -> np.ndarray:
     """One window -> a fixed-length vector describing its motion (energy, geometric tests, posture)."""
     parts = descriptor_parts(sample)
-    return np.concatenate([parts[g] for g in DESCRIPTOR_GROUPS])
+    return np.concatenate([parts[g] for g in groups])
+
+
+def descriptor_slices(sample: DanceSample, groups: Sequence[str] = DESCRIPTOR_GROUPS) -> dict[str, slice]:
+    """Where each group sits in ``motion_descriptor(sample, groups)`` (the sizes depend on the skeleton)."""
+    parts = descriptor_parts(sample)
+    out, start = {}, 0
+    for g in groups:
+        out[g] = slice(start, start + len(parts[g]))
+        start += len(parts[g])
+    return out
+
+
+def _check_groups(groups: Sequence[str]) -> tuple[str, ...]:
+    unknown = [g for g in groups if g not in DESCRIPTOR_GROUPS]
+    if unknown or not groups:
+        raise InputError(None, "unknown or no descriptor groups", field="groups",
+                         expected=", ".join(DESCRIPTOR_GROUPS), got=", ".join(unknown) or "none")
+    return tuple(groups)
 
 
 @dataclass
@@ -45,12 +70,15 @@ class MotionGenreClassifier:
     std: np.ndarray
     weight: torch.Tensor
     bias: torch.Tensor
+    groups: tuple[str, ...] = DESCRIPTOR_GROUPS
+    """The descriptor groups it reads (all by default; ``WITHOUT_POSTURE`` for the second judge)."""
 
     @classmethod
     def fit(cls, samples: Sequence[DanceSample], labels: Sequence[str], epochs: int = 400, l2: float = 1e-3,
-            seed: int = 0) -> "MotionGenreClassifier":
+            seed: int = 0, groups: Sequence[str] = DESCRIPTOR_GROUPS) -> "MotionGenreClassifier":
+        groups = _check_groups(groups)
         genres = sorted(set(labels))
-        x = np.stack([motion_descriptor(s) for s in samples])
+        x = np.stack([motion_descriptor(s, groups) for s in samples])
         mean, std = x.mean(0), x.std(0) + 1e-6
         xt = torch.as_tensor((x - mean) / std, dtype=torch.float32)
         y = torch.tensor([genres.index(g) for g in labels])
@@ -63,7 +91,7 @@ class MotionGenreClassifier:
             opt.zero_grad()
             loss.backward()
             opt.step()
-        return cls(genres, mean, std, w.detach(), b.detach())
+        return cls(genres, mean, std, w.detach(), b.detach(), groups)
 
     def predict(self, samples: Sequence[DanceSample]) -> list[str]:
         logits = torch.as_tensor(self.standardised(samples), dtype=torch.float32) @ self.weight + self.bias
@@ -71,20 +99,20 @@ class MotionGenreClassifier:
 
     def standardised(self, samples: Sequence[DanceSample]) -> np.ndarray:
         """(N, D) descriptors in the classifier's standardised units (what its weights multiply)."""
-        return (np.stack([motion_descriptor(s) for s in samples]) - self.mean) / self.std
+        return (np.stack([motion_descriptor(s, self.groups) for s in samples]) - self.mean) / self.std
+
+    def _genre(self, name: str) -> int:
+        if name not in self.genres:
+            raise InputError(None, "genre unknown to the motion genre classifier", field="genre",
+                             expected=", ".join(self.genres), got=name)
+        return self.genres.index(name)
 
     def logit_gap_by_group(self, sample: DanceSample, wanted: str, other: str) -> dict[str, float]:
         """logit(wanted) - logit(other) for one window, split into each descriptor group's share (the bias
-        term is left out): which parts of the motion argue for ``other`` instead of ``wanted``."""
-        parts = descriptor_parts(sample)
-        z = (np.concatenate([parts[g] for g in DESCRIPTOR_GROUPS]) - self.mean) / self.std
-        w = (self.weight[:, self.genres.index(wanted)] - self.weight[:, self.genres.index(other)]).numpy()
-        out, start = {}, 0
-        for g in DESCRIPTOR_GROUPS:
-            end = start + len(parts[g])
-            out[g] = float(z[start:end] @ w[start:end])
-            start = end
-        return out
+        difference, the rest of the gap, is left out): which parts of the motion argue for ``other``."""
+        z = self.standardised([sample])[0]
+        w = (self.weight[:, self._genre(wanted)] - self.weight[:, self._genre(other)]).numpy()
+        return {g: float(z[sl] @ w[sl]) for g, sl in descriptor_slices(sample, self.groups).items()}
 
     def accuracy(self, samples: Sequence[DanceSample], labels: Sequence[str]) -> float:
         return float(np.mean([p == g for p, g in zip(self.predict(samples), labels)]))
@@ -96,17 +124,25 @@ def control_hits(pipe, classifier: MotionGenreClassifier, music: np.ndarray, see
     music windows ``music`` (M, W, 35) held fixed (``pipe``: a ``DancePipeline``, ``genres``, ``sample_windows``);
     a hit is a generated window ``classifier`` labels with the requested genre. Kept per item so two generators
     can be paired item by item (``bench/ablate_generator.py``)."""
+    return control_hits_by(pipe, {"control": classifier}, music, seed, steps, guidance, genre_guidance,
+                           stochastic)["control"]
+
+
+def control_hits_by(pipe, classifiers: Mapping[str, MotionGenreClassifier], music: np.ndarray, seed: int = 1,
+                    steps: int = 20, guidance: float = 2.0, genre_guidance: float | None = None,
+                    stochastic: bool = False) -> dict[str, np.ndarray]:
+    """:func:`control_hits` for several judges of the same generated windows (sampled once): name -> (G, M)."""
     from ..representation.codec import decode
 
-    rows = []
+    rows: dict[str, list[list[bool]]] = {name: [] for name in classifiers}
     for g in pipe.genres:
         x = pipe.sample_windows(music, [g] * len(music), seed=seed, steps=steps, guidance=guidance,
                                 genre_guidance=genre_guidance, stochastic=stochastic)
         recs = [decode(f) for f in x]
-        pred = classifier.predict([DanceSample(f"{g}-{i}", r.positions, 30.0, r.joint_names)
-                                   for i, r in enumerate(recs)])
-        rows.append([p == g for p in pred])
-    return np.asarray(rows, dtype=np.float64)
+        samples = [DanceSample(f"{g}-{i}", r.positions, 30.0, r.joint_names) for i, r in enumerate(recs)]
+        for name, clf in classifiers.items():
+            rows[name].append([p == g for p in clf.predict(samples)])
+    return {name: np.asarray(r, dtype=np.float64) for name, r in rows.items()}
 
 
 def control_rate(pipe, classifier: MotionGenreClassifier, music: np.ndarray, seed: int = 1, steps: int = 20,
