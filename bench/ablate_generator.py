@@ -531,7 +531,8 @@ def compare_runs(home: Path, runs: Sequence[tuple[str, Path]], baseline: str | N
             metrics[k] = _finite(_aggregate(values[k])) if k in values else None
             bad = int(sum((~np.isfinite(values[k][f])).sum() for f in ("v", "num", "den") if f in values.get(k, {})))
             if bad:
-                notes.append(f"{k}: {bad} non-finite per-window values left out of the set value")
+                notes.append(f"{k}: {bad} per-window values not finite (a mean skips NaN ones; a pooled ratio "
+                             "with one is not reported)")
         for judge in CONTROL_JUDGES:
             metrics[judge] = float(hits_by[judge].mean()) if judge in hits_by else None
         results[name] = {**run_facts(path, pipe), "sampling": how, "metrics": metrics,

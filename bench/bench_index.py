@@ -264,7 +264,6 @@ def model_data(from_index: Path, run: str | None, queries: int, tune_queries: in
                cache: Path | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
     """(clip embeddings, clip genres, text query embeddings, disjoint tuning query embeddings, provenance)
     of ``run`` over the index's catalog; kept in ``cache`` (a folder) keyed by both model ids and sizes."""
-    from indexer.catalog import Catalog
     from indexer.index.embedder import load_embedder
     from indexer.index.store import load_index
 

@@ -119,7 +119,8 @@ def test_train_two_variants_in_parallel_then_compare_them_pairwise(tmp_path, dem
         swapped["per_genre_control"])                                       # 1 music window x every genre
     text = md.read_text()
     assert "| plain (baseline) |" in text and "| swapped |" in text and "genre_text" in text
-    assert "control w/o posture" in text and 0.0 <= result["classifier"]["test_accuracy_without_posture"] <= 1.0
+    assert "control w/o posture" in text
+    assert f"posture groups (test accuracy {result['classifier']['test_accuracy_without_posture']:.3f})" in text
     assert len(swapped["per_window"]["control_no_posture"]["v"]) == len(swapped["per_window"]["control"]["v"])
     assert "| noisy @ guidance 3.0, stochastic True |" in text
 

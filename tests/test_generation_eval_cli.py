@@ -145,6 +145,7 @@ def test_the_control_classifier_explains_its_verdicts_by_descriptor_group(demo_w
 
 def test_the_suite_can_leave_the_physical_metrics_to_its_caller(demo_workspace) -> None:
     from generation.metrics.protocols import get_protocol
+    from generation.metrics.jerk import mean_jerk
     from generation.metrics.suite import physical_metrics, physical_set_metrics
 
     real = window_samples(window_store(demo_workspace.home), "test")[:6]
@@ -154,6 +155,7 @@ def test_the_suite_can_leave_the_physical_metrics_to_its_caller(demo_workspace) 
     assert without["physical"] == {} and full["physical"]
     assert without["metrics"] == full["metrics"]
     proto = get_protocol("dancesearch")
-    by_set = physical_metrics(pred, gt, proto, [])
-    assert by_set == full["physical"]
-    assert {k: v["gt"] for k, v in by_set.items()} == physical_set_metrics(gt, proto, [], "gt")
+    gt_only = physical_set_metrics(gt, proto, [], "gt")
+    assert gt_only == {k: v["gt"] for k, v in physical_metrics(pred, gt, proto, []).items()}
+    assert gt_only["jerk"] == pytest.approx(float(np.mean([mean_jerk(s) for s in gt])))      # the module's own value
+    assert full["physical"]["jerk"]["pred"] == pytest.approx(float(np.mean([mean_jerk(s) for s in pred])))

@@ -111,10 +111,25 @@ def test_training_with_the_critic_logs_its_loss_and_records_it_in_the_run(tiny_s
     members = json.loads((tmp_path / "both" / "config.json").read_text())["data"]["genre_critic"]["members"]
     assert members["features"]["epochs"] == 2 and members["posture"] == {**members["posture"], "epochs": 3,
                                                                           "epochs_run": 3}
-    # the sampled loss runs every 2nd step: its logged mean is over the steps that computed it
-    history = json.loads((tmp_path / "both" / "history.json").read_text())
-    assert len(history) == 1 and np.isfinite(history[0]["train_sampled_genre"])
+    assert np.isfinite(json.loads((tmp_path / "both" / "history.json").read_text())[0]["train_sampled_genre"])
     assert json.loads((tmp_path / "plain" / "config.json").read_text())["data"]["genre_critic"] is None
+
+
+def test_a_loss_computed_every_other_step_is_logged_as_its_own_mean(tiny_store, tmp_path, monkeypatch) -> None:
+    """The sampled-critic loss runs every sampled_critic_every steps: its logged value is the mean over the
+    steps that computed it (dividing by eval_every would halve it here)."""
+    import generation.diffusion.train as train_module
+    from generation.diffusion.recipe import build_configs
+
+    monkeypatch.setattr(train_module, "sampled_critic_loss",
+                        lambda model, *args: next(model.parameters()).sum() * 0.0 + 1.0)
+    denoiser, config = build_configs({"denoiser": dict(TINY_DENOISER), "train": {
+        "steps": 4, "batch_size": 4, "eval_every": 4, "val_windows": 4, "num_threads": 1, "warmup_steps": 1,
+        "genre_loss_weight": 0.5, "critic_epochs": 1, "sampled_critic_weight": 0.5, "sampled_critic_every": 2}})
+    emb = np.random.default_rng(0).normal(size=(2, 8)).astype(np.float32)
+    result = train_module.train_denoiser(tiny_store, tmp_path / "run", denoiser, config, progress=False,
+                                         embeddings=(emb, "test"))
+    assert result["history"][-1]["train_sampled_genre"] == 1.0
 
 
 def test_posture_statistics_read_posture_range_and_speed() -> None:
@@ -214,14 +229,15 @@ def test_the_sampled_critic_loss_trains_the_denoiser_through_its_own_chain() -> 
         lengths.add(len(calls))
     model.forward = forward
     assert lengths == {1, 2, 3, 4}                 # a stop at the first step and one at the last both occur
-    # the loss leaves torch's global random stream alone (its draws come from the generator given)
+    # the loss leaves torch's global random stream alone (its draws come from the generator given, and dropout
+    # is off in the chain even for a model with dropout, in training mode)
+    noisy = GCDanceDenoiser(tiny_denoiser_config(dropout=0.3)).train()
     torch.manual_seed(7)
     expected = torch.rand(3)
     torch.manual_seed(7)
-    sampled_critic_loss(model.train(), DDIMScheduler(), critic, music, table, 4, torch.Generator().manual_seed(0))
+    sampled_critic_loss(noisy, DDIMScheduler(), critic, music, table, 4, torch.Generator().manual_seed(0))
     torch.testing.assert_close(torch.rand(3), expected)
-    assert model.training                          # the caller's mode is restored
-    model.eval()
+    assert noisy.training                          # the caller's mode is restored
     # a few steps on this loss alone make the critic more sure of the drawn genres
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     def total() -> float:

@@ -94,11 +94,17 @@ def test_recipe_files_are_checked_and_flags_override_them(tmp_path) -> None:
     bad = tmp_path / "bad.json"
     for text, needle in [('{"train": {"minuts": 5}}', "train.minuts"), ('{"trian": {}}', "trian"),
                          ("[1, 2]", "JSON object"), ("{not json", "not a readable JSON recipe"),
-                         ('{"denoiser": {"d_model": 30, "heads": 4}}', "multiple of heads")]:
+                         ('{"denoiser": {"d_model": 30, "heads": 4}}', "multiple of heads"),
+                         ('{"train": {"critic_kind": "posterior"}}', "critic_kind"),
+                         ('{"train": {"sampled_critic_weight": 0.1}}', "genre_loss_weight")]:
         bad.write_text(text)
         with pytest.raises(DanceSearchError, match=needle) as info:
             build_configs(load_recipe(bad), bad)
         assert "bad.json" in str(info.value) or "d_model" in str(info.value)
+    for text in ('{"train": {"critic_kind": "posterior"}}', '{"train": {"sampled_critic_steps": 0}}'):
+        bad.write_text(text)                     # the dataclasses' own field checks also name the recipe file
+        with pytest.raises(InputError, match="bad.json"):
+            build_configs(load_recipe(bad), bad)
     with pytest.raises(InputError, match="not found"):
         load_recipe(tmp_path / "missing.json")
 

@@ -50,9 +50,9 @@ class CriticConfig:
     posture_epochs: int = 40
     posture_noise: float = 0.05
     """Epochs and input noise of the posture critic (``kind`` posture / both). Its statistics average over the
-    window, so it learns more slowly and is hurt by the feature critic's noise: on the demo catalog (2 idle
-    cores) 12 epochs at noise 0.2 gave 68.8% train / 53.7% val accuracy in 34 s, 40 epochs at 0.05 86.9% /
-    66.7% in 98 s, 40 at 0.2 71.1% / 56.5%."""
+    window, so it learns more slowly than the feature critic and is hurt by that critic's input noise (informal
+    trials on the demo catalog favoured 40 epochs at 0.05 over 12 epochs or noise 0.2); fitted inside v5's run
+    it reached 86.7% train / 63.9% val accuracy (``bench/results/generator_v5_training.json``)."""
     kind: str = "features"
     """``features``: :class:`GenreCritic` on the normalised features (v3); ``posture``: ``posture_critic.
     PostureCritic`` on FK posture statistics; ``both``: the two fitted separately, judging together

@@ -30,7 +30,6 @@ from ..representation.normalizer import Normalizer
 from .losses import joint_positions
 
 
-
 def posture_statistics(positions: torch.Tensor) -> torch.Tensor:
     """(B, T, J, 3) joint positions -> (B, 7 J): root-relative mean and std over time (3 J each), mean speed (J,
     metres per second at the representation's frame rate)."""

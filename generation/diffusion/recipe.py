@@ -63,7 +63,9 @@ def build_configs(recipe: dict[str, dict[str, Any]] | None = None, source: str |
     train_kw = {**recipe.get("train", {}), **{k: v for k, v in train_overrides.items() if v is not None}}
     try:
         return DenoiserConfig(**denoiser_kw), TrainConfig(**train_kw)
-    except DanceSearchError:
+    except InputError:
         raise
+    except DanceSearchError as exc:                 # a field check of the dataclasses: name the recipe it came from
+        raise InputError(Path(source), str(exc)) from exc
     except (TypeError, ValueError) as exc:
         raise InputError(Path(source), f"recipe values do not make a valid configuration: {exc}") from exc

@@ -28,13 +28,13 @@ from encoders.errors import DanceSearchError
 from ..windows import WindowDataset, WindowStore
 from .denoiser import DenoiserConfig, GCDanceDenoiser
 from .genre_critic import CRITIC_KINDS, CriticConfig, critic_loss, fit_genre_critic
-from .sampled_critic import sampled_critic_loss
 from .losses import diffusion_losses
 from .music_swap import swap_music
 from .music_tower import MusicTowerFeatures
 from .mtl import LossCombiner
 from .popdg import vlb_loss
 from .run_dir import GENRE_PROMPT, save_run
+from .sampled_critic import sampled_critic_loss
 from .schedule import DDIMScheduler
 
 
