@@ -37,6 +37,8 @@ from ..motion.record import MotionRecord
 from ..motion.skeleton import FOOT_JOINTS, SMPL_BODY_22
 
 if TYPE_CHECKING:
+    import torch
+
     from ..motion.augment import RealismAugment
 
 MUSIC_DIM = 35
@@ -281,10 +283,17 @@ def pool_music(music: np.ndarray, idx: np.ndarray, stride: int) -> np.ndarray:
     if stride <= 1 or len(music) == 0:
         return music[idx]
     frames = np.minimum(idx[:, None] + np.arange(stride)[None, :], len(music) - 1)   # (L, stride)
-    block = music[frames]                                                           # (L, stride, 35)
-    out = block.mean(axis=1)
-    out[:, MUSIC_EVENT_COLUMNS] = block[:, :, MUSIC_EVENT_COLUMNS].max(axis=1)
-    return out.astype(music.dtype, copy=False)
+    return summarise_music_frames(music[frames]).astype(music.dtype, copy=False)     # from (L, stride, 35)
+
+
+def summarise_music_frames(block):
+    """(..., n, 35) runs of music feature frames (numpy or torch) -> (..., 35): the continuous columns averaged,
+    the one-frame event columns (onset peak, beat) their maximum. The one rule :func:`pool_music` and the
+    generator's frozen music tower (``generation.diffusion.music_tower``) share."""
+    out = block.mean(-2)
+    events = block[..., MUSIC_EVENT_COLUMNS]
+    out[..., MUSIC_EVENT_COLUMNS] = events.max(-2) if isinstance(block, np.ndarray) else events.amax(-2)
+    return out
 
 
 def collate_dances(items: list[tuple[np.ndarray, np.ndarray, bool]], seq_len: int, stride: int,

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from encoders.errors import DanceSearchError
-from encoders.model.features import MUSIC_DIM, MUSIC_EVENT_COLUMNS
+from encoders.model.features import MUSIC_DIM, summarise_music_frames
 from encoders.model.temporal import TemporalEncoder
 
 
@@ -97,10 +97,7 @@ class MusicTowerFeatures(nn.Module):
         s = self.spec.frame_stride
         x = (music - self.music_mean) / self.music_std
         if self.spec.music_pool == "window":
-            block = x.reshape(b, t // s, s, MUSIC_DIM)
-            pooled = block.mean(2)
-            pooled[..., MUSIC_EVENT_COLUMNS] = block[..., MUSIC_EVENT_COLUMNS].amax(2)
-            return pooled
+            return summarise_music_frames(x.reshape(b, t // s, s, MUSIC_DIM))
         return x[:, ::s]
 
     def forward(self, music: torch.Tensor) -> torch.Tensor:
