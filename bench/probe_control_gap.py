@@ -38,7 +38,7 @@ from generation.diffusion.genre_critic import CriticConfig, fit_genre_critic  # 
 from generation.diffusion.pipeline import DancePipeline  # noqa: E402
 from generation.metrics.catalog_source import window_samples, window_store  # noqa: E402
 from generation.metrics.genre_control import (DESCRIPTOR_GROUPS, WITHOUT_POSTURE, MotionGenreClassifier,  # noqa: E402
-                                              descriptor_slices)
+                                              descriptor_parts, descriptor_slices)
 from generation.metrics.sample import DanceSample  # noqa: E402
 from generation.representation.codec import decode  # noqa: E402
 
@@ -122,13 +122,15 @@ def probe(home: str, run: str, music_windows: int, steps: int, guidance: float, 
             critic_music.setdefault(i, []).extend(lab_i == m for lab_i, m in zip(lab, music_genre))
         recs = [decode(w) for w in windows]
         samples = [DanceSample(f"{name}-{j}", r.positions, 30.0, r.joint_names) for j, r in enumerate(recs)]
-        pred = clf.predict(samples)
-        for sample, label in zip(samples, pred):
+        parts = [descriptor_parts(s) for s in samples]                 # once per window, for both judges
+        z = clf.standardised(samples, parts)
+        pred = clf.labels(z)
+        for z_row, label in zip(z, pred):
             if label != name:
-                for k, v in clf.logit_gap_by_group(sample, name, label).items():
+                for k, v in clf.logit_gap_of(z_row, slices, name, label).items():
                     group_gaps[k].append(v)
-        generated_profile = genre_profiles(clf, samples, lambda s: name)[name]
-        no_posture_hits += [p == name for p in clf_no_posture.predict(samples)]
+        generated_profile = z.mean(0)
+        no_posture_hits += [p == name for p in clf_no_posture.predict(samples, parts)]
         if independent is not None:
             independent_hits += (independent(final_x0[0]).argmax(1) == g).tolist()
         last = labels[max(labels)]

@@ -64,9 +64,7 @@ class PostureCritic(nn.Module):
 def statistics_scale(windows: torch.utils.data.Dataset, normalizer: Normalizer,
                      batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and std (floored at 1e-4) of the posture statistics over a dataset of normalised windows."""
-    mean = torch.as_tensor(normalizer.mean, dtype=torch.float32)
-    std = torch.as_tensor(normalizer.std, dtype=torch.float32)
-    stats = [posture_statistics(joint_positions(batch["motion"] * std + mean))
+    stats = [posture_statistics(joint_positions(normalizer.denormalise(batch["motion"])))
              for batch in torch.utils.data.DataLoader(windows, batch_size=batch_size, generator=torch.Generator())]
     s = torch.cat(stats).double().numpy()
     return torch.as_tensor(s.mean(0)), torch.as_tensor(np.maximum(s.std(0), 1e-4))

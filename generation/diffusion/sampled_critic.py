@@ -16,6 +16,8 @@ loss on leaves the main loss's random stream (timesteps, noise, dropped conditio
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 
@@ -31,8 +33,7 @@ def sampled_critic_loss(model: nn.Module, scheduler: DDIMScheduler, critic: nn.M
     b, frames = music.shape[:2]
     genres = torch.randint(0, len(genre_table), (b,), generator=generator)
     genre_emb = genre_table[genres]
-    # a scheduler of its own: set_timesteps() changes the one it is called on, and training's stays as it is
-    ts = DDIMScheduler(scheduler.num_train_timesteps).set_timesteps(chain_steps).tolist()
+    ts = _chain_timesteps(scheduler.num_train_timesteps, chain_steps)
     stop = int(torch.randint(0, len(ts), (1,), generator=generator))
     x = torch.randn((b, frames, FEATURE_DIM), generator=generator, dtype=music.dtype)
     was_training = model.training
@@ -46,6 +47,13 @@ def sampled_critic_loss(model: nn.Module, scheduler: DDIMScheduler, critic: nn.M
     finally:
         model.train(was_training)
     return nn.functional.cross_entropy(critic(x0), genres)
+
+
+@functools.lru_cache(maxsize=8)
+def _chain_timesteps(num_train_timesteps: int, chain_steps: int) -> list[int]:
+    """The chain's DDIM timesteps, from a scheduler of its own (``set_timesteps`` changes the one it is called on,
+    and training's stays as it is); computed once per setting, not every training step."""
+    return DDIMScheduler(num_train_timesteps).set_timesteps(chain_steps).tolist()
 
 
 __all__ = ["sampled_critic_loss"]

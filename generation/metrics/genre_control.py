@@ -39,9 +39,11 @@ def descriptor_parts(sample: DanceSample) -> dict[str, np.ndarray]:
             "pos_mean": pos.mean(0).ravel(), "pos_std": pos.std(0).ravel()}
 
 
-def motion_descriptor(sample: DanceSample, groups: Sequence[str] = DESCRIPTOR_GROUPS) -> np.ndarray:
-    """One window -> a fixed-length vector describing its motion (energy, geometric tests, posture)."""
-    parts = descriptor_parts(sample)
+def motion_descriptor(sample: DanceSample, groups: Sequence[str] = DESCRIPTOR_GROUPS,
+                      parts: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+    """One window -> a fixed-length vector describing its motion (energy, geometric tests, posture); ``parts``:
+    its :func:`descriptor_parts` when the caller already has them (several judges of one window)."""
+    parts = descriptor_parts(sample) if parts is None else parts
     return np.concatenate([parts[g] for g in groups])
 
 
@@ -93,13 +95,21 @@ class MotionGenreClassifier:
             opt.step()
         return cls(genres, mean, std, w.detach(), b.detach(), groups)
 
-    def predict(self, samples: Sequence[DanceSample]) -> list[str]:
-        logits = torch.as_tensor(self.standardised(samples), dtype=torch.float32) @ self.weight + self.bias
+    def predict(self, samples: Sequence[DanceSample],
+                parts: Sequence[Mapping[str, np.ndarray]] | None = None) -> list[str]:
+        """Labels of ``samples`` (``parts``: their descriptor parts, if already computed)."""
+        return self.labels(self.standardised(samples, parts))
+
+    def labels(self, z: np.ndarray) -> list[str]:
+        """Labels of standardised descriptors (N, D) (:meth:`standardised`)."""
+        logits = torch.as_tensor(z, dtype=torch.float32) @ self.weight + self.bias
         return [self.genres[i] for i in logits.argmax(1).tolist()]
 
-    def standardised(self, samples: Sequence[DanceSample]) -> np.ndarray:
+    def standardised(self, samples: Sequence[DanceSample],
+                     parts: Sequence[Mapping[str, np.ndarray]] | None = None) -> np.ndarray:
         """(N, D) descriptors in the classifier's standardised units (what its weights multiply)."""
-        return (np.stack([motion_descriptor(s, self.groups) for s in samples]) - self.mean) / self.std
+        parts = [None] * len(samples) if parts is None else parts
+        return (np.stack([motion_descriptor(s, self.groups, p) for s, p in zip(samples, parts)]) - self.mean) / self.std
 
     def _genre(self, name: str) -> int:
         if name not in self.genres:
@@ -110,9 +120,12 @@ class MotionGenreClassifier:
     def logit_gap_by_group(self, sample: DanceSample, wanted: str, other: str) -> dict[str, float]:
         """logit(wanted) - logit(other) for one window, split into each descriptor group's share (the bias
         difference, the rest of the gap, is left out): which parts of the motion argue for ``other``."""
-        z = self.standardised([sample])[0]
+        return self.logit_gap_of(self.standardised([sample])[0], descriptor_slices(sample, self.groups), wanted, other)
+
+    def logit_gap_of(self, z: np.ndarray, slices: Mapping[str, slice], wanted: str, other: str) -> dict[str, float]:
+        """:meth:`logit_gap_by_group` of one standardised descriptor ``z`` whose groups sit at ``slices``."""
         w = (self.weight[:, self._genre(wanted)] - self.weight[:, self._genre(other)]).numpy()
-        return {g: float(z[sl] @ w[sl]) for g, sl in descriptor_slices(sample, self.groups).items()}
+        return {g: float(z[sl] @ w[sl]) for g, sl in slices.items()}
 
     def accuracy(self, samples: Sequence[DanceSample], labels: Sequence[str]) -> float:
         return float(np.mean([p == g for p, g in zip(self.predict(samples), labels)]))
@@ -140,8 +153,9 @@ def control_hits_by(pipe, classifiers: Mapping[str, MotionGenreClassifier], musi
                                 genre_guidance=genre_guidance, stochastic=stochastic)
         recs = [decode(f) for f in x]
         samples = [DanceSample(f"{g}-{i}", r.positions, 30.0, r.joint_names) for i, r in enumerate(recs)]
+        parts = [descriptor_parts(s) for s in samples]          # once per window, however many judges read it
         for name, clf in classifiers.items():
-            rows[name].append([p == g for p in clf.predict(samples)])
+            rows[name].append([p == g for p in clf.predict(samples, parts)])
     return {name: np.asarray(r, dtype=np.float64) for name, r in rows.items()}
 
 
