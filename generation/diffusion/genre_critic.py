@@ -94,7 +94,7 @@ class CriticEnsemble(nn.Module):
         return sum(nn.functional.log_softmax(c(motion), dim=-1) for c in self.members)
 
 
-def _accuracy(critic: nn.Module, data: WindowDataset, batch_size: int = 256) -> float:
+def critic_accuracy(critic: nn.Module, data: WindowDataset, batch_size: int = 256) -> float:
     critic.eval()
     hits = 0
     with torch.no_grad():      # its own generator: iterating a loader draws a seed from it, not the global stream
@@ -129,15 +129,15 @@ def fit_genre_critic(store: WindowStore, normalizer: Normalizer, config: CriticC
                                        2 * config.width)
             planned[kind], noise = ((config.epochs, config.feature_noise) if kind == "features"
                                     else (config.posture_epochs, config.posture_noise))
-            ran[kind] = _fit(member, train, config, planned[kind], noise, progress, deadline,
+            ran[kind] = fit_epochs(member, train, config, planned[kind], noise, progress, deadline,
                              desc=f"genre critic ({kind})")
         members.append(member)
     critic = members[0] if len(members) == 1 else CriticEnsemble(members)
     critic.eval()
     for p in critic.parameters():
         p.requires_grad_(False)
-    report = {"train_accuracy": round(_accuracy(critic, train), 4),
-              "val_accuracy": round(_accuracy(critic, WindowDataset(store, "val", normalizer)), 4)
+    report = {"train_accuracy": round(critic_accuracy(critic, train), 4),
+              "val_accuracy": round(critic_accuracy(critic, WindowDataset(store, "val", normalizer)), 4)
               if store.num_windows("val") else None,
               "seconds": round(time.perf_counter() - start, 1), "epochs_run": sum(ran.values()),
               "cut_short": any(ran[k] < planned[k] for k in kinds), "config": asdict(config),
@@ -145,13 +145,13 @@ def fit_genre_critic(store: WindowStore, normalizer: Normalizer, config: CriticC
     if len(members) > 1:
         val = WindowDataset(store, "val", normalizer) if store.num_windows("val") else None
         for kind, m in zip(kinds, members):
-            report["members"][kind].update(train_accuracy=round(_accuracy(m, train), 4),
-                                           val_accuracy=None if val is None else round(_accuracy(m, val), 4))
+            report["members"][kind].update(train_accuracy=round(critic_accuracy(m, train), 4),
+                                           val_accuracy=None if val is None else round(critic_accuracy(m, val), 4))
     return critic, report
 
 
-def _fit(critic: nn.Module, train: WindowDataset, config: CriticConfig, epochs: int, noise: float, progress: bool,
-         deadline: float | None, desc: str) -> int:
+def fit_epochs(critic: nn.Module, train: WindowDataset, config: CriticConfig, epochs: int, noise: float,
+               progress: bool, deadline: float | None, desc: str) -> int:
     """The fit's epochs on ``train`` (inside the caller's forked, seeded random stream); returns epochs run."""
     opt = torch.optim.AdamW(critic.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     loader = torch.utils.data.DataLoader(train, batch_size=min(config.batch_size, len(train)), shuffle=True,
@@ -179,4 +179,5 @@ def critic_loss(critic: nn.Module, x0_pred: torch.Tensor, genre: torch.Tensor, s
     return (ce * weight).sum() / keep.sum().clamp(min=1)
 
 
-__all__ = ["CRITIC_KINDS", "CriticConfig", "CriticEnsemble", "GenreCritic", "critic_loss", "fit_genre_critic"]
+__all__ = ["CRITIC_KINDS", "CriticConfig", "CriticEnsemble", "GenreCritic", "critic_accuracy", "critic_loss", "fit_epochs",
+           "fit_genre_critic"]

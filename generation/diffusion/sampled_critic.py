@@ -25,11 +25,12 @@ from ..representation.layout import FEATURE_DIM
 from .schedule import DDIMScheduler
 
 
-def sampled_critic_loss(model: nn.Module, scheduler: DDIMScheduler, critic: nn.Module, music: torch.Tensor,
-                        genre_table: torch.Tensor, chain_steps: int,
-                        generator: torch.Generator | None = None) -> torch.Tensor:
-    """Mean cross-entropy of ``critic`` on the denoiser's prediction at a random step of a ``chain_steps``-step
-    DDIM chain from noise, for music (B, T, 35) and genres drawn uniformly from ``genre_table`` (G, E)."""
+def sample_chain_prediction(model: nn.Module, scheduler: DDIMScheduler, music: torch.Tensor,
+                            genre_table: torch.Tensor, chain_steps: int,
+                            generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The denoiser's clean-motion prediction (B, T, F) at a random step of a ``chain_steps``-step DDIM chain from
+    noise, for music (B, T, 35) and genres drawn uniformly from ``genre_table`` (G, E); with the drawn genre ids
+    (B,). Only the last model call carries a gradient. Shared by this loss and ``adversarial_critic.py``."""
     b, frames = music.shape[:2]
     genres = torch.randint(0, len(genre_table), (b,), generator=generator)
     genre_emb = genre_table[genres]
@@ -46,6 +47,15 @@ def sampled_critic_loss(model: nn.Module, scheduler: DDIMScheduler, critic: nn.M
         x0 = model(x, torch.full((b,), ts[stop], dtype=torch.long), music, genre_emb)
     finally:
         model.train(was_training)
+    return x0, genres
+
+
+def sampled_critic_loss(model: nn.Module, scheduler: DDIMScheduler, critic: nn.Module, music: torch.Tensor,
+                        genre_table: torch.Tensor, chain_steps: int,
+                        generator: torch.Generator | None = None) -> torch.Tensor:
+    """Mean cross-entropy of ``critic`` on the denoiser's prediction at a random step of a ``chain_steps``-step
+    DDIM chain from noise (``sample_chain_prediction``), for the genres drawn there."""
+    x0, genres = sample_chain_prediction(model, scheduler, music, genre_table, chain_steps, generator)
     return nn.functional.cross_entropy(critic(x0), genres)
 
 
@@ -56,4 +66,4 @@ def _chain_timesteps(num_train_timesteps: int, chain_steps: int) -> list[int]:
     return DDIMScheduler(num_train_timesteps).set_timesteps(chain_steps).tolist()
 
 
-__all__ = ["sampled_critic_loss"]
+__all__ = ["sample_chain_prediction", "sampled_critic_loss"]

@@ -26,6 +26,7 @@ from encoders.cliutil import info
 from encoders.errors import DanceSearchError
 
 from ..windows import WindowDataset, WindowStore
+from .adversarial_critic import AdversarialConfig, fit_adversarial_critic
 from .denoiser import DenoiserConfig, GCDanceDenoiser
 from .genre_critic import CRITIC_KINDS, CriticConfig, critic_loss, fit_genre_critic
 from .losses import diffusion_losses
@@ -34,7 +35,7 @@ from .music_tower import MusicTowerFeatures
 from .mtl import LossCombiner
 from .popdg import vlb_loss
 from .run_dir import GENRE_PROMPT, save_run
-from .sampled_critic import sampled_critic_loss
+from .sampled_critic import sample_chain_prediction, sampled_critic_loss
 from .schedule import DDIMScheduler
 
 
@@ -85,12 +86,20 @@ class TrainConfig:
     """Weight of the critic's cross-entropy on the denoiser's own short DDIM chains from noise, with drawn genres
     (``sampled_critic.py``); 0: off. Needs ``genre_loss_weight`` > 0 (the critic is fitted for that loss)."""
     sampled_critic_windows: int = 8
-    """Windows per sampled-critic chain (taken from the head of the batch, with their music)."""
+    """Windows per sampled chain (taken from the head of the batch, with their music); used by the sampled-critic
+    and the adversarial loss."""
     sampled_critic_steps: int = 4
-    """DDIM steps of the sampled-critic chain; it stops at a uniformly drawn one of them."""
+    """DDIM steps of a sampled chain; it stops at a uniformly drawn one of them."""
     sampled_critic_every: int = 2
-    """Run the sampled-critic loss every this many steps (each costs up to ``sampled_critic_steps`` forward
-    passes of ``sampled_critic_windows`` windows)."""
+    """Run the sampled-critic / adversarial loss every this many steps (each costs up to
+    ``sampled_critic_steps`` forward passes of ``sampled_critic_windows`` windows)."""
+    adversarial_weight: float = 0.0
+    """Weight of the learning (G+1)-class critic's cross-entropy on the denoiser's own sampled chains
+    (``adversarial_critic.py``), added outside ``loss_combination``; 0: off. Independent of the frozen critic."""
+    adversarial_pretrain_epochs: int = 12
+    """Epochs of the adversarial critic's pre-fit on real windows (its time comes out of ``minutes``)."""
+    adversarial_lr: float = 2e-4
+    """Learning rate of the adversarial critic's online updates (one per sampled chain)."""
     mtl_update_every: int = 1
     """``nash`` / ``aligned``: recompute the task weights every this many steps (each update costs one backward
     pass per loss through the shared parameters; the Nash-MTL reference also updates every few steps)."""
@@ -100,7 +109,11 @@ class TrainConfig:
             raise DanceSearchError(f"unknown critic_kind {self.critic_kind!r}: one of {', '.join(CRITIC_KINDS)}")
         if self.sampled_critic_weight > 0 and self.genre_loss_weight <= 0:
             raise DanceSearchError("sampled_critic_weight needs genre_loss_weight > 0: the critic is fitted for it")
-        for name in ("sampled_critic_windows", "sampled_critic_steps", "sampled_critic_every", "posture_critic_epochs"):
+        if self.adversarial_weight < 0 or self.adversarial_lr <= 0:
+            raise DanceSearchError(f"adversarial_weight must be >= 0 and adversarial_lr > 0, got "
+                                   f"{self.adversarial_weight} and {self.adversarial_lr}")
+        for name in ("sampled_critic_windows", "sampled_critic_steps", "sampled_critic_every", "posture_critic_epochs",
+                     "adversarial_pretrain_epochs"):
             if getattr(self, name) < 1:
                 raise DanceSearchError(f"{name} must be >= 1, got {getattr(self, name)}")
 
@@ -166,6 +179,15 @@ def train_denoiser(store: WindowStore, out: str | Path, denoiser: DenoiserConfig
                             for kind, m in critic_report["members"].items() if m["epochs_run"] < m["epochs"])
             info(f"genre critic: stopped early ({cut}), at {CRITIC_MAX_BUDGET_SHARE:.0%} of the "
                  f"{config.minutes:g}-minute budget")
+    adversary, adversary_report = None, None
+    if config.adversarial_weight > 0:
+        adversary, adversary_report = fit_adversarial_critic(
+            store, normalizer, AdversarialConfig(pretrain_epochs=config.adversarial_pretrain_epochs,
+                                                 lr=config.adversarial_lr, seed=config.seed),
+            progress=progress, deadline=start + CRITIC_MAX_BUDGET_SHARE * config.minutes * 60)
+        if adversary_report["cut_short"]:
+            info(f"adversarial critic: pre-fit stopped after {adversary_report['epochs_run']} of "
+                 f"{config.adversarial_pretrain_epochs} epochs, at {CRITIC_MAX_BUDGET_SHARE:.0%} of the budget")
     step, seen = 0, 0
     sampled_stream = torch.Generator().manual_seed(config.seed + 2)   # the sampled-critic loss draws from its own
 
@@ -175,7 +197,7 @@ def train_denoiser(store: WindowStore, out: str | Path, denoiser: DenoiserConfig
         run_data = {"windows_train": store.num_windows("train"), "windows_val": store.num_windows("val"),
                     "cache_hash": store.content_hash, "best_step": best[1], "best_val_simple": best[0],
                     "windows_seen": seen, "train_seconds": round(time.perf_counter() - start, 1),
-                    "genre_critic": critic_report}
+                    "genre_critic": critic_report, "adversarial_critic": adversary_report}
         save_run(out, model, best[2], normalizer, genres, emb, asdict(config), backbone_id, history, run_data)
 
     bar = tqdm(total=config.steps, desc="train generator", unit="step", disable=not progress)
@@ -209,11 +231,20 @@ def train_denoiser(store: WindowStore, out: str | Path, denoiser: DenoiserConfig
                 losses["sampled_genre"] = sampled_critic_loss(model, sched, critic, music[:k], genre_table,
                                                               config.sampled_critic_steps, sampled_stream)
                 total = total + config.sampled_critic_weight * losses["sampled_genre"]
+            chain = None
+            if adversary is not None and step % config.sampled_critic_every == 0:   # adversarial_critic.py
+                k = min(b, config.sampled_critic_windows)
+                chain = sample_chain_prediction(model, sched, music[:k], genre_table, config.sampled_critic_steps,
+                                                sampled_stream)
+                losses["adversarial"] = adversary.generator_loss(*chain)
+                total = total + config.adversarial_weight * losses["adversarial"]
             opt.zero_grad()
             total.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             scheduler.step()
+            if chain is not None:                              # then the critic learns from the same samples
+                losses.update(adversary.update(x0, batch["genre"], chain[0]))
             step += 1
             seen += b
             for k in losses:
