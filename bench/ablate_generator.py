@@ -293,8 +293,9 @@ def run_training(jobs: Sequence[TrainJob], home: Path, parallel: int = 1, thread
 
 # ------------------------------------------------------------------------------------------------------ compare
 
-SAMPLING_KEYS = {"steps": int, "guidance": float, "genre_guidance": float, "stochastic": bool}
-"""What ``NAME=DIR@key=value,...`` may set for one run (the rest come from ``--steps`` / ``--guidance``)."""
+SAMPLING_KEYS = {"steps": int, "guidance": float, "genre_guidance": float, "stochastic": bool, "foot_lock": bool}
+"""What ``NAME=DIR@key=value,...`` may set for one run (the rest come from ``--steps`` / ``--guidance``);
+``foot_lock`` applies ``generation.representation.foot_lock`` to every generated window (control test too)."""
 
 
 def _sampling_value(item: str, key: str, raw: str) -> Any:
@@ -450,6 +451,7 @@ def compare_runs(home: Path, runs: Sequence[tuple[str, Path]], baseline: str | N
     from generation.metrics.genre_control import WITHOUT_POSTURE, MotionGenreClassifier, control_hits_by
     from generation.metrics.protocols import FINGER_JOINTS, get_protocol
     from generation.metrics.suite import evaluate_generation, physical_set_metrics
+    from generation.representation.foot_lock import lock_planted_feet
 
     if not runs:
         raise InputError(None, "no runs to compare", field="--runs", expected="NAME=DIR ...", got="none")
@@ -507,11 +509,12 @@ def compare_runs(home: Path, runs: Sequence[tuple[str, Path]], baseline: str | N
             raise InputError(path, f"run {name!r} was trained on other genres than {runs[0][0]!r}: its control test "
                                    f"would not be comparable", field="genres", expected=", ".join(genres_seen),
                              got=", ".join(pipe.genres))
-        how = {"steps": steps, "guidance": guidance, "genre_guidance": None, "stochastic": False,
+        how = {"steps": steps, "guidance": guidance, "genre_guidance": None, "stochastic": False, "foot_lock": False,
                **(sampling or {}).get(name, {})}
+        post = lock_planted_feet if how["foot_lock"] else None
         gen, gen_s = generate_for_split(pipe, store, "test", how["steps"], how["guidance"], seed, BATCH, indices=idx,
                                         progress=True, desc=f"generate {name}", genre_guidance=how["genre_guidance"],
-                                        stochastic=how["stochastic"])
+                                        stochastic=how["stochastic"], postprocess=post)
         # physical metrics come from the per-window values below (the suite would compute them a second time)
         scored = evaluate_generation(gen, real, PROTOCOL, per_sample=True, return_features=True, with_physical=False)
         notes = list(scored["notes"]) + gt_notes
@@ -521,7 +524,7 @@ def compare_runs(home: Path, runs: Sequence[tuple[str, Path]], baseline: str | N
         hits_by = {}
         if control_music_arr is not None:
             hits_by = control_hits_by(pipe, judges, control_music_arr, seed + 1, how["steps"], how["guidance"],
-                                      how["genre_guidance"], how["stochastic"])
+                                      how["genre_guidance"], how["stochastic"], post)
             for judge, judged in hits_by.items():
                 values[judge] = {"kind": "mean", "v": judged.ravel()}
         hits = hits_by.get("control")
@@ -704,8 +707,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare", help="score runs on the same test windows, paired differences to a baseline")
     c.add_argument("--home", type=Path, required=True)
     c.add_argument("--runs", nargs="+", required=True, metavar="NAME=DIR[@key=value,...]",
-                   help="runs to score; after @ a run's own sampling: steps, guidance, genre_guidance, stochastic "
-                        "(e.g. g3=models/generator@guidance=3,stochastic=true)")
+                   help="runs to score; after @ a run's own sampling: steps, guidance, genre_guidance, stochastic, "
+                        "foot_lock (e.g. g3=models/generator@guidance=3,stochastic=true)")
     _add_compare_options(c, "--steps")
     c.add_argument("--threads", type=positive_int, default=2, help="torch threads (default 2)")
     t = sub.add_parser("train", help="train variants of a recipe (resumable), optionally then compare them")

@@ -83,11 +83,11 @@ def test_train_two_variants_in_parallel_then_compare_them_pairwise(tmp_path, dem
     md = tmp_path / "cmp.md"
     rc = main(["compare", "--home", home, "--runs", f"plain={out_dir / 'plain'}", f"swapped={out_dir / 'swapped'}",
                f"again={out_dir / 'plain'}", f"noisy={out_dir / 'plain'}@stochastic=true,guidance=3",
-               "--baseline", "plain", "--windows", "4", "--control-music", "1",
+               f"locked={out_dir / 'plain'}@foot_lock=true", "--baseline", "plain", "--windows", "4", "--control-music", "1",
                "--steps", "2", "--draws", "50", "--threads", "1", "--out", str(out), "--markdown", str(md)])
     assert rc == 0, capsys.readouterr().err
     result = json.loads(out.read_text())
-    assert result["order"] == ["plain", "swapped", "again", "noisy"] and result["baseline"] == "plain"
+    assert result["order"] == ["plain", "swapped", "again", "noisy", "locked"] and result["baseline"] == "plain"
     assert result["settings"]["windows"] == 4 and len(result["settings"]["window_indices"]) == 4
     assert 0.0 <= result["classifier"]["test_accuracy"] <= 1.0
     runs = result["runs"]
@@ -100,7 +100,9 @@ def test_train_two_variants_in_parallel_then_compare_them_pairwise(tmp_path, dem
                 assert p["diff"] == 0.0, (name, metric, p)
                 assert p["ci95"] == [0.0, 0.0], (name, metric, p)
     # the same model sampled otherwise is compared on the same windows like another model
-    assert runs["noisy"]["sampling"] == {"steps": 2, "guidance": 3.0, "genre_guidance": None, "stochastic": True}
+    assert runs["noisy"]["sampling"] == {"steps": 2, "guidance": 3.0, "genre_guidance": None, "stochastic": True,
+                                         "foot_lock": False}
+    assert runs["locked"]["sampling"]["foot_lock"] is True and runs["plain"]["sampling"]["foot_lock"] is False
     assert runs["plain"]["sampling"]["stochastic"] is False
     assert any(p["diff"] not in (None, 0.0) for p in runs["noisy"]["paired_vs_baseline"].values())
     swapped, plain = runs["swapped"], runs["plain"]
@@ -122,7 +124,7 @@ def test_train_two_variants_in_parallel_then_compare_them_pairwise(tmp_path, dem
     assert "control w/o posture" in text
     assert f"posture groups (test accuracy {result['classifier']['test_accuracy_without_posture']:.3f})" in text
     assert len(swapped["per_window"]["control_no_posture"]["v"]) == len(swapped["per_window"]["control"]["v"])
-    assert "| noisy @ guidance 3.0, stochastic True |" in text
+    assert "| noisy @ guidance 3.0, stochastic True |" in text and "| locked @ foot_lock True |" in text
 
 
 @pytest.mark.parametrize("content, needle", [

@@ -9,7 +9,7 @@ BAS measures the generated motion against the music it was made for). The real-d
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -26,8 +26,10 @@ from .pipeline import DancePipeline
 def generate_for_split(pipe: DancePipeline, store: WindowStore, split: str, steps: int = 20, guidance: float = 2.0,
                        seed: int = 0, batch: int = 36, indices: Sequence[int] | None = None,
                        progress: bool = False, desc: str = "generate", genre_guidance: float | None = None,
-                       stochastic: bool = False) -> tuple[list[DanceSample], float]:
+                       stochastic: bool = False, postprocess: Callable[[np.ndarray], np.ndarray] | None = None
+                       ) -> tuple[list[DanceSample], float]:
     """Generated samples (one per real window of ``split``, or of its windows ``indices``) and the seconds it took.
+    ``postprocess`` maps each window's (T, 319) features before decoding (e.g. ``representation.foot_lock``).
 
     Batch ``k`` (of ``batch`` windows, in order) is sampled with seed ``seed + k * batch``, so two generators
     asked for the same windows get the same noise and can be compared window by window.
@@ -41,7 +43,7 @@ def generate_for_split(pipe: DancePipeline, store: WindowStore, split: str, step
                                 steps=steps, guidance=guidance, genre_guidance=genre_guidance,
                                 stochastic=stochastic)
         for w, feats in zip(wins, x):
-            rec = decode(feats)
+            rec = decode(feats if postprocess is None else postprocess(feats))
             out.append(DanceSample(f"gen-{w.clip_id}@{w.start}", rec.positions, FPS, rec.joint_names,
                                    w.beat_times if w.has_music else None, {"genre": w.genre}))
     return out, time.perf_counter() - t0

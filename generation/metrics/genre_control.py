@@ -143,15 +143,16 @@ def control_hits(pipe, classifier: MotionGenreClassifier, music: np.ndarray, see
 
 def control_hits_by(pipe, classifiers: Mapping[str, MotionGenreClassifier], music: np.ndarray, seed: int = 1,
                     steps: int = 20, guidance: float = 2.0, genre_guidance: float | None = None,
-                    stochastic: bool = False) -> dict[str, np.ndarray]:
-    """:func:`control_hits` for several judges of the same generated windows (sampled once): name -> (G, M)."""
+                    stochastic: bool = False, postprocess=None) -> dict[str, np.ndarray]:
+    """:func:`control_hits` for several judges of the same generated windows (sampled once): name -> (G, M).
+    ``postprocess`` maps each window's (T, 319) features before decoding, as the pipeline's output would be."""
     from ..representation.codec import decode
 
     rows: dict[str, list[list[bool]]] = {name: [] for name in classifiers}
     for g in pipe.genres:
         x = pipe.sample_windows(music, [g] * len(music), seed=seed, steps=steps, guidance=guidance,
                                 genre_guidance=genre_guidance, stochastic=stochastic)
-        recs = [decode(f) for f in x]
+        recs = [decode(f if postprocess is None else postprocess(f)) for f in x]
         samples = [DanceSample(f"{g}-{i}", r.positions, 30.0, r.joint_names) for i, r in enumerate(recs)]
         parts = [descriptor_parts(s) for s in samples]          # once per window, however many judges read it
         for name, clf in classifiers.items():
