@@ -87,6 +87,20 @@ def test_training_with_the_adversarial_critic_logs_its_losses_and_records_it(tin
     assert saved["data"]["adversarial_critic"]["epochs_run"] == 2 and saved["data"]["genre_critic"] is None
 
 
+def test_the_critic_leaves_the_global_random_stream_and_frozen_parameters_alone() -> None:
+    critic = AdversarialCritic(GenreCritic(FEATURE_DIM, 3, width=16), 2, AdversarialConfig())
+    frozen = next(critic.network.parameters())
+    frozen.requires_grad_(False)
+    torch.manual_seed(3)
+    expected = torch.rand(3)
+    torch.manual_seed(3)
+    samples = torch.randn(2, 16, FEATURE_DIM, generator=torch.Generator().manual_seed(0))
+    critic.generator_loss(samples, torch.tensor([0, 1]))
+    critic.update(samples + 1.0, torch.tensor([0, 1]), samples)
+    torch.testing.assert_close(torch.rand(3), expected)
+    assert not frozen.requires_grad                          # a parameter frozen before stays frozen
+
+
 def test_adversarial_settings_out_of_range_are_refused() -> None:
     from generation.diffusion.train import TrainConfig
 

@@ -6,17 +6,31 @@ import pytest
 
 from encoders.errors import InputError
 from generation.representation import FEATURE_DIM
-from generation.representation.codec import decode
+from encoders.motion.rotations import matrix_to_rot6d
+from generation.representation.canonical import CanonicalFrame
+from generation.representation.codec import decode, place_features
 from generation.representation.foot_lock import lock_planted_feet, planted_slide_offsets
-from generation.representation.layout import CONTACT_JOINTS, LAYOUT
+from generation.representation.layout import CONTACT_JOINTS, LAYOUT, NUM_JOINTS
 
 
 def _standing(frames: int = 10) -> np.ndarray:
     """Features of a body in its rest pose whose root slides 2 cm per frame along x."""
     x = np.zeros((frames, FEATURE_DIM), dtype=np.float32)
-    x[:, LAYOUT.rotations] = np.tile(np.array([1, 0, 0, 0, 1, 0], dtype=np.float32), LAYOUT.rotations.stop // 6 - 1)
+    x[:, LAYOUT.rotations] = np.tile(np.array([1, 0, 0, 0, 1, 0], dtype=np.float32), NUM_JOINTS)
     x[:, LAYOUT.root.start] = 0.02 * np.arange(frames)
     x[:, LAYOUT.root.start + 1] = 0.9
+    return x
+
+
+def _swinging_left_leg(frames: int = 12) -> np.ndarray:
+    """A still root with the left hip swinging about the x axis, so only the left leg's joints slide."""
+    x = _standing(frames)
+    x[:, LAYOUT.root.start] = 0.0
+    angle = np.linspace(0.0, 0.6, frames)
+    c, s = np.cos(angle), np.sin(angle)
+    rx = np.zeros((frames, 3, 3))
+    rx[:, 0, 0], rx[:, 1, 1], rx[:, 1, 2], rx[:, 2, 1], rx[:, 2, 2] = 1.0, c, -s, s, c
+    x[:, LAYOUT.joint_rotation("left_hip")] = matrix_to_rot6d(rx)
     return x
 
 
@@ -35,6 +49,29 @@ def test_a_planted_foot_stops_sliding_and_nothing_else_moves() -> None:
     # the body's shape is untouched: every joint moved by the same shift
     shift = after.positions - before.positions
     np.testing.assert_allclose(shift, shift[:, :1].repeat(shift.shape[1], 1), atol=1e-5)
+
+
+def test_the_contact_channels_lock_their_own_joints() -> None:
+    """Only the left leg moves: locking the left ankle's channel must hold the left ankle, and the right ankle
+    (planted in reality) then moves by the correction; a channel order mixed up would hold the wrong foot."""
+    x = _swinging_left_leg()
+    names = decode(x).joint_names
+    left, right = names.index("left_ankle"), names.index("right_ankle")
+    raw = decode(x).positions
+    assert np.abs(np.diff(raw[:, left, 2])).max() > 0.005 and np.abs(np.diff(raw[:, right, [0, 2]], axis=0)).max() < 1e-6
+    x[:, LAYOUT.contacts.start + CONTACT_JOINTS.index("left_ankle")] = 1.0
+    locked = decode(lock_planted_feet(x)).positions
+    np.testing.assert_allclose(np.diff(locked[:, left, [0, 2]], axis=0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(locked[:, right, [0, 2]] - raw[:, right, [0, 2]],
+                               -(raw[:, left, [0, 2]] - raw[:1, left, [0, 2]]), atol=1e-5)
+
+
+def test_locking_commutes_with_placing_the_window_in_the_world() -> None:
+    x = _swinging_left_leg()
+    x[:, LAYOUT.contacts.start + CONTACT_JOINTS.index("left_ankle")] = 1.0
+    frame = CanonicalFrame(0.8, (1.5, 0.0, -2.0))
+    np.testing.assert_allclose(lock_planted_feet(place_features(x, frame)), place_features(lock_planted_feet(x), frame),
+                               atol=1e-5)
 
 
 def test_without_planted_contacts_the_motion_is_unchanged() -> None:

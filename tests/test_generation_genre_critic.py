@@ -254,3 +254,28 @@ def test_the_sampled_critic_loss_trains_the_denoiser_through_its_own_chain() -> 
         opt.step()
     after = total()
     assert after < before
+
+
+def test_split_generation_applies_the_postprocess_to_every_window(tiny_store) -> None:
+    from generation.diffusion.denoiser import GCDanceDenoiser
+    from generation.diffusion.evaluate import generate_for_split
+    from generation.diffusion.pipeline import DancePipeline
+    from generation.representation.layout import LAYOUT
+
+    torch.manual_seed(0)
+    emb = np.random.default_rng(0).normal(size=(len(tiny_store.genres), 8)).astype(np.float32)
+    pipe = DancePipeline(GCDanceDenoiser(tiny_denoiser_config()), tiny_store.fit_normalizer("train"),
+                         tiny_store.genres, emb, model_id="tiny")
+    seen: list[tuple[int, int]] = []
+
+    def lifted(features: np.ndarray) -> np.ndarray:
+        seen.append(features.shape)
+        out = features.copy()
+        out[:, LAYOUT.root.start + 1] += 1.0                     # the whole body one metre up
+        return out
+
+    plain, _ = generate_for_split(pipe, tiny_store, "train", steps=2, batch=2)
+    lifted_samples, _ = generate_for_split(pipe, tiny_store, "train", steps=2, batch=2, postprocess=lifted)
+    assert len(seen) == len(plain) == tiny_store.num_windows("train") and seen[0] == (16, FEATURE_DIM)
+    for a, b in zip(plain, lifted_samples):
+        np.testing.assert_allclose(b.positions[..., 1] - a.positions[..., 1], 1.0, atol=1e-4)

@@ -13,6 +13,7 @@ from encoders.motion.kinematics import forward_kinematics
 from encoders.motion.rotations import rot6d_to_matrix
 from encoders.motion.skeleton import smplx52
 
+from ..representation.foot_lock import CONTACT_THRESHOLD
 from ..representation.layout import LAYOUT, NUM_JOINTS, ROT_DIM
 from ..representation.normalizer import Normalizer
 
@@ -34,6 +35,6 @@ def diffusion_losses(pred: torch.Tensor, target: torch.Tensor, normalizer: Norma
     p_pos, t_pos = joint_positions(p_feat), joint_positions(t_feat)
     joints = torch.mean(((p_pos - t_pos) ** 2).sum(-1))                                # eq. 6
     foot_vel = p_pos[:, 1:, _FOOT] - p_pos[:, :-1, _FOOT]                              # (B, T-1, 4, 3)
-    contact = (p_feat[:, :-1, LAYOUT.contacts] > 0.5).to(pred.dtype).unsqueeze(-1)     # predicted labels
+    contact = (p_feat[:, :-1, LAYOUT.contacts] > CONTACT_THRESHOLD).to(pred.dtype).unsqueeze(-1)     # predicted labels
     foot = torch.mean(((foot_vel * contact) ** 2).sum(-1))                             # eq. 8
     return {"simple": simple, "joints": joints, "velocity": velocity, "foot": foot}

@@ -190,6 +190,7 @@ def train_denoiser(store: WindowStore, out: str | Path, denoiser: DenoiserConfig
                  f"{config.adversarial_pretrain_epochs} epochs, at {CRITIC_MAX_BUDGET_SHARE:.0%} of the budget")
     step, seen = 0, 0
     sampled_stream = torch.Generator().manual_seed(config.seed + 2)   # the sampled-critic loss draws from its own
+    adversarial_stream = torch.Generator().manual_seed(config.seed + 2)   # and so does the adversarial chain
 
     def save_checkpoint() -> None:
         """Write the run directory with the best weights so far (each new best is saved at once, so a run
@@ -235,7 +236,7 @@ def train_denoiser(store: WindowStore, out: str | Path, denoiser: DenoiserConfig
             if adversary is not None and step % config.sampled_critic_every == 0:   # adversarial_critic.py
                 k = min(b, config.sampled_critic_windows)
                 chain = sample_chain_prediction(model, sched, music[:k], genre_table, config.sampled_critic_steps,
-                                                sampled_stream)
+                                                adversarial_stream)
                 losses["adversarial"] = adversary.generator_loss(*chain)
                 total = total + config.adversarial_weight * losses["adversarial"]
             opt.zero_grad()

@@ -9,7 +9,7 @@ is the control rate (chance: 1 / number of genres).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -132,18 +132,20 @@ class MotionGenreClassifier:
 
 
 def control_hits(pipe, classifier: MotionGenreClassifier, music: np.ndarray, seed: int = 1, steps: int = 20,
-                 guidance: float = 2.0, genre_guidance: float | None = None, stochastic: bool = False) -> np.ndarray:
+                 guidance: float = 2.0, genre_guidance: float | None = None, stochastic: bool = False,
+                 postprocess: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """GCDance's control test item by item: (G, M) hits, row g = genre ``pipe.genres[g]`` requested for each of the
     music windows ``music`` (M, W, 35) held fixed (``pipe``: a ``DancePipeline``, ``genres``, ``sample_windows``);
     a hit is a generated window ``classifier`` labels with the requested genre. Kept per item so two generators
     can be paired item by item (``bench/ablate_generator.py``)."""
     return control_hits_by(pipe, {"control": classifier}, music, seed, steps, guidance, genre_guidance,
-                           stochastic)["control"]
+                           stochastic, postprocess)["control"]
 
 
 def control_hits_by(pipe, classifiers: Mapping[str, MotionGenreClassifier], music: np.ndarray, seed: int = 1,
                     steps: int = 20, guidance: float = 2.0, genre_guidance: float | None = None,
-                    stochastic: bool = False, postprocess=None) -> dict[str, np.ndarray]:
+                    stochastic: bool = False, postprocess: Callable[[np.ndarray], np.ndarray] | None = None
+                    ) -> dict[str, np.ndarray]:
     """:func:`control_hits` for several judges of the same generated windows (sampled once): name -> (G, M).
     ``postprocess`` maps each window's (T, 319) features before decoding, as the pipeline's output would be."""
     from ..representation.codec import decode

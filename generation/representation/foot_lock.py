@@ -18,12 +18,14 @@ from __future__ import annotations
 import numpy as np
 
 from encoders.errors import InputError
+from encoders.motion.skeleton import smplx52
 
 from .codec import decode
 from .layout import CONTACT_JOINTS, FEATURE_DIM, LAYOUT
 
 CONTACT_THRESHOLD = 0.5
-"""A contact channel above this counts as "planted" (the channels are trained on 0 / 1 labels)."""
+"""A contact channel above this counts as "planted" (the channels are trained on 0 / 1 labels); the foot-contact
+loss (``generation.diffusion.losses``, eq. 8) reads the predicted channels the same way."""
 
 
 def planted_slide_offsets(feet: np.ndarray, contacts: np.ndarray, threshold: float = CONTACT_THRESHOLD) -> np.ndarray:
@@ -46,14 +48,15 @@ def planted_slide_offsets(feet: np.ndarray, contacts: np.ndarray, threshold: flo
 def lock_planted_feet(features: np.ndarray, threshold: float = CONTACT_THRESHOLD) -> np.ndarray:
     """(T, 319) features with the root translation corrected so the joints the contact channels mark as planted
     do not slide (``planted_slide_offsets``); everything else unchanged. Works in whatever frame the features
-    are in (canonical or world): a root shift moves every joint by the same amount in both."""
+    are in (canonical or world): the two differ by a turn about the vertical and a horizontal shift, which carry
+    the slides and their cancelling offsets alike. Apply it to a whole chained dance, after the windows are
+    blended (``DancePipeline``), not to each window before: per-window offsets would open the seams."""
     x = np.asarray(features)
     if x.ndim != 2 or x.shape[1] != FEATURE_DIM:
         raise InputError("foot lock", "expected generative features", field="features",
                          expected=f"(T, {FEATURE_DIM})", got=str(x.shape))
     record = decode(x)
-    joints = [record.joint_names.index(name) for name in CONTACT_JOINTS]
-    offsets = planted_slide_offsets(record.positions[:, joints], x[:, LAYOUT.contacts], threshold)
+    offsets = planted_slide_offsets(record.positions[:, smplx52().foot_indices()], x[:, LAYOUT.contacts], threshold)
     out = np.array(x, copy=True)
     root = np.arange(LAYOUT.root.start, LAYOUT.root.stop)
     out[:, root[[0, 2]]] += offsets.astype(out.dtype)
