@@ -214,6 +214,15 @@ def test_generate_command_end_to_end(tmp_path, demo_workspace, capsys) -> None:
     assert main(["generate", "--music", str(tmp_path / "clicks.wav"), "--genre", "popping", "--run", str(run),
                  "--steps", "2", "--out", str(bvh)]) == 0
     assert read_bvh(bvh).to_record().num_frames == 150
+    # the foot lock: the same dance with the root moved back under the planted feet, said in the report
+    locked = tmp_path / "locked.npz"
+    assert main(["generate", "--clip", str(clip), "--home", str(demo_workspace.home), "--genre", "waltz",
+                 "--run", str(run), "--seconds", "6", "--steps", "3", "--foot-lock", "--out", str(locked),
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["foot_lock"] is True
+    held = MotionRecord.load(locked)
+    np.testing.assert_allclose(held.positions[..., 1], rec.positions[..., 1], atol=1e-4)    # heights kept
+    np.testing.assert_allclose(held.rotations_6d, rec.rotations_6d, atol=1e-5)              # shape kept
 
     # inpainting from the command line: keep the body of a one-window motion, generate the hands
     piece = tmp_path / "piece.npz"
@@ -235,6 +244,8 @@ def test_generate_command_end_to_end(tmp_path, demo_workspace, capsys) -> None:
 
     sf.write(tmp_path / "silence.wav", np.zeros(5 * sr, dtype=np.float32), sr)
     cases = [(["--music", str(tmp_path / "silence.wav"), "--genre", "waltz", "--out", str(out)], 1, "silent"),
+             (["--clip", str(clip), "--home", str(demo_workspace.home), "--genre", "waltz", "--edit", str(piece),
+               "--keep", "body", "--foot-lock", "--out", str(out)], 2, "--foot-lock does not apply"),
              (["--music", str(tmp_path / "clicks.wav"), "--genre", "tap", "--out", str(out)], 1, "unknown genre 'tap'"),
              (["--music", str(tmp_path / "clicks.wav"), "--genre", "waltz", "--seconds", "9", "--out", str(out)], 1,
               "shorter than --seconds"),

@@ -1,7 +1,8 @@
 """``dancesearch generate``: a dance for a piece of music, in a genre named or described; ``generate train``.
 
     dancesearch generate --music FILE | --clip ID  [--genre G | --text "..."] [--seconds S] [--seed N]
-                         [--steps K] [--guidance W] [--genre-guidance W] [--stochastic] [--run DIR] --out FILE.npz|.bvh [--json]
+                         [--steps K] [--guidance W] [--genre-guidance W] [--stochastic] [--foot-lock] [--run DIR]
+                         --out FILE.npz|.bvh [--json]
     dancesearch generate --edit MOTION.npz --keep body|hands|legs|arms|torso|START:END [--keep ...] ... (inpainting)
     dancesearch generate train --out RUN [--config RECIPE.json] [--minutes M] [--train-steps N] [--seed S] [--home H]
                                [--overlap-upsampling]
@@ -49,6 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--stochastic", action="store_true",
                    help="sample with noise between steps (the model's learned variance when it has one, POPDG / iDDPM; "
                         "else the posterior variance) instead of deterministic DDIM; still reproducible by --seed")
+    p.add_argument("--foot-lock", action="store_true",
+                   help="hold the feet the model marks as planted in place (moves the root back by their slide): "
+                        "far less foot sliding; sliding footwork (house) suffers (not with --edit)")
     p.add_argument("--genre-guidance", type=bounded_number(float, 0.0, 20.0, "--genre-guidance"), default=None,
                    metavar="W", help="a separate guidance weight on the genre (compositional guidance; default: the "
                                      "same as --guidance)")
@@ -137,6 +141,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise UsageError("--edit MOTION.npz and --keep WHAT go together")
     if args.edit is not None and args.seconds is not None:
         raise UsageError("--seconds does not apply to --edit (the edited dance is one 4-s window)")
+    if args.edit is not None and args.foot_lock:
+        raise UsageError("--foot-lock does not apply to --edit (it would move the kept frames)")
     pipe = DancePipeline.from_pretrained(args.run or DEFAULT_RUN)
     confidence = None
     if args.text is not None:
@@ -163,7 +169,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
                            stochastic=args.stochastic)
     else:
         result = pipe(music, genre, seed=args.seed, steps=args.steps, guidance=args.guidance,
-                      genre_guidance=args.genre_guidance, stochastic=args.stochastic)
+                      genre_guidance=args.genre_guidance, stochastic=args.stochastic, foot_lock=args.foot_lock)
     seconds = time.perf_counter() - t0
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.out.suffix.lower() == ".bvh":
@@ -173,7 +179,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     payload = {"out": str(args.out), "genre": result.genre, "genre_confidence": confidence, "model_id": pipe.model_id,
                "seconds_of_dance": round(result.seconds, 2), "windows": result.windows, "steps": args.steps,
                "guidance": args.guidance, "genre_guidance": args.genre_guidance, "seed": args.seed,
-               "stochastic": args.stochastic, "sampler": pipe.variance(args.stochastic),
+               "stochastic": args.stochastic, "sampler": pipe.variance(args.stochastic), "foot_lock": args.foot_lock,
                "edit": None if args.edit is None else {"motion": str(args.edit), "keep": args.keep}, "seconds_taken": round(seconds, 2),
                "music_beats": len(beats)}
 

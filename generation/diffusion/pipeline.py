@@ -28,6 +28,7 @@ from encoders.motion.record import MotionRecord
 
 from ..representation.canonical import CanonicalFrame, yaw_matrix
 from ..representation.codec import canonicalise_features, decode, encode, place_features
+from ..representation.foot_lock import lock_planted_feet
 from ..representation.layout import FPS, LAYOUT
 from .denoiser import GCDanceDenoiser
 from .editing import EditSpec
@@ -101,8 +102,10 @@ class DancePipeline:
                          got=genre)
 
     def __call__(self, music: np.ndarray, genre: str, seed: int = 0, steps: int = 20, guidance: float = 2.0,
-                 genre_guidance: float | None = None, stochastic: bool = False) -> Generated:
-        """music (T, 35) features at 30 fps -> a dance of T frames in ``genre``."""
+                 genre_guidance: float | None = None, stochastic: bool = False, foot_lock: bool = False) -> Generated:
+        """music (T, 35) features at 30 fps -> a dance of T frames in ``genre``. ``foot_lock`` holds the feet the
+        model marks as planted in place (``representation.foot_lock``, on the blended dance): far less foot
+        sliding, at a cost in kinetic realism and in genres whose footwork slides (docs/results/generation.md)."""
         music = np.asarray(music, dtype=np.float32)
         w = self.window_frames
         if music.ndim != 2 or music.shape[1] != 35:
@@ -119,7 +122,7 @@ class DancePipeline:
         g = self.genre_embeddings[self.genre_index(genre)].expand(n, -1)
         x0 = self._sample(music_w, g, seed, steps, guidance, hop, genre_guidance, stochastic)
         t1 = time.perf_counter()
-        record = self._assemble(x0, hop)
+        record = self._assemble(x0, hop, foot_lock)
         record = record.slice(0, len(music))
         return Generated(record, self.genres[self.genre_index(genre)], len(music) / FPS, n,
                          {"sample_s": round(t1 - t0, 3), "assemble_s": round(time.perf_counter() - t1, 3)})
@@ -224,10 +227,11 @@ class DancePipeline:
             feats[i - 1, hop:] = place_features(blended, sub)
         return torch.as_tensor(self.normalizer.normalise(feats), dtype=x0.dtype)
 
-    def _assemble(self, windows: np.ndarray, hop: int) -> MotionRecord:
-        """Place each canonical window in the world (chained frames) and cross-fade the overlaps."""
+    def _assemble(self, windows: np.ndarray, hop: int, foot_lock: bool = False) -> MotionRecord:
+        """Place each canonical window in the world (chained frames), cross-fade the overlaps, then (``foot_lock``)
+        hold the planted feet."""
         joined = assemble_windows(torch.as_tensor(np.stack(self.world_windows(windows, hop)))).numpy()
-        return decode(joined)
+        return decode(lock_planted_feet(joined) if foot_lock else joined)
 
     def world_windows(self, windows: np.ndarray, hop: int) -> list[np.ndarray]:
         """(N, W, 319) canonical windows (de-normalised) -> each in world coordinates (root and rotations)."""
