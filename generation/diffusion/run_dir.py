@@ -6,8 +6,9 @@
                               "genre_prompt", "text_backbone", "data"}
     RUN/model.pt             denoiser state_dict (the best validation checkpoint)
     RUN/normalizer.npz       feature statistics of the training windows (generation.representation)
-    RUN/genre_embeddings.npy (G, E) text embeddings of "This is a {genre} type of music." (no backbone needed
-                             to sample a named genre)
+    RUN/genre_embeddings.npy (G, E) the genre code the denoiser reads: text embeddings of "This is a {genre}
+                             type of music." as they are, or whitened over the genre set (train config
+                             ``genre_code``, ``genre_code.py``); no backbone is needed to sample a named genre
     RUN/history.json         losses per evaluation
     RUN/README.md            model card
 
@@ -63,7 +64,8 @@ def model_card(model: GCDanceDenoiser, genres: list[str], train_config: dict[str
         "Body / hand Transformer experts, music cross-attention, genre + step FiLM, x0 prediction, cosine DDIM.", "",
         f"- parameters: {params:,}; d_model {c.d_model}, body {c.body_layers} + hand {c.hand_layers} layers, "
         f"{c.window_frames}-frame windows downsampled x{c.time_stride}",
-        f"- genres ({len(genres)}): {', '.join(genres)}; prompt \"{GENRE_PROMPT}\" embedded by `{text_backbone}`",
+        f"- genres ({len(genres)}): {', '.join(genres)}; prompt \"{GENRE_PROMPT}\" embedded by `{text_backbone}`"
+        f" (genre code: {train_config.get('genre_code', 'prompt')})",
         f"- training: {data.get('windows_seen', '?')} windows seen in {data.get('train_seconds', '?')} s "
         f"(budget {train_config.get('minutes')} min, at most {train_config.get('steps')} steps, batch "
         f"{train_config.get('batch_size')}, loss combination `{train_config.get('loss_combination')}`)",

@@ -28,6 +28,7 @@ from encoders.errors import DanceSearchError
 from ..windows import WindowDataset, WindowStore
 from .adversarial_critic import AdversarialConfig, fit_adversarial_critic
 from .denoiser import DenoiserConfig, GCDanceDenoiser
+from .genre_code import GENRE_CODES, genre_code
 from .genre_critic import CRITIC_KINDS, CriticConfig, critic_loss, fit_genre_critic
 from .losses import diffusion_losses
 from .music_swap import swap_music
@@ -69,6 +70,10 @@ class TrainConfig:
     seed: int = 0
     num_threads: int = 2
     text_backbone: str = "minilm"
+    genre_code: str = "prompt"
+    """What the genre FiLM adapter reads (``genre_code.GENRE_CODES``): ``prompt``, the prompt embeddings as they are
+    (v1-v6), or ``whitened``, the same embeddings centred and whitened over the genre set so that every genre's
+    code is equally far from every other's (``genre_code.py`` says why)."""
     music_tower_run: str | None = None
     """A CustomDancer retrieval run (e.g. ``models/demo``) whose frozen music tower gives the denoiser GCDance's
     high-level "FM" music features (``music_tower.py``); None trains on the 35-d features alone."""
@@ -105,6 +110,8 @@ class TrainConfig:
     pass per loss through the shared parameters; the Nash-MTL reference also updates every few steps)."""
 
     def __post_init__(self) -> None:
+        if self.genre_code not in GENRE_CODES:
+            raise DanceSearchError(f"unknown genre_code {self.genre_code!r}: one of {', '.join(GENRE_CODES)}")
         if self.critic_kind not in CRITIC_KINDS:
             raise DanceSearchError(f"unknown critic_kind {self.critic_kind!r}: one of {', '.join(CRITIC_KINDS)}")
         if self.sampled_critic_weight > 0 and self.genre_loss_weight <= 0:
@@ -144,6 +151,7 @@ def train_denoiser(store: WindowStore, out: str | Path, denoiser: DenoiserConfig
     normalizer = store.fit_normalizer("train")
     genres = store.genres
     emb, backbone_id = embeddings if embeddings is not None else genre_embeddings(genres, config.text_backbone)
+    emb = genre_code(emb, config.genre_code)
     genre_table = torch.as_tensor(emb, dtype=torch.float32)
     tower = None
     if config.music_tower_run:
