@@ -1,6 +1,7 @@
 """The genre code the denoiser reads (issue 14): prompt embeddings as they are, or whitened over the genre set."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -30,23 +31,29 @@ def test_whitening_turns_bunched_prompts_into_a_regular_simplex() -> None:
     np.testing.assert_allclose(code.mean(axis=0), 0.0, atol=1e-6)
 
 
-def test_whitening_is_a_fixed_linear_map_of_the_centred_embeddings() -> None:
-    """The code lives in the span of the centred prompts: nothing outside the text backbone's geometry is added."""
+def test_whitening_is_a_fixed_map_of_the_genre_set_not_of_its_order_or_offset() -> None:
+    """The code lives in the span of the centred prompts, follows the genres when they are reordered and ignores
+    a shared offset or scale of the embeddings (nothing outside the genre set's own geometry decides it)."""
     emb = _prompt_like(g=6, e=32, seed=1)
     code = whiten_genre_embeddings(emb)
     centred = emb - emb.mean(axis=0)
     coef, *_ = np.linalg.lstsq(centred.T, code.T, rcond=None)
     np.testing.assert_allclose(centred.T @ coef, code.T, atol=1e-5)
+    order = np.array([3, 0, 5, 1, 4, 2])
+    np.testing.assert_allclose(whiten_genre_embeddings(emb[order]), code[order], atol=1e-5)
+    np.testing.assert_allclose(whiten_genre_embeddings(3.0 * emb + 0.7), code, atol=1e-5)
 
 
-def test_duplicate_prompts_keep_one_code_and_bad_tables_are_refused() -> None:
+def test_duplicate_prompts_share_one_code_and_bad_tables_are_refused() -> None:
     emb = _prompt_like(g=5, e=16, seed=2)
-    emb = np.vstack([emb, emb[:1]])                                  # a sixth genre with the first one's prompt
-    code = whiten_genre_embeddings(emb)
+    code = whiten_genre_embeddings(np.vstack([emb, emb[:1]]))     # a sixth genre with the first one's prompt
     np.testing.assert_allclose(code[0], code[5], atol=1e-6)
-    assert np.all(np.isfinite(code))
+    np.testing.assert_allclose(code[:5], whiten_genre_embeddings(emb), atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(code, axis=1), 1.0, atol=1e-5)
+    many = whiten_genre_embeddings(_prompt_like(g=12, e=4, seed=4))  # more genres than dimensions + 1
+    np.testing.assert_allclose(np.linalg.norm(many, axis=1), 1.0, atol=1e-5)
     with pytest.raises(DanceSearchError, match="identical"):
-        whiten_genre_embeddings(np.ones((3, 8)))
+        whiten_genre_embeddings(np.full((3, 8), 0.1))
     with pytest.raises(DanceSearchError, match="expected"):
         whiten_genre_embeddings(np.ones((1, 8)))
     with pytest.raises(DanceSearchError, match="NaN"):
@@ -77,3 +84,18 @@ def test_a_recipe_with_the_whitened_code_trains_and_samples_with_the_coded_table
     np.testing.assert_allclose(pipe.genre_embeddings.numpy(), saved)
     with pytest.raises(DanceSearchError, match="genre_code"):
         TrainConfig(genre_code="onehot")
+    # the default code trains on the prompt embeddings exactly as the backbone gave them
+    train_denoiser(tiny_store, tmp_path / "plain", denoiser, dataclasses.replace(config, genre_code="prompt"),
+                   progress=False, embeddings=(emb, "test"))
+    np.testing.assert_array_equal(np.load(tmp_path / "plain" / "genre_embeddings.npy"), emb)
+
+
+def test_the_v7_recipe_is_the_shipped_recipe_with_the_whitened_code() -> None:
+    from pathlib import Path
+
+    from generation.diffusion.recipe import load_recipe
+
+    recipes = Path(__file__).resolve().parents[1] / "generation" / "diffusion" / "recipes"
+    v7, shipped = load_recipe(recipes / "cpu_v7.json"), load_recipe(recipes / "cpu.json")
+    assert v7["train"].pop("genre_code") == "whitened"
+    assert v7 == shipped

@@ -8,7 +8,10 @@
     RUN/normalizer.npz       feature statistics of the training windows (generation.representation)
     RUN/genre_embeddings.npy (G, E) the genre code the denoiser reads: text embeddings of "This is a {genre}
                              type of music." as they are, or whitened over the genre set (train config
-                             ``genre_code``, ``genre_code.py``); no backbone is needed to sample a named genre
+                             ``genre_code``, ``genre_code.py``); no backbone is needed to sample a named genre.
+                             ``genre_prompt`` and ``text_backbone`` in config.json say where the embeddings came
+                             from; a whitened table also depends on the whole genre set, so a new genre means
+                             retraining
     RUN/history.json         losses per evaluation
     RUN/README.md            model card
 
