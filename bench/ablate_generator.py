@@ -48,7 +48,7 @@ change the denoiser, so the table cites that result instead.
 
     python bench/ablate_generator.py compare --home .dancesearch \\
         --runs old=models/generator new=RUN --baseline old --control-music 18 --out bench/results/X.json
-    python bench/ablate_generator.py train --home .dancesearch --base generation/diffusion/recipes/cpu.json \\
+    python bench/ablate_generator.py train --home .dancesearch --base generation/diffusion/recipes/cpu_v3.json \\
         --variants bench/generator_ablation_variants.json --out-dir RUNS --minutes 7 --parallel 2 --threads 1 \\
         --set train.warmup_steps=30 --set train.eval_every=50 --compare --control-music 18
 """

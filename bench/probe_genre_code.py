@@ -9,8 +9,8 @@ the genres' mean (how much of it is genre-specific). Given a paired comparison J
 (``bench/ablate_generator.py compare --out``), it puts each run's per-genre control rate beside those figures
 with their Spearman rank correlation.
 
-    python bench/probe_genre_code.py --runs v3=models/generator \
-        --compare docs/results/generator_v6_vs_v3.json --json bench/results/genre_code_probe_v3.json
+    python bench/probe_genre_code.py --runs v3=RUN_V3 v7=models/generator \
+        --compare docs/results/generator_v7_vs_v3.json --json bench/results/genre_code_probe.json
 """
 from __future__ import annotations
 
@@ -51,7 +51,8 @@ def condition_geometry(run: str) -> dict:
     adapted_cos, adapted_idx = _nearest(adapted)
     specific = np.linalg.norm(adapted - adapted.mean(axis=0), axis=1)
     genres = list(pipe.genres)
-    return {"run": run, "model_id": pipe.model_id, "genre_code": pipe.run_config.get("train", {}).get("genre_code", "prompt"),
+    code = pipe.run_config.get("train", {}).get("genre_code", "prompt")     # runs from before the option: prompt
+    return {"run": run, "model_id": pipe.model_id, "genre_code": code,
             "adapter_output_norm_mean": round(float(np.linalg.norm(adapted, axis=1).mean()), 3),
             "per_genre": {g: {"table_nearest_cosine": round(float(table_cos[i]), 3),
                               "adapter_nearest_cosine": round(float(adapted_cos[i]), 3),

@@ -90,12 +90,12 @@ def test_a_recipe_with_the_whitened_code_trains_and_samples_with_the_coded_table
     np.testing.assert_array_equal(np.load(tmp_path / "plain" / "genre_embeddings.npy"), emb)
 
 
-def test_the_v7_recipe_is_the_shipped_recipe_with_the_whitened_code() -> None:
+def test_the_shipped_v7_recipe_is_v3_s_with_the_whitened_code() -> None:
     from pathlib import Path
 
     from generation.diffusion.recipe import load_recipe
 
     recipes = Path(__file__).resolve().parents[1] / "generation" / "diffusion" / "recipes"
-    v7, shipped = load_recipe(recipes / "cpu_v7.json"), load_recipe(recipes / "cpu.json")
+    v7, v3 = load_recipe(recipes / "cpu.json"), load_recipe(recipes / "cpu_v3.json")
     assert v7["train"].pop("genre_code") == "whitened"
-    assert v7 == shipped
+    assert v7 == v3

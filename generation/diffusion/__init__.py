@@ -11,6 +11,7 @@
 - ``losses``: eq. 5-8 (simple, FK joints, velocity, foot contact);
 - ``mtl``: fixed / Nash-MTL / Aligned-MTL loss weighting (Algorithms 1-2);
 - ``music_swap``: genre-swapped music, the training augmentation that makes the genre prompt count;
+- ``genre_code``: what the genre FiLM adapter reads (the prompt embeddings, or whitened over the genre set);
 - ``genre_critic``: a frozen motion genre critic whose cross-entropy on the predicted x0 is a training loss
   (``TrainConfig.genre_loss_weight``): how strongly the requested genre must show;
 - ``train`` / ``recipe`` / ``run_dir``: the training loop, recipe files (``recipes/cpu.json`` is the shipped

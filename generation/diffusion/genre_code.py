@@ -2,13 +2,16 @@
 
 GCDance feeds the text embedding of "This is a {genre} type of music." through an adapter into FiLM (eq. 3-4).
 The prompts differ in one word, so their embeddings share most of their direction: with MiniLM the 18 demo
-genres' prompts sit at cosine 0.61-0.80 of each other, and the shared mean (norm 0.80) outweighs each genre's own
-part (mean norm 0.60). On the shipped v3 model (``bench/probe_genre_code.py``) the genres the control test
-misses are the ones whose trained adapter output carries little of its own: per-genre control rises with the
-norm of the output about the genres' mean (Spearman 0.60, p 0.008; Dai and Han-Tang, 1.6-1.7, are read as their
-genre in 22-28% of items, krump and tango, 6.1-6.6, in 94-100%), and the outputs bunch up the way the misses go:
-Miao beside hip-hop (cosine 0.94; Miao windows are labelled hip-hop or breaking), locking beside house (0.90),
-K-pop beside urban and popping (0.88, 0.85; K-pop windows are labelled popping).
+genres' prompts sit at cosine 0.49-0.80 of each other (each one's nearest other at 0.67-0.80), and the shared
+mean (norm 0.80) outweighs each genre's own part (mean norm 0.60). On v3, trained on those embeddings
+(``bench/probe_genre_code.py``, ``bench/results/genre_code_probe.json``), the genres the control test misses are
+the ones whose trained adapter output carries little of its own: per-genre control rises with the norm of the
+output about the genres' mean (Spearman 0.60, p 0.008; Dai and Han-Tang, 1.6-1.7, are read as their genre in
+22-28% of items, krump and tango, 6.1-6.6, in 94-100%), and some misses follow the closest pairs of outputs: Miao
+beside hip-hop (cosine 0.94; Miao windows are labelled hip-hop or breaking, ``bench/results/control_gap_v3.json``),
+K-pop beside urban and popping (0.88, 0.85; K-pop windows are labelled popping), though the nearest-pair cosine
+alone does not predict control across genres (Spearman -0.20). v7, the same recipe with this code, is the
+shipped model: control 54.6% against v3's 49.1% (docs/results/generation.md).
 
 ``whitened`` removes that handicap before training: the embeddings are centred on their mean and whitened in the
 span of the genre set, then scaled to unit norm, so with G distinct prompts they form a regular simplex (every
