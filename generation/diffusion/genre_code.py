@@ -30,6 +30,12 @@ from encoders.errors import DanceSearchError
 GENRE_CODES = ("prompt", "whitened")
 
 
+def check_genre_code(code: str) -> None:
+    """Refuses a ``code`` outside ``GENRE_CODES`` (``TrainConfig`` checks it before any data is read)."""
+    if code not in GENRE_CODES:
+        raise DanceSearchError(f"unknown genre_code {code!r}: one of {', '.join(GENRE_CODES)}")
+
+
 def whiten_genre_embeddings(embeddings: np.ndarray, rank_tolerance: float = 1e-6) -> np.ndarray:
     """(G, E) -> (G, E): centred, whitened in the span of the distinct embeddings, every row of unit norm.
 
@@ -56,8 +62,7 @@ def whiten_genre_embeddings(embeddings: np.ndarray, rank_tolerance: float = 1e-6
 
 def genre_code(embeddings: np.ndarray, code: str) -> np.ndarray:
     """The (G, E) table the denoiser is conditioned on, for ``code`` in ``GENRE_CODES``."""
-    if code == "prompt":
-        return np.asarray(embeddings, dtype=np.float32)
+    check_genre_code(code)
     if code == "whitened":
         return whiten_genre_embeddings(embeddings)
-    raise DanceSearchError(f"unknown genre_code {code!r}: one of {', '.join(GENRE_CODES)}")
+    return np.asarray(embeddings, dtype=np.float32)

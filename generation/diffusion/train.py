@@ -28,7 +28,7 @@ from encoders.errors import DanceSearchError
 from ..windows import WindowDataset, WindowStore
 from .adversarial_critic import AdversarialConfig, fit_adversarial_critic
 from .denoiser import DenoiserConfig, GCDanceDenoiser
-from .genre_code import GENRE_CODES, genre_code
+from .genre_code import check_genre_code, genre_code
 from .genre_critic import CRITIC_KINDS, CriticConfig, critic_loss, fit_genre_critic
 from .losses import diffusion_losses
 from .music_swap import swap_music
@@ -110,8 +110,7 @@ class TrainConfig:
     pass per loss through the shared parameters; the Nash-MTL reference also updates every few steps)."""
 
     def __post_init__(self) -> None:
-        if self.genre_code not in GENRE_CODES:
-            raise DanceSearchError(f"unknown genre_code {self.genre_code!r}: one of {', '.join(GENRE_CODES)}")
+        check_genre_code(self.genre_code)
         if self.critic_kind not in CRITIC_KINDS:
             raise DanceSearchError(f"unknown critic_kind {self.critic_kind!r}: one of {', '.join(CRITIC_KINDS)}")
         if self.sampled_critic_weight > 0 and self.genre_loss_weight <= 0:
