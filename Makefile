@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: install test test-all demo bench clean
+.PHONY: install test test-all demo clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
