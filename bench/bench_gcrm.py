@@ -62,7 +62,7 @@ def main() -> int:
     import torch
 
     from encoders.motion.record import MotionRecord
-    from encoders.music.features import COL_BEAT
+    from encoders.music.features import beat_times
     from generation.genre_match.mel import mel_of_file
     from generation.metrics.catalog_source import window_samples, window_store
     from generation.metrics.jerk import jerk
@@ -98,7 +98,7 @@ def main() -> int:
         music = np.load(ws.resolve(clip.music_path)).astype(np.float32)[:frames]
         n = len(music)
         mel = mel_of_file(ws.resolve(clip.audio_path), scorer.mel_config, frames=n)
-        beats = np.nonzero(music[:, COL_BEAT] > 0.5)[0] / FPS
+        beats = beat_times(music)
         real = MotionRecord.load(ws.resolve(clip.motion_path)).slice(0, n)
         row = {"clip_id": clip.id, "key": clip.key, "genre": clip.genre, "frames": n,
                "gs_real": scorer.dance_gs(mel, real.positions)}

@@ -35,13 +35,14 @@ from ..motion.canonical import canonical_body
 from ..motion.kinematics import foot_contacts, resample_linear, smooth_gaussian
 from ..motion.record import MotionRecord
 from ..motion.skeleton import FOOT_JOINTS, SMPL_BODY_22
+from ..music import MUSIC_FEATURE_DIM
 
 if TYPE_CHECKING:
     import torch
 
     from ..motion.augment import RealismAugment
 
-MUSIC_DIM = 35
+MUSIC_DIM = MUSIC_FEATURE_DIM            # one home: encoders.music.features
 N_BODY = len(SMPL_BODY_22)
 _J = {name: i for i, name in enumerate(SMPL_BODY_22)}
 

@@ -40,11 +40,11 @@ import numpy as np
 
 from ..atomic_io import atomic_save_npz
 from ..errors import InputError
+from . import MUSIC_FEATURE_DIM
 from .audio import load_audio, resample
 
 log = logging.getLogger(__name__)
 
-MUSIC_FEATURE_DIM = 35
 FEATURE_FPS = 30
 HOP = 512
 FEATURE_SR = FEATURE_FPS * HOP  # 15360 Hz: one hop is exactly one 30-fps motion frame
@@ -206,6 +206,11 @@ def _fit_rows(feats: np.ndarray, t: int) -> np.ndarray:
     out[n:, COL_PEAK] = 0.0
     out[n:, COL_BEAT] = 0.0
     return out
+
+
+def beat_times(features: np.ndarray) -> np.ndarray:
+    """Seconds of the beats marked in the beat column of (T, 35) features (the frames ``analyse_signal`` set)."""
+    return np.nonzero(np.asarray(features)[:, COL_BEAT] > 0.5)[0] / FEATURE_FPS
 
 
 def analyse_signal(y: np.ndarray, sr: int) -> MusicAnalysis:

@@ -91,7 +91,7 @@ def _music_from_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _music_from_clip(args: argparse.Namespace, clip_id: int) -> tuple[np.ndarray, np.ndarray]:
-    from encoders.music.features import COL_BEAT
+    from encoders.music.features import beat_times
     from encoders.training.data import load_music
     from indexer.workspace import Workspace
 
@@ -110,7 +110,7 @@ def _music_from_clip(args: argparse.Namespace, clip_id: int) -> tuple[np.ndarray
         raise InputError(None, f"clip {clip_id} ({clip.key}) has no music", field="clip",
                          expected="a clip with music", got="none")
     music = load_music(ws.resolve(clip.music_path))
-    return music, np.nonzero(music[:, COL_BEAT] > 0.5)[0] / 30.0
+    return music, beat_times(music)
 
 
 def _motion_to_edit(path: Path):
@@ -126,6 +126,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         return _train(args)
     from encoders.motion.bvh_write import write_bvh
 
+    from ..representation.layout import FPS
     from .editing import EditSpec
     from .pipeline import DancePipeline
 
@@ -157,11 +158,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
     pipe.genre_index(genre)                                       # unknown genre: fail before analysing music
     music, beats = _music_from_file(args.music) if args.music is not None else _music_from_clip(args, args.clip)
     if args.seconds is not None:
-        frames = int(round(args.seconds * 30))
+        frames = int(round(args.seconds * FPS))
         if frames > len(music):
             raise InputError(args.music or f"clip {args.clip}", "the music is shorter than --seconds",
-                             field="seconds", expected=f"<= {len(music) / 30:.1f}", got=f"{args.seconds:g}")
-        music, beats = music[:frames], beats[beats < frames / 30]
+                             field="seconds", expected=f"<= {len(music) / FPS:.1f}", got=f"{args.seconds:g}")
+        music, beats = music[:frames], beats[beats < frames / FPS]
     t0 = time.perf_counter()
     if args.edit is not None:
         result = pipe.edit(_motion_to_edit(args.edit), music, genre, EditSpec.parse(args.keep), seed=args.seed,

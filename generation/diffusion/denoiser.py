@@ -18,13 +18,14 @@ import torch
 from torch import nn
 
 from encoders.errors import DanceSearchError
+from encoders.music import MUSIC_FEATURE_DIM
 
 from ..representation.layout import FEATURE_DIM, LAYOUT
 from .blocks import DenoiserBlock
 from .music_tower import MusicTowerFeatures, MusicTowerSpec
 from .popdg import AlignmentModule, DSAttention, VarianceHead
 
-MUSIC_DIM = 35
+MUSIC_DIM = MUSIC_FEATURE_DIM            # one home: encoders.music.features
 
 
 @dataclass
@@ -136,7 +137,8 @@ class GCDanceDenoiser(nn.Module):
         b, frames, dim = x_t.shape
         if dim != FEATURE_DIM or frames != c.window_frames or music.shape != (b, frames, c.music_dim):
             raise DanceSearchError(f"denoiser input: motion {tuple(x_t.shape)} (expected (B, {c.window_frames}, "
-                                   f"{FEATURE_DIM})), music {tuple(music.shape)}")
+                                   f"{FEATURE_DIM})), music {tuple(music.shape)} (expected ({b}, "
+                                   f"{c.window_frames}, {c.music_dim}))")
         m = self.music_down(self.music_in(music).transpose(1, 2)).transpose(1, 2) + self.music_pos
         if drop_music is not None:
             m = torch.where(drop_music.view(b, 1, 1), self.null_music.expand_as(m), m)

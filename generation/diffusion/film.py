@@ -2,8 +2,8 @@
 
 gamma = theta_w(alpha(C)), beta = theta_b(alpha(C)), FiLM(Y) = gamma * Y + beta, with C the genre
 embedding plus the step embedding (the genre is "conditioned on the current diffusion timestep") and
-alpha a small adapter. theta_w starts at zero with gamma = 1 + theta_w(.), so an untrained block is the
-identity and conditioning is learned as a correction.
+alpha a small adapter. theta_w starts at zero with gamma = 1 + theta_w(.), so an untrained FiLM layer is the
+identity (it passes its sub-layer's output through unchanged) and conditioning is learned as a correction.
 """
 from __future__ import annotations
 

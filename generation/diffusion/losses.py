@@ -18,6 +18,8 @@ from ..representation.layout import LAYOUT, NUM_JOINTS, ROT_DIM
 from ..representation.normalizer import Normalizer
 
 _FOOT = smplx52().foot_indices()
+LOSS_NAMES = ("simple", "joints", "velocity", "foot")
+"""The losses ``diffusion_losses`` returns (eq. 5-8), in the order the multi-task combiner weights them."""
 
 
 def joint_positions(features: torch.Tensor) -> torch.Tensor:

@@ -2,10 +2,11 @@
 
 Borrowed interface: diffusers' pipelines (``from_pretrained(dir)``, ``__call__``). Long dances follow
 GCDance III-C / EDGE: 4-s windows every 2 s sampled as one batch; after every DDIM step the predicted
-clean first half of window i+1 is set to the predicted second half of window i, re-expressed in window
-i+1's canonical frame (every window is generated in its own frame: first root at the origin facing +z).
-The windows are then placed in the world by chaining those frames and cross-faded linearly over each
-overlap. Guidance, seeds and step counts are the caller's.
+clean overlap of windows i and i+1 (window i's second half, re-expressed in window i+1's canonical frame;
+every window is generated in its own frame: first root at the origin facing +z) becomes one blend of the two,
+window i's share decaying along a smootherstep ramp (``chain_ramp``; ``self.chain = "replace"`` is EDGE's hard
+copy of window i's half, ``"linear"`` a linear ramp). The windows are then placed in the world by chaining
+those frames and cross-faded linearly over each overlap. Guidance, seeds and step counts are the caller's.
 
 ``stochastic=True`` (POPDG 4.1) samples with noise between the DDIM steps instead of DDIM's deterministic
 path: with the model's learned variance when it has one (``learned_variance``, iDDPM on the respaced
@@ -103,13 +104,13 @@ class DancePipeline:
 
     def __call__(self, music: np.ndarray, genre: str, seed: int = 0, steps: int = 20, guidance: float = 2.0,
                  genre_guidance: float | None = None, stochastic: bool = False, foot_lock: bool = False) -> Generated:
-        """music (T, 35) features at 30 fps -> a dance of T frames in ``genre``. ``foot_lock`` holds the feet the
+        """music (T, 35) features at 30 fps (``DenoiserConfig.music_dim``) -> a dance of T frames in ``genre``. ``foot_lock`` holds the feet the
         model marks as planted in place (``representation.foot_lock``, on the blended dance): far less foot
         sliding, at a cost in kinetic realism and in genres whose footwork slides (docs/results/generation.md)."""
         music = np.asarray(music, dtype=np.float32)
-        w = self.window_frames
-        if music.ndim != 2 or music.shape[1] != 35:
-            raise InputError(None, "bad music features", field="music", expected="(T, 35)", got=str(music.shape))
+        w, d = self.window_frames, self.model.config.music_dim
+        if music.ndim != 2 or music.shape[1] != d:
+            raise InputError(None, "bad music features", field="music", expected=f"(T, {d})", got=str(music.shape))
         if len(music) < w:
             raise InputError(None, "music shorter than one window", field="music",
                              expected=f">= {w} frames ({w / FPS:g} s)", got=f"{len(music)} frames")
@@ -139,11 +140,11 @@ class DancePipeline:
         """
         from .sampling import ddim_sample
 
-        w = self.window_frames
+        w, d = self.window_frames, self.model.config.music_dim
         music = np.asarray(music, dtype=np.float32)
-        if music.ndim != 2 or music.shape[1] != 35 or len(music) < w:
+        if music.ndim != 2 or music.shape[1] != d or len(music) < w:
             raise InputError(None, "music must cover one window", field="music",
-                             expected=f"(>= {w}, 35) features ({w / FPS:g} s)", got=str(music.shape))
+                             expected=f"(>= {w}, {d}) features ({w / FPS:g} s)", got=str(music.shape))
         if len(record.trans) > w:
             raise InputError(None, "editing works on one window", field="motion",
                              expected=f"<= {w} frames ({w / FPS:g} s)", got=f"{len(record.trans)} frames")

@@ -89,7 +89,10 @@ def _critic_note(train_config: dict[str, Any], data: dict[str, Any]) -> str:
     report = data.get("genre_critic") or {}
     acc = (f", critic accuracy {report['train_accuracy']:.3f} train / {report['val_accuracy']:.3f} val"
            if report.get("train_accuracy") is not None and report.get("val_accuracy") is not None else "")
-    return f"weight {weight} ({train_config.get('critic_epochs', '?')} critic epochs{acc})"
+    members = report.get("members") or {}
+    epochs = (", ".join(f"{kind} {m.get('epochs_run', m.get('epochs', '?'))} epochs" for kind, m in members.items())
+              if members else f"{train_config.get('critic_epochs', '?')} critic epochs")
+    return f"weight {weight} ({train_config.get('critic_kind', 'features')} critic: {epochs}{acc})"
 
 
 def _tower_note(c: DenoiserConfig) -> str:
@@ -108,7 +111,7 @@ def load_run(run_dir: str | Path) -> tuple[GCDanceDenoiser, Normalizer, list[str
                if not (run_dir / f).is_file()]
     if missing:
         raise DanceSearchError(f"{run_dir} is not a generator run directory (missing {', '.join(missing)}); "
-                               f"train one with `dancesearch generate-train --out DIR`")
+                               f"train one with `dancesearch generate train --out DIR`")
     raw = read_versioned_json(run_dir / "config.json", RUN_FORMAT, "generator config", "generator run")
     if raw.get("kind") != KIND:
         raise InputError(run_dir / "config.json", "not a generator run", field="kind", expected=KIND,

@@ -6,9 +6,11 @@
   is replaced by the known values noised to that step (MDM / EDGE), and the result carries them exactly.
   The mask is per frame and per feature, so it covers a time window (keep the first second, in-between
   two poses) or a set of joints (keep the body, generate the hands) alike.
-- Long-term (EDGE, GCDance III-C): N overlapping windows sampled as one batch; after every step the first
-  half of window i+1 is set to the second half of window i, so neighbours agree on their overlap, and the
-  dance is assembled with a linear cross-fade over each overlap.
+- Long-term (EDGE, GCDance III-C): N overlapping windows sampled as one batch; ``ddim_sample(chain_windows=True)``
+  sets the first half of window i+1 to the second half of window i after every step (EDGE's hard constraint,
+  in one frame), and ``assemble_windows`` cross-fades the overlaps linearly. ``DancePipeline`` (pipeline.py),
+  which every user path goes through, does the same with each window in its own canonical frame and a
+  smootherstep blend instead of the hard copy (``pipeline.chain_ramp``).
 - Variance (POPDG 4.1): ``variance="ddim"`` (default) is DDIM with eta = 0, deterministic given x_T, the
   only sampler before POPDG's options and what old runs keep; ``"learned"`` is iDDPM's ancestral sampler on
   the respaced schedule with the model's learned variance (a ``learned_variance`` model; under guidance the

@@ -30,10 +30,10 @@ from .adversarial_critic import AdversarialConfig, fit_adversarial_critic
 from .denoiser import DenoiserConfig, GCDanceDenoiser
 from .genre_code import check_genre_code, genre_code
 from .genre_critic import CRITIC_KINDS, CriticConfig, critic_loss, fit_genre_critic
-from .losses import diffusion_losses
+from .losses import LOSS_NAMES, diffusion_losses
 from .music_swap import swap_music
 from .music_tower import MusicTowerFeatures
-from .mtl import LossCombiner
+from .mtl import METHODS, LossCombiner
 from .popdg import vlb_loss
 from .run_dir import GENRE_PROMPT, save_run
 from .sampled_critic import sample_chain_prediction, sampled_critic_loss
@@ -59,8 +59,8 @@ class TrainConfig:
     music_swap: float = 0.0
     """Share of training windows given another genre's music (motion and genre label kept): 0 trains on matching
     pairs only (the first shipped model); see ``music_swap.swap_music`` for why a share makes the prompt count."""
-    loss_weights: dict[str, float] = field(default_factory=lambda: {"simple": 1.0, "joints": 1.0, "velocity": 1.0,
-                                                                   "foot": 1.0})
+    loss_weights: dict[str, float] = field(default_factory=lambda: dict.fromkeys(LOSS_NAMES, 1.0))
+    """Fixed weights of eq. 5-8 (``losses.LOSS_NAMES``); a key left out weighs 1."""
     loss_combination: str = "fixed"
     vlb_weight: float = 0.001
     """POPDG 4.1 / iDDPM's L_hybrid: weight of L_vlb (bits per feature), added outside ``loss_combination``;
@@ -110,7 +110,28 @@ class TrainConfig:
     pass per loss through the shared parameters; the Nash-MTL reference also updates every few steps)."""
 
     def __post_init__(self) -> None:
+        """Refuse a value the trainer cannot use here, naming the field, rather than minutes later (after the
+        critic's fit) as a division by zero or a raw KeyError."""
         check_genre_code(self.genre_code)
+        for name in ("steps", "batch_size", "warmup_steps", "eval_every", "val_windows", "critic_epochs",
+                     "mtl_update_every"):
+            if getattr(self, name) < 1:
+                raise DanceSearchError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.minutes <= 0 or self.lr <= 0:
+            raise DanceSearchError(f"minutes and lr must be > 0, got {self.minutes} and {self.lr}")
+        for name in ("cond_drop", "music_swap"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise DanceSearchError(f"{name} is a share of windows, in [0, 1]; got {getattr(self, name)}")
+        for name in ("genre_loss_weight", "sampled_critic_weight", "vlb_weight", "weight_decay"):
+            if getattr(self, name) < 0:
+                raise DanceSearchError(f"{name} must be >= 0, got {getattr(self, name)}")
+        unknown = sorted(set(self.loss_weights) - set(LOSS_NAMES))
+        if unknown:
+            raise DanceSearchError(f"unknown loss_weights key(s) {', '.join(unknown)}: the losses are "
+                                   f"{', '.join(LOSS_NAMES)}")
+        self.loss_weights = {**dict.fromkeys(LOSS_NAMES, 1.0), **self.loss_weights}   # a recipe may set some only
+        if self.loss_combination not in METHODS:
+            raise DanceSearchError(f"unknown loss_combination {self.loss_combination!r}: one of {', '.join(METHODS)}")
         if self.critic_kind not in CRITIC_KINDS:
             raise DanceSearchError(f"unknown critic_kind {self.critic_kind!r}: one of {', '.join(CRITIC_KINDS)}")
         if self.sampled_critic_weight > 0 and self.genre_loss_weight <= 0:
@@ -150,6 +171,10 @@ def train_denoiser(store: WindowStore, out: str | Path, denoiser: DenoiserConfig
     normalizer = store.fit_normalizer("train")
     genres = store.genres
     emb, backbone_id = embeddings if embeddings is not None else genre_embeddings(genres, config.text_backbone)
+    if emb.ndim != 2 or emb.shape[1] != denoiser.genre_dim:
+        raise DanceSearchError(f"the genre prompts embed to {emb.shape[-1]} dims with text backbone {backbone_id!r}, "
+                               f"but denoiser.genre_dim is {denoiser.genre_dim}: set denoiser.genre_dim to "
+                               f"{emb.shape[-1]} in the recipe")
     emb = genre_code(emb, config.genre_code)
     genre_table = torch.as_tensor(emb, dtype=torch.float32)
     tower = None
@@ -161,7 +186,7 @@ def train_denoiser(store: WindowStore, out: str | Path, denoiser: DenoiserConfig
         model.music_tower.load_state_dict(tower.state_dict())
     sched = DDIMScheduler()
     combiner = LossCombiner(config.loss_combination,
-                            importance=[config.loss_weights[k] for k in ("simple", "joints", "velocity", "foot")],
+                            importance=[config.loss_weights[k] for k in LOSS_NAMES],
                             update_every=config.mtl_update_every)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     lr_at = lambda s: min(1.0, (s + 1) / config.warmup_steps) * 0.5 * (1 + np.cos(np.pi * min(s / config.steps, 1.0)))
@@ -177,7 +202,7 @@ def train_denoiser(store: WindowStore, out: str | Path, denoiser: DenoiserConfig
     critic, critic_report = None, None
     if config.genre_loss_weight > 0:
         critic_config = CriticConfig(epochs=config.critic_epochs, posture_epochs=config.posture_critic_epochs,
-                                     kind=config.critic_kind)
+                                     kind=config.critic_kind, seed=config.seed)
         critic, critic_report = fit_genre_critic(store, normalizer, critic_config,
                                                  progress=progress,
                                                  deadline=start + CRITIC_MAX_BUDGET_SHARE * config.minutes * 60)
@@ -196,8 +221,10 @@ def train_denoiser(store: WindowStore, out: str | Path, denoiser: DenoiserConfig
             info(f"adversarial critic: pre-fit stopped after {adversary_report['epochs_run']} of "
                  f"{config.adversarial_pretrain_epochs} epochs, at {CRITIC_MAX_BUDGET_SHARE:.0%} of the budget")
     step, seen = 0, 0
-    sampled_stream = torch.Generator().manual_seed(config.seed + 2)   # the sampled-critic loss draws from its own
-    adversarial_stream = torch.Generator().manual_seed(config.seed + 2)   # and so does the adversarial chain
+    # the sampled chains (sampled-critic loss, adversarial loss) draw from a stream of their own, so turning them
+    # on leaves the main loss's draws as they were; with both on they draw one after the other from the same
+    # stream, so their chains are different samples (each alone draws exactly what v5 / v6 drew)
+    chain_stream = torch.Generator().manual_seed(config.seed + 2)
 
     def save_checkpoint() -> None:
         """Write the run directory with the best weights so far (each new best is saved at once, so a run
@@ -226,8 +253,7 @@ def train_denoiser(store: WindowStore, out: str | Path, denoiser: DenoiserConfig
                          return_variance=model.config.learned_variance)
             pred, var = pred if model.config.learned_variance else (pred, None)      # POPDG 4.1
             losses = diffusion_losses(pred, x0, normalizer)
-            names = ("simple", "joints", "velocity", "foot")
-            total, _ = combiner.combine([losses[k] for k in names], shared)
+            total, _ = combiner.combine([losses[k] for k in LOSS_NAMES], shared)
             if var is not None:                                # iDDPM's L_vlb, outside the multi-task combiner
                 losses["vlb"] = vlb_loss(sched, x0, xt, t, pred, var)
                 total = total + config.vlb_weight * losses["vlb"]
@@ -237,13 +263,13 @@ def train_denoiser(store: WindowStore, out: str | Path, denoiser: DenoiserConfig
             if critic is not None and config.sampled_critic_weight > 0 and step % config.sampled_critic_every == 0:
                 k = min(b, config.sampled_critic_windows)              # sampled_critic.py: the critic on samples
                 losses["sampled_genre"] = sampled_critic_loss(model, sched, critic, music[:k], genre_table,
-                                                              config.sampled_critic_steps, sampled_stream)
+                                                              config.sampled_critic_steps, chain_stream)
                 total = total + config.sampled_critic_weight * losses["sampled_genre"]
             chain = None
             if adversary is not None and step % config.sampled_critic_every == 0:   # adversarial_critic.py
                 k = min(b, config.sampled_critic_windows)
                 chain = sample_chain_prediction(model, sched, music[:k], genre_table, config.sampled_critic_steps,
-                                                adversarial_stream)
+                                                chain_stream)
                 losses["adversarial"] = adversary.generator_loss(*chain)
                 total = total + config.adversarial_weight * losses["adversarial"]
             opt.zero_grad()
@@ -295,7 +321,7 @@ def _validation_batch(store: WindowStore, normalizer, genres: list[str], genre_t
     x0 = torch.as_tensor(np.stack([normalizer.normalise(w.motion) for w in wins]), dtype=torch.float32)
     return {"x0": x0, "music": torch.as_tensor(np.stack([w.music for w in wins])),
             "genre_emb": genre_table[torch.tensor([genres.index(w.genre) for w in wins])],
-            "t": torch.randint(0, 1000, (len(wins),), generator=gen),
+            "t": torch.randint(0, DDIMScheduler().num_train_timesteps, (len(wins),), generator=gen),
             "noise": torch.randn(x0.shape, generator=gen)}
 
 

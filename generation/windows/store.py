@@ -40,10 +40,11 @@ import numpy as np
 from tqdm import tqdm
 
 from encoders.atomic_io import atomic_write_json
+from encoders.music import MUSIC_FEATURE_DIM
 from encoders.errors import DanceSearchError, InputError
 from encoders.model.features import align_music
 from encoders.motion.record import MotionRecord
-from encoders.music.features import COL_BEAT
+from encoders.music.features import beat_times
 from encoders.training.data import ClipExample, load_music
 
 from encoders.motion.bvh import floor_height
@@ -58,7 +59,7 @@ from .config import WindowConfig
 
 CACHE_FORMAT = 2
 SPLITS: tuple[str, ...] = ("train", "val", "test")
-MUSIC_DIM = 35
+MUSIC_DIM = MUSIC_FEATURE_DIM            # one home: encoders.music.features
 _FOOT_INDEX = smplx52().foot_indices()
 
 
@@ -200,7 +201,7 @@ class WindowStore:
         raw[:, LAYOUT.root] = s["root"][a:b]
         motion, _ = canonicalise_features(raw, name=f"{clip['key']}@{start}")
         music = np.asarray(s["music"][a:b], dtype=np.float32)
-        beats = np.nonzero(music[:, COL_BEAT] > 0.5)[0] / FPS
+        beats = beat_times(music)
         return Window(motion, music, beats, clip["id"], start, clip["genre"], clip.get("dancer"), split,
                       list(clip["captions"]), bool(clip["has_music"]))
 

@@ -96,14 +96,17 @@ class DSAttention(nn.Module):
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         """The augmented joint-attention maps (B, N, heads, J, J) of pre-normed input (for inspection)."""
         q, k, _ = self._qkv(x)
-        return space_augment(torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(self.joint_dim), dim=-1), self.saa)
+        return self._augmented_map(q, k)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, _ = x.shape
         q, k, v = self._qkv(x)
-        attn = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(self.joint_dim), dim=-1)
-        y = space_augment(attn, self.saa) @ v                  # (B, N, heads, J, joint_dim)
+        y = self._augmented_map(q, k) @ v                      # (B, N, heads, J, joint_dim)
         return self.drop(self.out(y.reshape(b, n, -1)))
+
+    def _augmented_map(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """Softmax over the joints, then the Space Augmentation Algorithm on the root's row and column."""
+        return space_augment(torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(self.joint_dim), dim=-1), self.saa)
 
     def _qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         b, n, _ = x.shape

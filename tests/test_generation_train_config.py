@@ -1,0 +1,69 @@
+"""The generator's training settings are checked where they are read (a recipe), not minutes into a run."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from encoders.errors import DanceSearchError
+from tiny_denoiser import TINY_DENOISER
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("warmup_steps", 0, "warmup_steps must be >= 1, got 0"),
+    ("eval_every", 0, "eval_every must be >= 1"),
+    ("steps", 0, "steps must be >= 1"),
+    ("music_swap", 1.5, r"music_swap is a share of windows, in \[0, 1\]; got 1.5"),
+    ("music_swap", -0.1, "music_swap is a share"),
+    ("cond_drop", 1.2, "cond_drop is a share"),
+    ("genre_loss_weight", -1.0, "genre_loss_weight must be >= 0"),
+    ("lr", 0.0, "minutes and lr must be > 0"),
+    ("loss_combination", "mean", "unknown loss_combination 'mean'"),
+    ("loss_weights", {"simple": 1.0, "speed": 2.0}, "unknown loss_weights key"),
+])
+def test_a_recipe_with_an_unusable_training_value_is_refused_naming_the_field(tmp_path, field, value,
+                                                                              message) -> None:
+    from generation.diffusion.recipe import build_configs, load_recipe
+
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(json.dumps({"denoiser": dict(TINY_DENOISER), "train": {field: value}}))
+    with pytest.raises(DanceSearchError, match=message):
+        build_configs(load_recipe(recipe))
+
+
+def test_loss_weights_left_out_weigh_one() -> None:
+    from generation.diffusion.losses import LOSS_NAMES
+    from generation.diffusion.train import TrainConfig
+
+    assert TrainConfig(loss_weights={"foot": 0.5}).loss_weights == {**dict.fromkeys(LOSS_NAMES, 1.0), "foot": 0.5}
+    assert TrainConfig().loss_weights == dict.fromkeys(LOSS_NAMES, 1.0)
+
+
+def test_genre_embeddings_of_another_width_than_the_denoiser_reads_are_refused_before_training(tiny_store,
+                                                                                              tmp_path) -> None:
+    import dataclasses
+
+    from generation.diffusion.recipe import build_configs
+    from generation.diffusion.train import train_denoiser
+
+    denoiser, config = build_configs({"denoiser": dict(TINY_DENOISER), "train": {
+        "steps": 2, "batch_size": 4, "eval_every": 2, "val_windows": 4, "num_threads": 1, "warmup_steps": 1}})
+    emb = np.random.default_rng(0).normal(size=(2, denoiser.genre_dim + 4)).astype(np.float32)
+    with pytest.raises(DanceSearchError, match=rf"embed to {denoiser.genre_dim + 4} dims .*denoiser.genre_dim is "
+                                               rf"{denoiser.genre_dim}: set denoiser.genre_dim to"):
+        train_denoiser(tiny_store, tmp_path / "run", denoiser, config, progress=False, embeddings=(emb, "test"))
+    assert not (tmp_path / "run").exists(), "nothing is written for a refused run"
+    wider = dataclasses.replace(denoiser, genre_dim=denoiser.genre_dim + 4)
+    train_denoiser(tiny_store, tmp_path / "run", wider, config, progress=False, embeddings=(emb, "test"))
+    assert (tmp_path / "run" / "model.pt").is_file()
+
+
+def test_beat_times_read_the_beat_column_in_seconds() -> None:
+    from encoders.music import MUSIC_FEATURE_DIM
+    from encoders.music.features import COL_BEAT, FEATURE_FPS, beat_times
+
+    music = np.zeros((90, MUSIC_FEATURE_DIM), dtype=np.float32)
+    music[[0, 15, 60], COL_BEAT] = 1.0
+    np.testing.assert_allclose(beat_times(music), np.array([0, 15, 60]) / FEATURE_FPS)
+    assert beat_times(music[:10]).tolist() == [0.0]
