@@ -124,8 +124,19 @@ def test_inpainting_keeps_the_constrained_frames_and_joints() -> None:
 def test_long_term_windows_agree_on_their_overlaps_and_assemble_without_a_jump() -> None:
     model, sched = _model(), DDIMScheduler()
     _, _, music, genre = _inputs(3)
-    wins = ddim_sample(model, sched, music, genre, steps=4, chain_windows=True, generator=torch.Generator().manual_seed(0))
-    torch.testing.assert_close(wins[1:, :8], wins[:-1, 8:])
+    steps_seen: list[int] = []
+
+    def hard_chain(i: int, x0: torch.Tensor) -> torch.Tensor:    # EDGE's constraint on the clean prediction
+        steps_seen.append(i)
+        x0 = x0.clone()
+        x0[1:, :8] = x0[:-1, 8:]
+        return x0
+
+    wins = ddim_sample(model, sched, music, genre, steps=4, on_x0=hard_chain, generator=torch.Generator().manual_seed(0))
+    assert steps_seen == [0, 1, 2, 3]
+    torch.testing.assert_close(wins[1:, :8], wins[:-1, 8:])       # the last step returns the hooked prediction
+    free = ddim_sample(model, sched, music, genre, steps=4, generator=torch.Generator().manual_seed(0))
+    assert not torch.allclose(free[1:, :8], free[:-1, 8:])
     dance = assemble_windows(wins)
     assert dance.shape == (4 * 8, FEATURE_DIM)
     torch.testing.assert_close(dance[:8], wins[0, :8])

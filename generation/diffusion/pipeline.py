@@ -34,7 +34,7 @@ from ..representation.layout import FPS, LAYOUT
 from .denoiser import GCDanceDenoiser
 from .editing import EditSpec
 from .run_dir import load_run
-from .sampling import assemble_windows, check_variance, denoise_step, guided_prediction
+from .sampling import assemble_windows, ddim_sample
 from .schedule import DDIMScheduler
 
 
@@ -138,8 +138,6 @@ class DancePipeline:
         frame, the kept values are imposed after every DDIM step, and the result is put back where the
         record stands in the world, so kept frames and joints come back as they were (to float precision).
         """
-        from .sampling import ddim_sample
-
         w, d = self.window_frames, self.model.config.music_dim
         music = np.asarray(music, dtype=np.float32)
         if music.ndim != 2 or music.shape[1] != d or len(music) < w:
@@ -191,20 +189,16 @@ class DancePipeline:
     def _sample(self, music: torch.Tensor, genre: torch.Tensor, seed: int, steps: int, guidance: float,
                 hop: int | None, genre_guidance: float | None = None, stochastic: bool = False,
                 on_step: Callable[[int, torch.Tensor], None] | None = None) -> np.ndarray:
-        variance = self.variance(stochastic)
-        check_variance(self.model, variance)
-        gen = torch.Generator().manual_seed(int(seed))
-        n, w = music.shape[:2]
-        x = torch.randn((n, w, LAYOUT.dim), generator=gen)
-        ts = self.scheduler.set_timesteps(steps).tolist()
-        for i, t in enumerate(ts):
-            x0, v = guided_prediction(self.model, x, t, music, genre, guidance, genre_guidance,
-                                      variance == "learned")
+        n = music.shape[0]
+
+        def at_step(i: int, x0: torch.Tensor) -> torch.Tensor:
             if on_step is not None:
                 on_step(i, x0)
-            if n > 1 and hop is not None:
-                x0 = self._chain(x0, hop)
-            x = denoise_step(self.scheduler, x0, t, ts[i + 1] if i + 1 < len(ts) else None, x, variance, v, gen)
+            return self._chain(x0, hop) if n > 1 and hop is not None else x0
+
+        x = ddim_sample(self.model, self.scheduler, music.float(), genre, steps=steps, guidance=guidance,
+                        generator=torch.Generator().manual_seed(int(seed)), genre_guidance=genre_guidance,
+                        variance=self.variance(stochastic), on_x0=at_step)
         return self.normalizer.denormalise(x.numpy())
 
     def _chain(self, x0: torch.Tensor, hop: int) -> torch.Tensor:

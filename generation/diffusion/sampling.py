@@ -6,11 +6,10 @@
   is replaced by the known values noised to that step (MDM / EDGE), and the result carries them exactly.
   The mask is per frame and per feature, so it covers a time window (keep the first second, in-between
   two poses) or a set of joints (keep the body, generate the hands) alike.
-- Long-term (EDGE, GCDance III-C): N overlapping windows sampled as one batch; ``ddim_sample(chain_windows=True)``
-  sets the first half of window i+1 to the second half of window i after every step (EDGE's hard constraint,
-  in one frame), and ``assemble_windows`` cross-fades the overlaps linearly. ``DancePipeline`` (pipeline.py),
-  which every user path goes through, does the same with each window in its own canonical frame and a
-  smootherstep blend instead of the hard copy (``pipeline.chain_ramp``).
+- Long-term (EDGE, GCDance III-C): N overlapping windows sampled as one batch; at every step the predicted
+  clean overlap of neighbouring windows is made one (``ddim_sample``'s ``on_x0`` hook; ``DancePipeline`` blends
+  the two, each window in its own canonical frame, ``pipeline.chain_ramp``), and ``assemble_windows``
+  cross-fades the overlaps linearly.
 - Variance (POPDG 4.1): ``variance="ddim"`` (default) is DDIM with eta = 0, deterministic given x_T, the
   only sampler before POPDG's options and what old runs keep; ``"learned"`` is iDDPM's ancestral sampler on
   the respaced schedule with the model's learned variance (a ``learned_variance`` model; under guidance the
@@ -18,6 +17,8 @@
   (= DDIM with eta = 1), for any model. The two stochastic ones draw their noise from ``generator``.
 """
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 
@@ -35,17 +36,24 @@ VARIANCES = ("ddim", "learned", "fixed")
 def ddim_sample(model: GCDanceDenoiser, scheduler: DDIMScheduler, music: torch.Tensor, genre: torch.Tensor,
                 steps: int = 20, guidance: float = 1.0, generator: torch.Generator | None = None,
                 known: torch.Tensor | None = None, mask: torch.Tensor | None = None,
-                chain_windows: bool = False, genre_guidance: float | None = None,
-                variance: str = "ddim") -> torch.Tensor:
-    """(B, T, 319) samples in normalised units for music (B, T, 35) and genre embeddings (B, E)."""
+                genre_guidance: float | None = None, variance: str = "ddim",
+                on_x0: Callable[[int, torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """(B, T, 319) samples in normalised units for music (B, T, 35) and genre embeddings (B, E).
+
+    The one denoising loop of the package. ``on_x0(i, x0)`` is called with step i's guided clean-motion
+    prediction and what it returns is stepped from in its place: ``DancePipeline`` makes neighbouring windows
+    agree on their overlap there (long-term sampling) and lets callers watch the steps. ``known`` / ``mask``:
+    inpainting (module docstring).
+    """
     check_variance(model, variance)
     model.eval()
     b, frames = music.shape[:2]
     x = torch.randn((b, frames, FEATURE_DIM), generator=generator, dtype=music.dtype)
     ts = scheduler.set_timesteps(steps).tolist()
-    half = frames // 2
     for i, t in enumerate(ts):
         x0, v = guided_prediction(model, x, t, music, genre, guidance, genre_guidance, variance == "learned")
+        if on_x0 is not None:
+            x0 = on_x0(i, x0)
         t_prev = ts[i + 1] if i + 1 < len(ts) else None
         x = denoise_step(scheduler, x0, t, t_prev, x, variance, v, generator)
         if known is not None and mask is not None:
@@ -53,8 +61,6 @@ def ddim_sample(model: GCDanceDenoiser, scheduler: DDIMScheduler, music: torch.T
                 known, torch.randn(known.shape, generator=generator, dtype=known.dtype),
                 torch.full((b,), t_prev, dtype=torch.long))
             x = torch.where(mask, target, x)
-        if chain_windows and b > 1:
-            x[1:, :half] = x[:-1, frames - half:]
     return x
 
 
