@@ -37,7 +37,7 @@ from encoders.errors import DanceSearchError
 
 from ..representation.normalizer import Normalizer
 from ..windows import WindowDataset, WindowStore
-from .genre_critic import CriticConfig, GenreCritic, critic_accuracy, fit_epochs
+from .genre_critic import CriticConfig, GenreCritic, accuracy_report, fit_epochs
 
 
 @dataclass(frozen=True)
@@ -112,9 +112,8 @@ def fit_adversarial_critic(store: WindowStore, normalizer: Normalizer, config: A
         network = GenreCritic(train[0]["motion"].shape[-1], genres + 1, config.width)
         ran = fit_epochs(network, train, fit_config, config.pretrain_epochs, config.instance_noise, progress,
                          deadline, desc="adversarial critic (pre-fit)")
-    report = {"train_accuracy": round(critic_accuracy(network, train), 4),
-              "val_accuracy": round(critic_accuracy(network, WindowDataset(store, "val", normalizer)), 4)
-              if store.num_windows("val") else None,
+    val = WindowDataset(store, "val", normalizer) if store.num_windows("val") else None
+    report = {**accuracy_report(network, train, val),
               "seconds": round(time.perf_counter() - start, 1), "epochs_run": ran,
               "cut_short": ran < config.pretrain_epochs, "config": asdict(config)}
     return AdversarialCritic(network, genres, config), report

@@ -136,18 +136,22 @@ def fit_genre_critic(store: WindowStore, normalizer: Normalizer, config: CriticC
     critic.eval()
     for p in critic.parameters():
         p.requires_grad_(False)
-    report = {"train_accuracy": round(critic_accuracy(critic, train), 4),
-              "val_accuracy": round(critic_accuracy(critic, WindowDataset(store, "val", normalizer)), 4)
-              if store.num_windows("val") else None,
+    val = WindowDataset(store, "val", normalizer) if store.num_windows("val") else None
+    report = {**accuracy_report(critic, train, val),
               "seconds": round(time.perf_counter() - start, 1), "epochs_run": sum(ran.values()),
               "cut_short": any(ran[k] < planned[k] for k in kinds), "config": asdict(config),
               "members": {k: {"epochs": planned[k], "epochs_run": ran[k]} for k in kinds}}
     if len(members) > 1:
-        val = WindowDataset(store, "val", normalizer) if store.num_windows("val") else None
         for kind, m in zip(kinds, members):
-            report["members"][kind].update(train_accuracy=round(critic_accuracy(m, train), 4),
-                                           val_accuracy=None if val is None else round(critic_accuracy(m, val), 4))
+            report["members"][kind].update(accuracy_report(m, train, val))
     return critic, report
+
+
+def accuracy_report(critic: nn.Module, train: WindowDataset, val: WindowDataset | None) -> dict[str, float | None]:
+    """``train_accuracy`` / ``val_accuracy`` (None without val windows) of a fitted critic, rounded for the run's
+    record."""
+    return {"train_accuracy": round(critic_accuracy(critic, train), 4),
+            "val_accuracy": None if val is None else round(critic_accuracy(critic, val), 4)}
 
 
 def fit_epochs(critic: nn.Module, train: WindowDataset, config: CriticConfig, epochs: int, noise: float,
@@ -179,5 +183,5 @@ def critic_loss(critic: nn.Module, x0_pred: torch.Tensor, genre: torch.Tensor, s
     return (ce * weight).sum() / keep.sum().clamp(min=1)
 
 
-__all__ = ["CRITIC_KINDS", "CriticConfig", "CriticEnsemble", "GenreCritic", "critic_accuracy", "critic_loss", "fit_epochs",
+__all__ = ["CRITIC_KINDS", "CriticConfig", "CriticEnsemble", "GenreCritic", "accuracy_report", "critic_accuracy", "critic_loss", "fit_epochs",
            "fit_genre_critic"]

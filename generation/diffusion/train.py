@@ -238,6 +238,20 @@ def train_denoiser(store: WindowStore, out: str | Path, denoiser: DenoiserConfig
     bar = tqdm(total=config.steps, desc="train generator", unit="step", disable=not progress)
     running: dict[str, float] = {}
     counts: dict[str, int] = {}
+
+    def evaluate() -> bool:
+        """Validate, log a history row (training losses averaged since the last row), keep the best weights;
+        True when this is a new best."""
+        nonlocal best, running, counts
+        row = {"step": step, "windows": seen, "seconds": round(time.perf_counter() - start, 1),
+               **{f"train_{k}": v / counts[k] for k, v in running.items()}, "val_simple": _val_loss(model, val)}
+        running, counts = {}, {}
+        history.append(row)
+        bar.set_postfix(val=f"{row['val_simple']:.4f}")
+        if row["val_simple"] < best[0]:
+            best = (row["val_simple"], step, copy.deepcopy(model.state_dict()))
+            return True
+        return False
     while step < config.steps and time.perf_counter() - start < config.minutes * 60:
         for batch in loader:
             model.train()
@@ -285,25 +299,13 @@ def train_denoiser(store: WindowStore, out: str | Path, denoiser: DenoiserConfig
                 running[k] = running.get(k, 0.0) + losses[k].item()
                 counts[k] = counts.get(k, 0) + 1          # the sampled-critic loss is not computed every step
             bar.update(1)
-            if step % config.eval_every == 0 or step == config.steps:
-                row = {"step": step, "windows": seen, "seconds": round(time.perf_counter() - start, 1),
-                       **{f"train_{k}": v / counts[k] for k, v in running.items()},
-                       "val_simple": _val_loss(model, val)}
-                running, counts = {}, {}
-                history.append(row)
-                bar.set_postfix(val=f"{row['val_simple']:.4f}")
-                if row["val_simple"] < best[0]:
-                    best = (row["val_simple"], step, copy.deepcopy(model.state_dict()))
-                    save_checkpoint()
+            if (step % config.eval_every == 0 or step == config.steps) and evaluate():
+                save_checkpoint()
             if step >= config.steps or time.perf_counter() - start >= config.minutes * 60:
                 break
     bar.close()
-    if not history or history[-1]["step"] != step:
-        row = {"step": step, "windows": seen, "seconds": round(time.perf_counter() - start, 1),
-               "val_simple": _val_loss(model, val)}
-        history.append(row)
-        if row["val_simple"] < best[0]:
-            best = (row["val_simple"], step, copy.deepcopy(model.state_dict()))
+    if not history or history[-1]["step"] != step:                 # stopped by the budget between evaluations
+        evaluate()
     save_checkpoint()
     return {"best_step": best[1], "best_val_simple": best[0], "steps": step, "windows": seen,
             "seconds": round(time.perf_counter() - start, 1), "history": history}

@@ -13,17 +13,17 @@ import numpy as np
 
 from encoders.errors import DanceSearchError
 
+from .gram import checked_gram
+
 
 def aligned_weights(gram: np.ndarray, importance: np.ndarray | None = None, rel_tol: float = 1e-10) -> np.ndarray:
     """alpha = B w for a (K, K) Gram matrix G^T G and task importance ``w`` (default all ones)."""
-    m = np.asarray(gram, dtype=np.float64)
-    if m.ndim != 2 or m.shape[0] != m.shape[1] or not np.isfinite(m).all():
-        raise DanceSearchError(f"Aligned-MTL needs a finite square Gram matrix, got shape {m.shape}")
+    m = checked_gram(gram, "Aligned-MTL")
     k = len(m)
     w = np.ones(k) if importance is None else np.asarray(importance, dtype=np.float64)
     if w.shape != (k,):
         raise DanceSearchError(f"Aligned-MTL: {k} tasks but {w.shape} importance weights")
-    lam, v = np.linalg.eigh(0.5 * (m + m.T))
+    lam, v = np.linalg.eigh(m)
     if lam.max() <= 0:
         return w.copy()                        # every gradient is zero
     keep = lam > rel_tol * lam.max()

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from encoders.errors import DanceSearchError
+from .gram import checked_gram
 
 RIDGE = 1e-8
 MAX_WEIGHT = 1e3
@@ -57,10 +57,7 @@ def _solve_unit(c: np.ndarray, tol: float, max_iter: int) -> np.ndarray:
 
 def nash_weights(gram: np.ndarray, normalise: bool = True, tol: float = 1e-10, max_iter: int = 100) -> np.ndarray:
     """alpha >= 0 with ``M @ alpha = 1 / alpha`` for M = G^T G (tasks with a zero gradient: 0), see module doc."""
-    m = np.asarray(gram, dtype=np.float64)
-    if m.ndim != 2 or m.shape[0] != m.shape[1] or not np.isfinite(m).all():
-        raise DanceSearchError(f"Nash-MTL needs a finite square Gram matrix, got shape {m.shape}")
-    m = 0.5 * (m + m.T)
+    m = checked_gram(gram, "Nash-MTL")
     norms = np.sqrt(np.clip(np.diag(m), 0.0, None))
     if norms.max() <= 0:
         return np.ones(len(m))                        # every gradient is zero: nothing to bargain over
