@@ -102,3 +102,22 @@ def test_mismatched_inputs_are_refused_with_their_shapes() -> None:
         planted_slide_offsets(np.zeros((10, 4, 3)), np.zeros((9, 4)))
     with pytest.raises(InputError, match="319"):
         lock_planted_feet(np.zeros((10, 300)))
+
+
+def test_locking_a_decoded_dance_equals_decoding_the_locked_features() -> None:
+    """The pipeline locks the decoded dance (no second forward kinematics): same joints as locking the features."""
+    from encoders.motion.record import MotionRecord
+    from generation.representation.foot_lock import lock_planted_feet_record
+
+    x = _standing()
+    x[:, LAYOUT.contacts.start] = 1.0
+    x[5:, LAYOUT.contacts.start + 2] = 1.0                   # the right ankle planted from frame 5
+    via_features = decode(lock_planted_feet(x))
+    record = decode(x)
+    via_record = lock_planted_feet_record(record)
+    np.testing.assert_allclose(via_record.positions, via_features.positions, atol=1e-5)
+    np.testing.assert_allclose(via_record.trans, via_features.trans, atol=1e-6)
+    np.testing.assert_array_equal(record.positions, decode(x).positions)   # the input record is not changed
+    bare = MotionRecord(record.fps, record.trans, record.positions, record.joint_names)
+    with pytest.raises(InputError, match="contact channels"):
+        lock_planted_feet_record(bare)

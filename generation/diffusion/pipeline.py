@@ -29,7 +29,7 @@ from encoders.motion.record import MotionRecord
 
 from ..representation.canonical import CanonicalFrame, yaw_matrix
 from ..representation.codec import canonicalise_features, decode, encode, place_features
-from ..representation.foot_lock import lock_planted_feet
+from ..representation.foot_lock import lock_planted_feet_record
 from ..representation.layout import FPS, LAYOUT
 from .denoiser import GCDanceDenoiser
 from .editing import EditSpec
@@ -226,7 +226,8 @@ class DancePipeline:
         """Place each canonical window in the world (chained frames), cross-fade the overlaps, then (``foot_lock``)
         hold the planted feet."""
         joined = assemble_windows(torch.as_tensor(np.stack(self.world_windows(windows, hop)))).numpy()
-        return decode(lock_planted_feet(joined) if foot_lock else joined)
+        record = decode(joined)
+        return lock_planted_feet_record(record) if foot_lock else record
 
     def world_windows(self, windows: np.ndarray, hop: int) -> list[np.ndarray]:
         """(N, W, 319) canonical windows (de-normalised) -> each in world coordinates (root and rotations)."""

@@ -15,9 +15,12 @@ so a dance that slid sideways ends where its steps, not its slides, take it.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from encoders.errors import InputError
+from encoders.motion.record import MotionRecord
 from encoders.motion.skeleton import smplx52
 
 from .codec import decode
@@ -63,4 +66,20 @@ def lock_planted_feet(features: np.ndarray, threshold: float = CONTACT_THRESHOLD
     return out
 
 
-__all__ = ["CONTACT_THRESHOLD", "lock_planted_feet", "planted_slide_offsets"]
+def lock_planted_feet_record(record: MotionRecord, threshold: float = CONTACT_THRESHOLD) -> MotionRecord:
+    """``lock_planted_feet`` on a decoded dance (its contact channels in ``record.meta["contacts"]``, as
+    ``codec.decode`` stores them): the same correction, applied to the root translation and, since it is a pure
+    translation, to every joint position directly, without running forward kinematics a second time."""
+    contacts = record.meta.get("contacts")
+    if contacts is None:
+        raise InputError("foot lock", "the dance carries no contact channels", field="meta.contacts",
+                         expected="a record decoded from generative features", got="none")
+    offsets = planted_slide_offsets(record.positions[:, smplx52().foot_indices()], np.asarray(contacts), threshold)
+    trans = np.array(record.trans, copy=True)
+    positions = np.array(record.positions, copy=True)
+    trans[:, [0, 2]] += offsets.astype(trans.dtype)
+    positions[..., [0, 2]] += offsets[:, None, :].astype(positions.dtype)
+    return replace(record, trans=trans, positions=positions)
+
+
+__all__ = ["CONTACT_THRESHOLD", "lock_planted_feet", "lock_planted_feet_record", "planted_slide_offsets"]
