@@ -67,3 +67,37 @@ def test_beat_times_read_the_beat_column_in_seconds() -> None:
     music[[0, 15, 60], COL_BEAT] = 1.0
     np.testing.assert_allclose(beat_times(music), np.array([0, 15, 60]) / FEATURE_FPS)
     assert beat_times(music[:10]).tolist() == [0.0]
+
+
+def test_a_run_stopped_by_its_budget_between_evaluations_still_logs_and_keeps_its_last_step(tiny_store, tmp_path,
+                                                                                           monkeypatch) -> None:
+    """The clock runs out during step 3 of 10 (evaluations every 2): the run ends with a validation row for
+    step 3, carrying the training losses of that step, and writes its run directory."""
+    import generation.diffusion.train as train_module
+    from generation.diffusion.recipe import build_configs
+
+    steps_started = {"n": 0}
+    real_swap = train_module.swap_music
+
+    def counting_swap(*args, **kwargs):                       # called once at the start of every training step
+        steps_started["n"] += 1
+        return real_swap(*args, **kwargs)
+
+    class Clock:                                             # the budget is gone once step 3 has started
+        @staticmethod
+        def perf_counter() -> float:
+            return 1e6 if steps_started["n"] >= 3 else 0.0
+
+    monkeypatch.setattr(train_module, "swap_music", counting_swap)
+    monkeypatch.setattr(train_module, "time", Clock)
+    denoiser, config = build_configs({"denoiser": dict(TINY_DENOISER), "train": {
+        "steps": 10, "minutes": 1.0, "batch_size": 4, "eval_every": 2, "val_windows": 4, "num_threads": 1,
+        "warmup_steps": 1}})
+    emb = np.random.default_rng(0).normal(size=(2, denoiser.genre_dim)).astype(np.float32)
+    result = train_module.train_denoiser(tiny_store, tmp_path / "run", denoiser, config, progress=False,
+                                         embeddings=(emb, "test"))
+    assert result["steps"] == 3
+    assert [row["step"] for row in result["history"]] == [2, 3]
+    assert np.isfinite(result["history"][-1]["train_simple"]) and np.isfinite(result["history"][-1]["val_simple"])
+    saved = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert [row["step"] for row in saved] == [2, 3]

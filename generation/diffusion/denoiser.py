@@ -25,7 +25,7 @@ from .blocks import DenoiserBlock
 from .music_tower import MusicTowerFeatures, MusicTowerSpec
 from .popdg import AlignmentModule, DSAttention, VarianceHead
 
-MUSIC_DIM = MUSIC_FEATURE_DIM            # one home: encoders.music.features
+MUSIC_DIM = MUSIC_FEATURE_DIM            # one home: encoders.music
 
 
 @dataclass

@@ -183,5 +183,5 @@ def critic_loss(critic: nn.Module, x0_pred: torch.Tensor, genre: torch.Tensor, s
     return (ce * weight).sum() / keep.sum().clamp(min=1)
 
 
-__all__ = ["CRITIC_KINDS", "CriticConfig", "CriticEnsemble", "GenreCritic", "accuracy_report", "critic_accuracy", "critic_loss", "fit_epochs",
-           "fit_genre_critic"]
+__all__ = ["CRITIC_KINDS", "CriticConfig", "CriticEnsemble", "GenreCritic", "accuracy_report", "critic_accuracy",
+           "critic_loss", "fit_epochs", "fit_genre_critic"]

@@ -53,7 +53,8 @@ def lock_planted_feet(features: np.ndarray, threshold: float = CONTACT_THRESHOLD
     do not slide (``planted_slide_offsets``); everything else unchanged. Works in whatever frame the features
     are in (canonical or world): the two differ by a turn about the vertical and a horizontal shift, which carry
     the slides and their cancelling offsets alike. Apply it to a whole chained dance, after the windows are
-    blended (``DancePipeline``), not to each window before: per-window offsets would open the seams."""
+    blended, not to each window before: per-window offsets would open the seams (``DancePipeline`` does this on
+    the decoded dance, ``lock_planted_feet_record``)."""
     x = np.asarray(features)
     if x.ndim != 2 or x.shape[1] != FEATURE_DIM:
         raise InputError("foot lock", "expected generative features", field="features",

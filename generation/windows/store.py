@@ -40,10 +40,10 @@ import numpy as np
 from tqdm import tqdm
 
 from encoders.atomic_io import atomic_write_json
-from encoders.music import MUSIC_FEATURE_DIM
 from encoders.errors import DanceSearchError, InputError
 from encoders.model.features import align_music
 from encoders.motion.record import MotionRecord
+from encoders.music import MUSIC_FEATURE_DIM
 from encoders.music.features import beat_times
 from encoders.training.data import ClipExample, load_music
 
@@ -59,7 +59,7 @@ from .config import WindowConfig
 
 CACHE_FORMAT = 2
 SPLITS: tuple[str, ...] = ("train", "val", "test")
-MUSIC_DIM = MUSIC_FEATURE_DIM            # one home: encoders.music.features
+MUSIC_DIM = MUSIC_FEATURE_DIM            # one home: encoders.music
 _FOOT_INDEX = smplx52().foot_indices()
 
 
