@@ -298,3 +298,15 @@ def test_runs_saved_without_the_option_keys_load_and_sample_as_before(tmp_path) 
     pipe = DancePipeline.from_pretrained(run)
     assert not any(getattr(pipe.model.config, o) for o in OPTIONS)
     np.testing.assert_array_equal(pipe(music, "waltz", seed=1, steps=3).record.positions, before)
+
+
+def test_the_v8_recipe_is_the_shipped_one_with_ds_attention() -> None:
+    """docs/results/generation.md compares v8 with v7 as one change: DS-attention."""
+    from pathlib import Path
+
+    from generation.diffusion.recipe import load_recipe
+
+    recipes = Path(__file__).resolve().parents[1] / "generation" / "diffusion" / "recipes"
+    v8, v7 = load_recipe(recipes / "cpu_v8.json"), load_recipe(recipes / "cpu.json")
+    assert v8["denoiser"].pop("ds_attention") is True
+    assert v8 == v7
