@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
     from ..motion.augment import RealismAugment
 
-MUSIC_DIM = MUSIC_FEATURE_DIM            # one home: encoders.music.features
+MUSIC_DIM = MUSIC_FEATURE_DIM            # one home: encoders.music
 N_BODY = len(SMPL_BODY_22)
 _J = {name: i for i, name in enumerate(SMPL_BODY_22)}
 
