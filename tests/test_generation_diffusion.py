@@ -132,7 +132,8 @@ def test_long_term_windows_agree_on_their_overlaps_and_assemble_without_a_jump()
         x0[1:, :8] = x0[:-1, 8:]
         return x0
 
-    wins = ddim_sample(model, sched, music, genre, steps=4, on_x0=hard_chain, generator=torch.Generator().manual_seed(0))
+    wins = ddim_sample(model, sched, music, genre, steps=4, on_x0=hard_chain,
+                       generator=torch.Generator().manual_seed(0))
     assert steps_seen == [0, 1, 2, 3]
     torch.testing.assert_close(wins[1:, :8], wins[:-1, 8:])       # the last step returns the hooked prediction
     free = ddim_sample(model, sched, music, genre, steps=4, generator=torch.Generator().manual_seed(0))

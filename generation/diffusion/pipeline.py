@@ -105,8 +105,9 @@ class DancePipeline:
     def __call__(self, music: np.ndarray, genre: str, seed: int = 0, steps: int = 20, guidance: float = 2.0,
                  genre_guidance: float | None = None, stochastic: bool = False, foot_lock: bool = False) -> Generated:
         """music (T, 35) features at 30 fps (``DenoiserConfig.music_dim``) -> a dance of T frames in ``genre``.
-        ``foot_lock`` holds the feet the model marks as planted in place (``representation.foot_lock``, on the blended dance): far less foot
-        sliding, at a cost in kinetic realism and in genres whose footwork slides (docs/results/generation.md)."""
+        ``foot_lock`` holds the feet the model marks as planted in place (``representation.foot_lock``, on the
+        blended dance): far less foot sliding, at a cost in kinetic realism and in genres whose footwork slides
+        (docs/results/generation.md)."""
         music = np.asarray(music, dtype=np.float32)
         w, d = self.window_frames, self.model.config.music_dim
         if music.ndim != 2 or music.shape[1] != d:

@@ -40,10 +40,10 @@ def ddim_sample(model: GCDanceDenoiser, scheduler: DDIMScheduler, music: torch.T
                 on_x0: Callable[[int, torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
     """(B, T, 319) samples in normalised units for music (B, T, 35) and genre embeddings (B, E).
 
-    The denoising loop of every ``DancePipeline`` path (a dance, an edit, windows). ``on_x0(i, x0)`` is called with step i's guided clean-motion
-    prediction and what it returns is stepped from in its place: ``DancePipeline`` makes neighbouring windows
-    agree on their overlap there (long-term sampling) and lets callers watch the steps. ``known`` / ``mask``:
-    inpainting (module docstring).
+    The denoising loop of every ``DancePipeline`` path (a dance, an edit, windows). ``on_x0(i, x0)`` is called
+    with step i's guided clean-motion prediction and what it returns is stepped from in its place:
+    ``DancePipeline`` makes neighbouring windows agree on their overlap there (long-term sampling) and lets
+    callers watch the steps. ``known`` / ``mask``: inpainting (module docstring).
     """
     check_variance(model, variance)
     model.eval()

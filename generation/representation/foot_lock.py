@@ -59,8 +59,7 @@ def lock_planted_feet(features: np.ndarray, threshold: float = CONTACT_THRESHOLD
     if x.ndim != 2 or x.shape[1] != FEATURE_DIM:
         raise InputError("foot lock", "expected generative features", field="features",
                          expected=f"(T, {FEATURE_DIM})", got=str(x.shape))
-    record = decode(x)
-    offsets = planted_slide_offsets(record.positions[:, smplx52().foot_indices()], x[:, LAYOUT.contacts], threshold)
+    offsets = _dance_slide_offsets(decode(x), x[:, LAYOUT.contacts], threshold)
     out = np.array(x, copy=True)
     root = np.arange(LAYOUT.root.start, LAYOUT.root.stop)
     out[:, root[[0, 2]]] += offsets.astype(out.dtype)
@@ -75,12 +74,17 @@ def lock_planted_feet_record(record: MotionRecord, threshold: float = CONTACT_TH
     if contacts is None:
         raise InputError("foot lock", "the dance carries no contact channels", field="meta.contacts",
                          expected="a record decoded from generative features", got="none")
-    offsets = planted_slide_offsets(record.positions[:, smplx52().foot_indices()], np.asarray(contacts), threshold)
+    offsets = _dance_slide_offsets(record, np.asarray(contacts), threshold)
     trans = np.array(record.trans, copy=True)
     positions = np.array(record.positions, copy=True)
     trans[:, [0, 2]] += offsets.astype(trans.dtype)
     positions[..., [0, 2]] += offsets[:, None, :].astype(positions.dtype)
     return replace(record, trans=trans, positions=positions)
+
+
+def _dance_slide_offsets(record: MotionRecord, contacts: np.ndarray, threshold: float) -> np.ndarray:
+    """``planted_slide_offsets`` of a decoded dance's foot joints (the one place both locks read them)."""
+    return planted_slide_offsets(record.positions[:, smplx52().foot_indices()], contacts, threshold)
 
 
 __all__ = ["CONTACT_THRESHOLD", "lock_planted_feet", "lock_planted_feet_record", "planted_slide_offsets"]
