@@ -108,6 +108,18 @@ def test_sampling_is_deterministic_and_the_genre_changes_the_dance() -> None:
     assert (c - d).abs().mean() > 1e-3
 
 
+def test_given_starting_noise_is_the_same_as_drawing_it_and_a_wrong_shape_is_refused() -> None:
+    """``x_T`` lets GCRM's candidates start every window from its own seed in one batch."""
+    model, sched = _model(), DDIMScheduler()
+    _, _, music, genre = _inputs()
+    drawn = ddim_sample(model, sched, music, genre, steps=4, guidance=2.0, generator=torch.Generator().manual_seed(5))
+    noise = torch.randn((2, 16, FEATURE_DIM), generator=torch.Generator().manual_seed(5))
+    given = ddim_sample(model, sched, music, genre, steps=4, guidance=2.0, x_T=noise)
+    torch.testing.assert_close(drawn, given, rtol=0, atol=0)
+    with pytest.raises(DanceSearchError, match=r"x_T has shape \(1, 16, 319\), expected \(2, 16, 319\)"):
+        ddim_sample(model, sched, music, genre, steps=4, x_T=noise[:1])
+
+
 def test_inpainting_keeps_the_constrained_frames_and_joints() -> None:
     model, sched = _model(), DDIMScheduler()
     _, _, music, genre = _inputs()

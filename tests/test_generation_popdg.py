@@ -21,7 +21,7 @@ from generation.diffusion.schedule import DDIMScheduler
 from generation.representation import FEATURE_DIM, LAYOUT
 from tiny_denoiser import TINY_DENOISER, tiny_denoiser_config
 
-OPTIONS = ("learned_variance", "ds_attention", "alignment_module")
+OPTIONS = ("learned_variance", "ds_attention", "alignment_module", "genre_token")
 
 
 def _model(seed: int = 0, open_gates: bool = False, **options: bool) -> GCDanceDenoiser:

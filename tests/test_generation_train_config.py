@@ -101,3 +101,68 @@ def test_a_run_stopped_by_its_budget_between_evaluations_still_logs_and_keeps_it
     assert np.isfinite(result["history"][-1]["train_simple"]) and np.isfinite(result["history"][-1]["val_simple"])
     saved = json.loads((tmp_path / "run" / "history.json").read_text())
     assert [row["step"] for row in saved] == [2, 3]
+
+
+def test_snapshots_keep_the_weights_every_n_steps_and_load_by_step(tiny_store, tmp_path) -> None:
+    """``snapshot_every`` keeps the weights of steps 2 and 4 beside the run; ``load_run(snapshot=N)`` loads them
+    (different weights from each other), and a step without a snapshot is refused naming the kept ones."""
+    import torch
+
+    from encoders.errors import InputError
+    from generation.diffusion.recipe import build_configs
+    from generation.diffusion.run_dir import list_snapshots, load_run
+    from generation.diffusion.train import train_denoiser
+
+    denoiser, config = build_configs({"denoiser": dict(TINY_DENOISER), "train": {
+        "steps": 5, "batch_size": 4, "eval_every": 5, "snapshot_every": 2, "val_windows": 4, "num_threads": 1,
+        "warmup_steps": 1}})
+    emb = np.random.default_rng(0).normal(size=(2, denoiser.genre_dim)).astype(np.float32)
+    train_denoiser(tiny_store, tmp_path / "run", denoiser, config, progress=False, embeddings=(emb, "test"))
+    assert list_snapshots(tmp_path / "run") == [2, 4]
+    first, second = (load_run(tmp_path / "run", snapshot=s)[0].state_dict() for s in (2, 4))
+    assert any(not torch.equal(first[k], second[k]) for k in first)
+    best = load_run(tmp_path / "run")[0].state_dict()               # model.pt: the step-5 evaluation's weights
+    assert any(not torch.equal(best[k], second[k]) for k in best)
+    with pytest.raises(InputError, match=r"no snapshot at this step.*expected 2, 4, got 3"):
+        load_run(tmp_path / "run", snapshot=3)
+
+
+def test_an_exported_snapshot_is_a_run_that_samples_and_says_how_it_was_chosen(tiny_store, tmp_path) -> None:
+    import torch
+
+    from encoders.errors import InputError
+    from generation.diffusion.pipeline import DancePipeline
+    from generation.diffusion.recipe import build_configs
+    from generation.diffusion.run_dir import export_snapshot, load_run
+    from generation.diffusion.train import train_denoiser
+
+    denoiser, config = build_configs({"denoiser": dict(TINY_DENOISER), "train": {
+        "steps": 4, "batch_size": 4, "eval_every": 2, "snapshot_every": 2, "val_windows": 4, "num_threads": 1,
+        "warmup_steps": 1}})
+    emb = np.random.default_rng(0).normal(size=(2, denoiser.genre_dim)).astype(np.float32)
+    train_denoiser(tiny_store, tmp_path / "run", denoiser, config, progress=False, embeddings=(emb, "test"))
+    out = export_snapshot(tmp_path / "run", 2, tmp_path / "chosen", {"by": "val FID_k", "fid_k": 1.0})
+    chosen = load_run(out)[0].state_dict()
+    kept = load_run(tmp_path / "run", snapshot=2)[0].state_dict()
+    assert all(torch.equal(chosen[k], kept[k]) for k in kept)
+    raw = json.loads((out / "config.json").read_text())
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert raw["data"]["best_step"] == 2 and raw["data"]["checkpoint_selection"]["by"] == "val FID_k"
+    assert raw["data"]["best_val_simple"] == next(r["val_simple"] for r in history if r["step"] == 2)
+    assert "step 2" in (out / "README.md").read_text() and "chosen by val FID_k" in (out / "README.md").read_text()
+    music = np.random.default_rng(1).normal(size=(16, 35)).astype(np.float32)
+    a = DancePipeline.from_pretrained(out)(music, "waltz", seed=1, steps=2).record.positions
+    b = DancePipeline.from_pretrained(tmp_path / "run", snapshot=2)(music, "waltz", seed=1, steps=2).record.positions
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(InputError, match="overwrite the run"):
+        export_snapshot(tmp_path / "run", 2, tmp_path / "run", {"by": "x"})
+    with pytest.raises(InputError, match="no snapshot at this step"):
+        export_snapshot(tmp_path / "run", 3, tmp_path / "other", {"by": "x"})
+    assert not (tmp_path / "other" / "config.json").exists()
+
+
+def test_a_negative_snapshot_interval_is_refused() -> None:
+    from generation.diffusion.train import TrainConfig
+
+    with pytest.raises(DanceSearchError, match="snapshot_every must be >= 0"):
+        TrainConfig(snapshot_every=-1)

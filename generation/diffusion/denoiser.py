@@ -57,6 +57,11 @@ class DenoiserConfig:
     alignment_module: bool = False
     """POPDG 4.3: convolved dance and music tokens added to the FiLM condition through an MLP
     (``popdg/alignment.py``). Off: as before."""
+    genre_token: bool = False
+    """Also give the genre to every cross-attention as one memory token (its adapter output through a linear map,
+    the null genre's when dropped), beside the FiLM path. FiLM scales and shifts whole sub-layer outputs, the same
+    for every frame; a token lets each frame's attention read the genre against the music (MDM conditions through
+    a token). Off: as before (runs saved before it load with it off)."""
 
     def __post_init__(self) -> None:
         if self.window_frames % self.time_stride:
@@ -119,6 +124,7 @@ class GCDanceDenoiser(nn.Module):
         self.null_music_tower = nn.Parameter(torch.zeros(1, 1, c.d_model)) if c.music_tower else None
         self.genre_adapter = nn.Sequential(nn.Linear(c.genre_dim, c.d_model), nn.GELU(), nn.Linear(c.d_model, c.d_model))
         self.null_genre = nn.Parameter(torch.zeros(1, c.d_model))
+        self.genre_token = nn.Linear(c.d_model, c.d_model) if c.genre_token else None
         self.step_mlp = nn.Sequential(nn.Linear(c.d_model, c.d_model), nn.SiLU(), nn.Linear(c.d_model, c.d_model))
         nn.init.normal_(self.music_pos, std=0.02)
         # POPDG options (popdg/): each off by default, and off it adds no parameter and draws no random number
@@ -151,6 +157,8 @@ class GCDanceDenoiser(nn.Module):
         if drop_genre is not None:
             g = torch.where(drop_genre.view(b, 1), self.null_genre.expand_as(g), g)
         cond = self.step_mlp(step_embedding(t, c.d_model)) + g
+        if self.genre_token is not None:                       # the genre as a memory token, dropped with it
+            m = torch.cat([m, self.genre_token(g)[:, None]], dim=1)
         hb = self.body.encode(x_t[..., :self.body_dims])
         if self.alignment is not None:                         # POPDG 4.3: the 35-d music tokens, not the FM ones
             cond = cond + self.alignment(hb, m[:, :hb.shape[1]], cond)

@@ -33,7 +33,7 @@ from ..representation.foot_lock import lock_planted_feet_record
 from ..representation.layout import FPS, LAYOUT
 from .denoiser import GCDanceDenoiser
 from .editing import EditSpec
-from .run_dir import load_run
+from .run_dir import load_run, snapshot_path
 from .sampling import assemble_windows, ddim_sample
 from .schedule import DDIMScheduler
 
@@ -83,11 +83,13 @@ class DancePipeline:
         benchmarks can compare the choices on the same model."""
 
     @classmethod
-    def from_pretrained(cls, run_dir: str | Path) -> "DancePipeline":
+    def from_pretrained(cls, run_dir: str | Path, snapshot: int | None = None) -> "DancePipeline":
+        """The run's selected checkpoint, or with ``snapshot`` the weights it kept at that training step."""
         import hashlib
 
-        model, normalizer, genres, emb, raw = load_run(run_dir)
-        digest = hashlib.sha256((Path(run_dir) / "model.pt").read_bytes()).hexdigest()[:16]
+        model, normalizer, genres, emb, raw = load_run(run_dir, snapshot=snapshot)
+        weights = Path(run_dir) / "model.pt" if snapshot is None else snapshot_path(run_dir, snapshot)
+        digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
         return cls(model, normalizer, genres, emb, raw, f"gcdance-{digest}")
 
     @property

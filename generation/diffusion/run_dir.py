@@ -13,6 +13,8 @@
                              from; a whitened table also depends on the whole genre set, so a new genre means
                              retraining
     RUN/history.json         losses per evaluation
+    RUN/snapshots/step_NNNNN.pt  optional: the weights every ``snapshot_every`` steps, for choosing a checkpoint
+                             by its samples afterwards (``load_run(RUN, snapshot=N)``)
     RUN/README.md            model card
 
 A run made for another motion representation is refused when loaded.
@@ -20,6 +22,7 @@ A run made for another motion representation is refused when loaded.
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +42,68 @@ KIND = "gcdance"
 GENRE_PROMPT = "This is a {genre} type of music."
 
 
+SNAPSHOT_DIR = "snapshots"
+
+
+def snapshot_path(run_dir: str | Path, step: int) -> Path:
+    return Path(run_dir) / SNAPSHOT_DIR / f"step_{int(step):05d}.pt"
+
+
+def _state_bytes(state: dict[str, torch.Tensor]) -> bytes:
+    buf = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in state.items()}, buf)
+    return buf.getvalue()
+
+
+def save_snapshot(run_dir: str | Path, step: int, state: dict[str, torch.Tensor]) -> Path:
+    """Keep the weights of one training step beside the run (``TrainConfig.snapshot_every``)."""
+    path = snapshot_path(run_dir, step)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, _state_bytes(state))
+    return path
+
+
+def list_snapshots(run_dir: str | Path) -> list[int]:
+    """Steps with a kept snapshot, ascending (empty for a run trained without ``snapshot_every``)."""
+    folder = Path(run_dir) / SNAPSHOT_DIR
+    steps = []
+    for f in folder.glob("step_*.pt") if folder.is_dir() else []:
+        try:
+            steps.append(int(f.stem.removeprefix("step_")))
+        except ValueError:
+            continue                                       # a stray file is not a snapshot
+    return sorted(steps)
+
+
+def export_snapshot(run_dir: str | Path, step: int, out_dir: str | Path, selection: dict[str, Any]) -> Path:
+    """A run directory of its own whose checkpoint is the snapshot of ``step``: the run's config, normaliser, genre
+    code and history with ``model.pt`` replaced, and ``data.best_step`` / ``data.checkpoint_selection`` saying how
+    it was chosen (``selection``), so it loads, samples and compares like any run."""
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    model, _, genres, _, raw = load_run(run_dir, snapshot=step)   # refuses a missing or unreadable snapshot
+    if out_dir.resolve() == run_dir.resolve():
+        raise InputError(out_dir, "the export would overwrite the run it comes from", field="out",
+                         expected="another directory", got=str(out_dir))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    history = json.loads((run_dir / "history.json").read_text())
+    val = next((row.get("val_simple") for row in history if row.get("step") == int(step)), None)
+    raw["data"] = {**raw.get("data", {}), "best_step": int(step), "best_val_simple": val,
+                   "checkpoint_selection": {"source_run": str(run_dir), **selection}}
+    for name in ("normalizer.npz", "genre_embeddings.npy", "history.json"):
+        atomic_write_bytes(out_dir / name, (run_dir / name).read_bytes())
+    atomic_write_text(out_dir / "README.md", model_card(model, genres, raw.get("train", {}),
+                                                         raw.get("text_backbone", "?"), raw["data"]))
+    atomic_write_bytes(out_dir / "model.pt", snapshot_path(run_dir, step).read_bytes())
+    atomic_write_json(out_dir / "config.json", raw)           # last: a half-exported directory does not load
+    return out_dir
+
+
 def save_run(run_dir: str | Path, model: GCDanceDenoiser, state: dict[str, torch.Tensor], normalizer: Normalizer,
              genres: list[str], genre_embeddings: np.ndarray, train_config: dict[str, Any], text_backbone: str,
              history: list[dict[str, Any]], data: dict[str, Any]) -> Path:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    torch.save({k: v.detach().cpu() for k, v in state.items()}, buf)
-    atomic_write_bytes(run_dir / "model.pt", buf.getvalue())
+    atomic_write_bytes(run_dir / "model.pt", _state_bytes(state))
     normalizer.save(run_dir / "normalizer.npz")
     atomic_save_npy(run_dir / "genre_embeddings.npy", np.asarray(genre_embeddings, dtype=np.float32))
     atomic_write_json(run_dir / "history.json", history)
@@ -77,9 +134,16 @@ def model_card(model: GCDanceDenoiser, genres: list[str], train_config: dict[str
         f"- music: 35-d features{_tower_note(c)}; genre-swapped music share {train_config.get('music_swap', 0.0)}",
         f"- options: {_options_note(c)}",
         f"- genre critic loss: {_critic_note(train_config, data)}",
-        f"- checkpoint: step {data.get('best_step')} (validation x0 MSE {data.get('best_val_simple', float('nan')):.4f})",
+        f"- checkpoint: step {data.get('best_step')} ({_selection_note(data)})",
         "", "Sample with `dancesearch generate --run DIR ...` or "
         "`generation.diffusion.pipeline.DancePipeline.from_pretrained(DIR)`.", ""])
+
+
+def _selection_note(data: dict[str, Any]) -> str:
+    val = data.get("best_val_simple")
+    val_note = f"validation x0 MSE {val:.4f}" if isinstance(val, (int, float)) else "validation x0 MSE not logged"
+    chosen = data.get("checkpoint_selection")
+    return f"{val_note}; chosen by {chosen.get('by', 'samples')}" if chosen else val_note
 
 
 def _critic_note(train_config: dict[str, Any], data: dict[str, Any]) -> str:
@@ -100,12 +164,16 @@ def _tower_note(c: DenoiserConfig) -> str:
 
 
 def _options_note(c: DenoiserConfig) -> str:
-    on = [name for name in ("overlap_upsampling", "learned_variance", "ds_attention", "alignment_module")
+    on = [name for name in ("overlap_upsampling", "learned_variance", "ds_attention", "alignment_module",
+                            "genre_token")
           if getattr(c, name)]
     return ", ".join(on) if on else "none (GCDance base)"
 
 
-def load_run(run_dir: str | Path) -> tuple[GCDanceDenoiser, Normalizer, list[str], np.ndarray, dict[str, Any]]:
+def load_run(run_dir: str | Path, snapshot: int | None = None
+             ) -> tuple[GCDanceDenoiser, Normalizer, list[str], np.ndarray, dict[str, Any]]:
+    """The run's denoiser (its selected checkpoint ``model.pt``, or with ``snapshot`` the weights kept at that
+    step), normaliser, genres, genre code and raw config."""
     run_dir = Path(run_dir)
     missing = [f for f in ("config.json", "model.pt", "normalizer.npz", "genre_embeddings.npy")
                if not (run_dir / f).is_file()]
@@ -120,10 +188,16 @@ def load_run(run_dir: str | Path) -> tuple[GCDanceDenoiser, Normalizer, list[str
         raise InputError(run_dir / "config.json", "made for another motion representation", field="representation",
                          expected=REPRESENTATION_ID, got=str(raw.get("representation")))
     model = GCDanceDenoiser(DenoiserConfig(**raw["denoiser"]))
+    weights = run_dir / "model.pt" if snapshot is None else snapshot_path(run_dir, snapshot)
+    if not weights.is_file():
+        kept = list_snapshots(run_dir)
+        raise InputError(weights, "no snapshot at this step", field="snapshot",
+                         expected=", ".join(map(str, kept)) or "none kept (train with snapshot_every)",
+                         got=str(snapshot))
     try:
-        model.load_state_dict(torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True))
+        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     except Exception as exc:  # torch raises many types for a corrupt or mismatched checkpoint
-        raise InputError(run_dir / "model.pt", f"cannot read the generator checkpoint: {exc}") from exc
+        raise InputError(weights, f"cannot read the generator checkpoint: {exc}") from exc
     model.eval()
     normalizer = Normalizer.load(run_dir / "normalizer.npz")
     emb = np.load(run_dir / "genre_embeddings.npy")

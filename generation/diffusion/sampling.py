@@ -37,18 +37,26 @@ def ddim_sample(model: GCDanceDenoiser, scheduler: DDIMScheduler, music: torch.T
                 steps: int = 20, guidance: float = 1.0, generator: torch.Generator | None = None,
                 known: torch.Tensor | None = None, mask: torch.Tensor | None = None,
                 genre_guidance: float | None = None, variance: str = "ddim",
-                on_x0: Callable[[int, torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+                on_x0: Callable[[int, torch.Tensor], torch.Tensor] | None = None,
+                x_T: torch.Tensor | None = None) -> torch.Tensor:
     """(B, T, 319) samples in normalised units for music (B, T, 35) and genre embeddings (B, E).
 
     The denoising loop of every ``DancePipeline`` path (a dance, an edit, windows). ``on_x0(i, x0)`` is called
     with step i's guided clean-motion prediction and what it returns is stepped from in its place:
     ``DancePipeline`` makes neighbouring windows agree on their overlap there (long-term sampling) and lets
-    callers watch the steps. ``known`` / ``mask``: inpainting (module docstring).
+    callers watch the steps. ``known`` / ``mask``: inpainting (module docstring). ``x_T``: the starting noise
+    (B, T, 319), for callers that draw it themselves (GCRM's candidates: one seed per candidate in one batch);
+    None draws it from ``generator``.
     """
     check_variance(model, variance)
     model.eval()
     b, frames = music.shape[:2]
-    x = torch.randn((b, frames, FEATURE_DIM), generator=generator, dtype=music.dtype)
+    if x_T is None:
+        x = torch.randn((b, frames, FEATURE_DIM), generator=generator, dtype=music.dtype)
+    elif x_T.shape != (b, frames, FEATURE_DIM):
+        raise DanceSearchError(f"x_T has shape {tuple(x_T.shape)}, expected ({b}, {frames}, {FEATURE_DIM})")
+    else:
+        x = x_T
     ts = scheduler.set_timesteps(steps).tolist()
     for i, t in enumerate(ts):
         x0, v = guided_prediction(model, x, t, music, genre, guidance, genre_guidance, variance == "learned")

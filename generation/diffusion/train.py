@@ -35,7 +35,7 @@ from .music_swap import swap_music
 from .music_tower import MusicTowerFeatures
 from .mtl import METHODS, LossCombiner
 from .popdg import vlb_loss
-from .run_dir import GENRE_PROMPT, save_run
+from .run_dir import GENRE_PROMPT, save_run, save_snapshot
 from .sampled_critic import sample_chain_prediction, sampled_critic_loss
 from .schedule import DDIMScheduler
 
@@ -66,6 +66,10 @@ class TrainConfig:
     """POPDG 4.1 / iDDPM's L_hybrid: weight of L_vlb (bits per feature), added outside ``loss_combination``;
     used only by a denoiser with ``learned_variance`` (iDDPM's 0.001)."""
     eval_every: int = 250
+    snapshot_every: int = 0
+    """Also keep the weights every this many steps as ``RUN/snapshots/step_NNNNN.pt`` (0: off), so a checkpoint
+    can be chosen afterwards by its samples (``bench/select_checkpoint.py``) rather than by the validation x0
+    error, which did not track sample quality (v8, ``docs/results/generation.md``). About 25 MB each."""
     val_windows: int = 128
     seed: int = 0
     num_threads: int = 2
@@ -119,6 +123,8 @@ class TrainConfig:
                 raise DanceSearchError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.minutes <= 0 or self.lr <= 0:
             raise DanceSearchError(f"minutes and lr must be > 0, got {self.minutes} and {self.lr}")
+        if self.snapshot_every < 0:
+            raise DanceSearchError(f"snapshot_every must be >= 0 (0: off), got {self.snapshot_every}")
         for name in ("cond_drop", "music_swap"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise DanceSearchError(f"{name} is a share of windows, in [0, 1]; got {getattr(self, name)}")
@@ -301,6 +307,8 @@ def train_denoiser(store: WindowStore, out: str | Path, denoiser: DenoiserConfig
             bar.update(1)
             if (step % config.eval_every == 0 or step == config.steps) and evaluate():
                 save_checkpoint()
+            if config.snapshot_every and step % config.snapshot_every == 0:
+                save_snapshot(out, step, model.state_dict())
             if step >= config.steps or time.perf_counter() - start >= config.minutes * 60:
                 break
     bar.close()

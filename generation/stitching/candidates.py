@@ -56,11 +56,11 @@ class DiffusionCandidates:
 
     def generate(self, music_segments: np.ndarray, genre: str, seeds: Sequence[int],
                  step: Callable[[int, int], None] | None = None) -> list[list[Candidate]]:
-        """(N, W, 35) segment music -> per segment, one candidate per seed. ``step(i, steps)`` runs after DDIM
-        step i (progress and cancellation: it may raise)."""
+        """(N, W, 35) segment music -> per segment, one candidate per seed. ``step(i, steps)`` runs once DDIM step i
+        has predicted the clean motion (progress and cancellation: it may raise)."""
         import torch
 
-        from ..diffusion.sampling import guided_prediction
+        from ..diffusion.sampling import ddim_sample
         from ..representation.layout import LAYOUT
 
         pipe = self.pipe
@@ -70,18 +70,20 @@ class DiffusionCandidates:
             return [[] for _ in range(n)]
         music = torch.as_tensor(np.asarray(music_segments, dtype=np.float32))
         w = music.shape[1]
-        with torch.no_grad():
-            x = torch.cat([torch.randn((n, w, LAYOUT.dim), generator=torch.Generator().manual_seed(s))
-                           for s in seeds])                                     # (S * N, W, D), seed-major
-            music_b = music.repeat(len(seeds), 1, 1)
-            g = pipe.genre_embeddings[pipe.genre_index(genre)].expand(len(seeds) * n, -1)
-            ts = pipe.scheduler.set_timesteps(self.steps).tolist()
-            for i, t in enumerate(ts):
-                x0, _ = guided_prediction(pipe.model, x, t, music_b, g, self.guidance)
-                x = pipe.scheduler.step(x0, t, ts[i + 1] if i + 1 < len(ts) else None, x)
-                if step is not None:
-                    step(i, len(ts))
-            feats = pipe.normalizer.denormalise(x.numpy())
+        x_T = torch.cat([torch.randn((n, w, LAYOUT.dim), generator=torch.Generator().manual_seed(s))
+                         for s in seeds])                                       # (S * N, W, D), seed-major
+        g = pipe.genre_embeddings[pipe.genre_index(genre)].expand(len(seeds) * n, -1)
+
+        total = len(pipe.scheduler.set_timesteps(self.steps))
+
+        def after_prediction(i: int, x0: torch.Tensor) -> torch.Tensor:
+            if step is not None:
+                step(i, total)
+            return x0
+
+        x = ddim_sample(pipe.model, pipe.scheduler, music.repeat(len(seeds), 1, 1), g, steps=self.steps,
+                        guidance=self.guidance, on_x0=after_prediction, x_T=x_T)
+        feats = pipe.normalizer.denormalise(x.numpy())
         out: list[list[Candidate]] = [[] for _ in range(n)]
         for k, s in enumerate(seeds):
             for t in range(n):

@@ -1,0 +1,192 @@
+"""Choose a generator checkpoint by its samples on the val split, not by its validation x0 error (issue 14).
+
+Why: v8 reached a lower validation x0 error than v7 at nearly every evaluation and still sampled worse (FID_k +11,
+Div_k -22%; ``docs/results/generation.md``): the x0 loss is minimised by the conditional mean, so the checkpoint it
+picks can be the one closest to an average dance. A run trained with ``snapshot_every`` keeps its weights every N
+steps; this script samples every kept snapshot (and the run's own ``model.pt``) on the **val** split, so the test
+split stays untouched for the paired comparison that decides shipping, and ranks them:
+
+- FID_k and FID_g of one generated window per val window (its music and genre, DDIM ``--steps``, ``--guidance``;
+  the same seeds for every checkpoint), against the real val windows, protocol ``dancesearch``;
+- Div_k's distance from the real val windows' own Div_k, relative to it;
+- genre control: ``--control-music`` val music windows x every genre, judged by the motion genre classifier fitted
+  on the train windows (the control test of ``ablate_generator.py compare``, on val music).
+
+The selection rule is fixed here, before any result: the checkpoint with the lowest mean rank over FID_k (low is
+better), FID_g (low), |Div_k - real| / real (low) and control (high); ties go to the later step. ``--export DIR``
+writes the chosen checkpoint as a run directory of its own (``run_dir.export_snapshot``), ready for
+``ablate_generator.py compare`` on the test split.
+
+    python bench/select_checkpoint.py --home .dancesearch --run RUN --control-music 6 --threads 2 \\
+        --export RUN_SELECTED --out bench/results/checkpoint_selection_v9.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+RANKED = (("fid_k", 1), ("fid_g", 1), ("div_k_gap", 1), ("control", -1))
+"""The selection criteria and their direction (1: lower is better, -1: higher is better)."""
+
+
+def mean_ranks(rows: Sequence[dict[str, Any]]) -> list[float]:
+    """Each row's mean rank (1 = best) over ``RANKED``; a missing or non-finite value ranks last."""
+    ranks = np.zeros(len(rows))
+    for key, sign in RANKED:
+        values = np.array([sign * r[key] if r.get(key) is not None and np.isfinite(r[key]) else np.inf
+                           for r in rows])
+        order = np.argsort(values, kind="stable")
+        rank = np.empty(len(rows))
+        rank[order] = np.arange(1, len(rows) + 1)
+        for v in np.unique(values):                      # ties share their mean rank
+            rank[values == v] = rank[values == v].mean()
+        ranks += rank
+    return list(ranks / len(RANKED))
+
+
+def choose(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The row with the lowest mean rank; the later step among equals."""
+    ranks = mean_ranks(rows)
+    return min(zip(rows, ranks), key=lambda pair: (pair[1], -pair[0]["step"]))[0]
+
+
+def score_checkpoints(home: Path, run: Path, windows: int | None, control_music: int, steps: int, guidance: float,
+                      seed: int, threads: int) -> dict[str, Any]:
+    import torch
+    from tqdm import tqdm
+
+    from bench.ablate_generator import PROTOCOL, spread_indices
+    from bench.machine import machine_info
+    from encoders.errors import DanceSearchError
+    from generation.diffusion.evaluate import generate_for_split
+    from generation.diffusion.pipeline import DancePipeline
+    from generation.diffusion.run_dir import list_snapshots
+    from generation.metrics.catalog_source import window_samples, window_store
+    from generation.metrics.genre_control import MotionGenreClassifier, control_hits_by
+    from generation.metrics.suite import evaluate_generation
+
+    torch.set_num_threads(max(1, threads))
+    t_start = time.perf_counter()
+    snapshots = list_snapshots(run)
+    if not snapshots:
+        raise DanceSearchError(f"{run} kept no snapshots: train it with train.snapshot_every > 0 "
+                               "(e.g. generation/diffusion/recipes/cpu_v9.json)")
+    history = json.loads((run / "history.json").read_text())
+    best_step = json.loads((run / "config.json").read_text()).get("data", {}).get("best_step")
+    store = window_store(home)
+    n_val = store.num_windows("val")
+    if n_val < 2:
+        raise DanceSearchError(f"the catalog at {home} has {n_val} val windows: FID and Div need at least 2")
+    idx = spread_indices(n_val, windows)
+    all_val = window_samples(store, "val")
+    real = [all_val[i] for i in idx]
+    train = window_samples(store, "train")
+    judge = MotionGenreClassifier.fit(train, [s.meta["genre"] for s in train])
+    music_idx = list(range(0, n_val, 3))[:control_music]
+    music = np.stack([store.window("val", i).music for i in music_idx])
+    candidates = [(s, s) for s in snapshots]               # model.pt too, unless it is one of the snapshots
+    candidates += [] if best_step in snapshots else [("model.pt", best_step)]
+    rows: list[dict[str, Any]] = []
+    real_div_k = None
+    for label, step in tqdm(candidates, desc="checkpoints", unit="ckpt", file=sys.stderr):
+        pipe = DancePipeline.from_pretrained(run, snapshot=None if label == "model.pt" else int(step))
+        gen, gen_s = generate_for_split(pipe, store, "val", steps, guidance, seed, indices=idx)
+        scored = evaluate_generation(gen, real, PROTOCOL, per_sample=False, with_physical=False)
+        real_div_k = scored["gt_reference"]["div_k"]
+        hits = control_hits_by(pipe, {"control": judge}, music, seed + 1, steps, guidance)["control"]
+        m = scored["metrics"]
+        val_simple = next((r["val_simple"] for r in history if r["step"] == step), None)
+        rows.append({"checkpoint": label, "step": int(step), "x0_best": step == best_step, "val_simple": val_simple,
+                     "fid_k": m.get("fid_k"), "fid_g": m.get("fid_g"), "div_k": m.get("div_k"),
+                     "div_k_gap": (abs(m["div_k"] - real_div_k) / real_div_k
+                                   if m.get("div_k") is not None and real_div_k else None),
+                     "bas": m.get("bas"), "control": float(hits.mean()), "seconds": round(gen_s, 1)})
+    ranks = mean_ranks(rows)
+    for row, rank in zip(rows, ranks):
+        row["mean_rank"] = rank
+    chosen = choose(rows)
+    return {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine_info(),
+            "home": str(home), "run": str(run), "protocol": PROTOCOL,
+            "rule": "lowest mean rank over " + ", ".join(k for k, _ in RANKED) + "; ties to the later step",
+            "settings": {"split": "val", "windows": len(real), "val_windows": n_val, "window_indices": idx,
+                         "control_music": len(music_idx), "control_music_indices": music_idx, "steps": steps,
+                         "guidance": guidance, "seed": seed, "threads": threads},
+            "real_val": {"div_k": real_div_k, "classifier_train_windows": len(train)},
+            "checkpoints": rows, "chosen": chosen, "seconds": round(time.perf_counter() - t_start, 1)}
+
+
+def markdown(result: dict[str, Any]) -> str:
+    s = result["settings"]
+    lines = [f"# Checkpoint selection on the val split: `{result['run']}`", "",
+             f"{s['windows']} val windows, control on {s['control_music']} val music windows x every genre; DDIM "
+             f"{s['steps']}, guidance {s['guidance']}, seed {s['seed']}. Rule: {result['rule']}. Real val Div_k "
+             f"{result['real_val']['div_k']:.2f}. Machine: {result['machine'].get('cpu', '?')}.", "",
+             "| checkpoint | step | val x0 MSE | FID_k | FID_g | Div_k | BAS | control | mean rank |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    fmt = lambda v, spec: "" if v is None else format(v, spec)
+    for r in result["checkpoints"]:
+        mark = (" (x0-best)" if r["x0_best"] else "") + (" **(chosen)**" if r == result["chosen"] else "")
+        lines.append(f"| {r['checkpoint']}{mark} | {r['step']} | {fmt(r['val_simple'], '.4f')} | "
+                     f"{fmt(r['fid_k'], '.1f')} | {fmt(r['fid_g'], '.1f')} | {fmt(r['div_k'], '.2f')} | "
+                     f"{fmt(r['bas'], '.3f')} | {r['control']:.1%} | {r['mean_rank']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--home", type=Path, required=True, help="workspace whose catalog gives the val windows")
+    p.add_argument("--run", type=Path, required=True, help="generator run trained with train.snapshot_every")
+    p.add_argument("--windows", type=int, default=None, help="at most this many val windows (spread); default all")
+    p.add_argument("--control-music", type=int, default=6, help="val music windows in the control test")
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--guidance", type=float, default=2.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--export", type=Path, default=None, help="write the chosen checkpoint as a run directory here")
+    p.add_argument("--out", type=Path, required=True, help="result JSON (a .md table is written beside it)")
+    p.add_argument("--json", action="store_true", help="print the result JSON to stdout")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from encoders.atomic_io import atomic_write_json, atomic_write_text
+    from encoders.errors import DanceSearchError
+    from generation.diffusion.run_dir import export_snapshot
+
+    args = build_parser().parse_args(argv)
+    try:
+        result = score_checkpoints(args.home, args.run, args.windows, args.control_music, args.steps, args.guidance,
+                                   args.seed, args.threads)
+        chosen = result["chosen"]
+        if args.export is not None:
+            if chosen["checkpoint"] == "model.pt":
+                print("the run's own model.pt was chosen: nothing to export", file=sys.stderr)
+            else:
+                export_snapshot(args.run, chosen["step"], args.export,
+                                {"by": "val samples (bench/select_checkpoint.py)", "rule": result["rule"],
+                                 "scores": chosen})
+                result["exported_to"] = str(args.export)
+    except DanceSearchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    atomic_write_json(args.out, result)
+    atomic_write_text(args.out.with_suffix(".md"), markdown(result))
+    print(f"chosen: {chosen['checkpoint']} (step {chosen['step']}): FID_k {chosen['fid_k']:.1f}, control "
+          f"{chosen['control']:.1%} -> {args.out}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,69 @@
+"""bench/select_checkpoint.py: snapshots of a run sampled on the val split, ranked by the fixed rule, the chosen
+one exported as a run of its own."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from bench.select_checkpoint import choose, main, mean_ranks
+
+
+def _row(step: int, fid_k: float, fid_g: float, gap: float, control: float) -> dict:
+    return {"step": step, "fid_k": fid_k, "fid_g": fid_g, "div_k_gap": gap, "control": control}
+
+
+def test_the_rule_ranks_each_criterion_in_its_direction_and_breaks_ties_to_the_later_step() -> None:
+    rows = [_row(500, 40.0, 20.0, 0.5, 0.30),       # ranks 3, 2, 3, 3 -> 2.75
+            _row(1000, 30.0, 25.0, 0.4, 0.50),      # ranks 2, 3, 2, 1 -> 2.0
+            _row(1500, 20.0, 10.0, 0.1, 0.40)]      # ranks 1, 1, 1, 2 -> 1.25
+    assert mean_ranks(rows) == [2.75, 2.0, 1.25]
+    assert choose(rows)["step"] == 1500
+    tied = [_row(500, 10.0, 10.0, 0.2, 0.5), _row(1000, 10.0, 10.0, 0.2, 0.5)]
+    assert mean_ranks(tied) == [1.5, 1.5] and choose(tied)["step"] == 1000
+    missing = [_row(500, float("nan"), 10.0, 0.2, 0.5), _row(1000, 30.0, 10.0, 0.2, 0.5)]
+    assert choose(missing)["step"] == 1000          # a non-finite FID ranks last
+
+
+def test_select_and_export_on_a_real_catalog(tmp_path, demo_workspace, capsys) -> None:
+    from generation.diffusion.pipeline import DancePipeline
+    from generation.diffusion.recipe import build_configs
+    from generation.diffusion.train import train_denoiser
+    from generation.metrics.catalog_source import window_store
+
+    store = window_store(demo_workspace.home)
+    denoiser, config = build_configs({
+        "denoiser": {"window_frames": store.config.window_frames, "d_model": 32, "heads": 2, "body_layers": 1,
+                     "hand_layers": 1, "dropout": 0.0, "time_stride": 4, "genre_dim": 8},
+        "train": {"steps": 4, "batch_size": 4, "eval_every": 4, "snapshot_every": 2, "val_windows": 4,
+                  "num_threads": 1, "warmup_steps": 1}})
+    emb = np.random.default_rng(0).normal(size=(len(store.genres), 8)).astype(np.float32)
+    run = tmp_path / "run"
+    train_denoiser(store, run, denoiser, config, progress=False, embeddings=(emb, "test"))
+    out, export = tmp_path / "sel.json", tmp_path / "chosen"
+    rc = main(["--home", str(demo_workspace.home), "--run", str(run), "--windows", "3", "--control-music", "1",
+               "--steps", "2", "--threads", "1", "--export", str(export), "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    result = json.loads(out.read_text())
+    rows = result["checkpoints"]
+    assert [r["checkpoint"] for r in rows] == [2, 4]                # model.pt is step 4's, listed once
+    assert [r["x0_best"] for r in rows] == [False, True]
+    for r in rows:
+        assert np.isfinite(r["fid_k"]) and 0.0 <= r["control"] <= 1.0 and r["seconds"] >= 0
+    assert result["settings"]["split"] == "val" and result["settings"]["windows"] <= 3
+    assert result["chosen"] in rows and out.with_suffix(".md").is_file()
+    if result["chosen"]["checkpoint"] != "model.pt":
+        raw = json.loads((export / "config.json").read_text())
+        assert raw["data"]["best_step"] == result["chosen"]["step"]
+        assert "val samples" in raw["data"]["checkpoint_selection"]["by"]
+        DancePipeline.from_pretrained(export)
+
+
+def test_a_run_without_snapshots_is_refused_with_exit_2(tmp_path, demo_workspace, capsys) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    rc = main(["--home", str(demo_workspace.home), "--run", str(run), "--out", str(tmp_path / "x.json")])
+    assert rc == 2 and "kept no snapshots" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--help"])
