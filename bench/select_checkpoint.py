@@ -12,9 +12,13 @@ split stays untouched for the paired comparison that decides shipping, and ranks
 - genre control: ``--control-music`` val music windows x every genre, judged by the motion genre classifier fitted
   on the train windows (the control test of ``ablate_generator.py compare``, on val music).
 
+``--average-last 2,4`` adds, as candidates, the mean weights of the last 2 and of the last 4 snapshots
+(``run_dir.average_snapshots``: checkpoint averaging, a post-hoc stand-in for the EMA of the weights that the
+recipes do not keep).
+
 The selection rule is fixed here, before any result: the checkpoint with the lowest mean rank over FID_k (low is
 better), FID_g (low), |Div_k - real| / real (low) and control (high); ties go to the later step. ``--export DIR``
-writes the chosen checkpoint as a run directory of its own (``run_dir.export_snapshot``), ready for
+writes the chosen checkpoint as a run directory of its own (``run_dir.export_checkpoint``), ready for
 ``ablate_generator.py compare`` on the test split.
 
     python bench/select_checkpoint.py --home .dancesearch --run RUN --control-music 6 --threads 2 \\
@@ -59,8 +63,21 @@ def choose(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return min(zip(rows, ranks), key=lambda pair: (pair[1], -pair[0]["step"]))[0]
 
 
+def candidate_list(snapshots: Sequence[int], best_step: int | None, average_last: Sequence[int]
+                   ) -> list[dict[str, Any]]:
+    """Every snapshot, the run's ``model.pt`` unless it is one of them, and the means of the last k snapshots."""
+    out = [{"checkpoint": str(s), "steps": [s], "step": s} for s in snapshots]
+    if best_step not in snapshots:
+        out.append({"checkpoint": "model.pt", "steps": [], "step": best_step})
+    for k in sorted(set(average_last)):
+        if 2 <= k <= len(snapshots):
+            last = list(snapshots[-k:])
+            out.append({"checkpoint": f"mean of last {k}", "steps": last, "step": last[-1]})
+    return out
+
+
 def score_checkpoints(home: Path, run: Path, windows: int | None, control_music: int, steps: int, guidance: float,
-                      seed: int, threads: int) -> dict[str, Any]:
+                      seed: int, threads: int, average_last: Sequence[int] = ()) -> dict[str, Any]:
     import torch
     from tqdm import tqdm
 
@@ -69,7 +86,7 @@ def score_checkpoints(home: Path, run: Path, windows: int | None, control_music:
     from encoders.errors import DanceSearchError
     from generation.diffusion.evaluate import generate_for_split
     from generation.diffusion.pipeline import DancePipeline
-    from generation.diffusion.run_dir import list_snapshots
+    from generation.diffusion.run_dir import average_snapshots, list_snapshots
     from generation.metrics.catalog_source import window_samples, window_store
     from generation.metrics.genre_control import MotionGenreClassifier, control_hits_by
     from generation.metrics.suite import evaluate_generation
@@ -93,19 +110,22 @@ def score_checkpoints(home: Path, run: Path, windows: int | None, control_music:
     judge = MotionGenreClassifier.fit(train, [s.meta["genre"] for s in train])
     music_idx = list(range(0, n_val, 3))[:control_music]
     music = np.stack([store.window("val", i).music for i in music_idx])
-    candidates = [(s, s) for s in snapshots]               # model.pt too, unless it is one of the snapshots
-    candidates += [] if best_step in snapshots else [("model.pt", best_step)]
     rows: list[dict[str, Any]] = []
     real_div_k = None
-    for label, step in tqdm(candidates, desc="checkpoints", unit="ckpt", file=sys.stderr):
-        pipe = DancePipeline.from_pretrained(run, snapshot=None if label == "model.pt" else int(step))
+    for cand in tqdm(candidate_list(snapshots, best_step, average_last), desc="checkpoints", unit="ckpt",
+                     file=sys.stderr):
+        step = cand["step"]
+        pipe = DancePipeline.from_pretrained(run, snapshot=cand["steps"][0] if len(cand["steps"]) == 1 else None)
+        if len(cand["steps"]) > 1:
+            pipe.model.load_state_dict(average_snapshots(run, cand["steps"]))
         gen, gen_s = generate_for_split(pipe, store, "val", steps, guidance, seed, indices=idx)
         scored = evaluate_generation(gen, real, PROTOCOL, per_sample=False, with_physical=False)
         real_div_k = scored["gt_reference"]["div_k"]
         hits = control_hits_by(pipe, {"control": judge}, music, seed + 1, steps, guidance)["control"]
         m = scored["metrics"]
         val_simple = next((r["val_simple"] for r in history if r["step"] == step), None)
-        rows.append({"checkpoint": label, "step": int(step), "x0_best": step == best_step, "val_simple": val_simple,
+        val_simple = val_simple if len(cand["steps"]) <= 1 else None
+        rows.append({**cand, "x0_best": len(cand["steps"]) <= 1 and step == best_step, "val_simple": val_simple,
                      "fid_k": m.get("fid_k"), "fid_g": m.get("fid_g"), "div_k": m.get("div_k"),
                      "div_k_gap": (abs(m["div_k"] - real_div_k) / real_div_k
                                    if m.get("div_k") is not None and real_div_k else None),
@@ -117,7 +137,7 @@ def score_checkpoints(home: Path, run: Path, windows: int | None, control_music:
     return {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine_info(),
             "home": str(home), "run": str(run), "protocol": PROTOCOL,
             "rule": "lowest mean rank over " + ", ".join(k for k, _ in RANKED) + "; ties to the later step",
-            "settings": {"split": "val", "windows": len(real), "val_windows": n_val, "window_indices": idx,
+            "settings": {"split": "val", "average_last": sorted(set(average_last)), "windows": len(real), "val_windows": n_val, "window_indices": idx,
                          "control_music": len(music_idx), "control_music_indices": music_idx, "steps": steps,
                          "guidance": guidance, "seed": seed, "threads": threads},
             "real_val": {"div_k": real_div_k, "classifier_train_windows": len(train)},
@@ -152,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--guidance", type=float, default=2.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--average-last", default="", help="comma-separated k: also the mean of the last k snapshots")
     p.add_argument("--export", type=Path, default=None, help="write the chosen checkpoint as a run directory here")
     p.add_argument("--out", type=Path, required=True, help="result JSON (a .md table is written beside it)")
     p.add_argument("--json", action="store_true", help="print the result JSON to stdout")
@@ -161,20 +182,25 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from encoders.atomic_io import atomic_write_json, atomic_write_text
     from encoders.errors import DanceSearchError
-    from generation.diffusion.run_dir import export_snapshot
+    from generation.diffusion.run_dir import export_checkpoint
 
     args = build_parser().parse_args(argv)
     try:
+        average_last = [int(k) for k in args.average_last.split(",") if k.strip()]
+    except ValueError:
+        print(f"error: --average-last takes comma-separated integers, got {args.average_last!r}", file=sys.stderr)
+        return 2
+    try:
         result = score_checkpoints(args.home, args.run, args.windows, args.control_music, args.steps, args.guidance,
-                                   args.seed, args.threads)
+                                   args.seed, args.threads, average_last)
         chosen = result["chosen"]
         if args.export is not None:
-            if chosen["checkpoint"] == "model.pt":
+            if not chosen["steps"]:
                 print("the run's own model.pt was chosen: nothing to export", file=sys.stderr)
             else:
-                export_snapshot(args.run, chosen["step"], args.export,
-                                {"by": "val samples (bench/select_checkpoint.py)", "rule": result["rule"],
-                                 "scores": chosen})
+                export_checkpoint(args.run, chosen["steps"], args.export,
+                                  {"by": "val samples (bench/select_checkpoint.py)", "rule": result["rule"],
+                                   "scores": chosen})
                 result["exported_to"] = str(args.export)
     except DanceSearchError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from bench.select_checkpoint import choose, main, mean_ranks
+from bench.select_checkpoint import candidate_list, choose, main, mean_ranks
 
 
 def _row(step: int, fid_k: float, fid_g: float, gap: float, control: float) -> dict:
@@ -24,6 +24,14 @@ def test_the_rule_ranks_each_criterion_in_its_direction_and_breaks_ties_to_the_l
     assert mean_ranks(tied) == [1.5, 1.5] and choose(tied)["step"] == 1000
     missing = [_row(500, float("nan"), 10.0, 0.2, 0.5), _row(1000, 30.0, 10.0, 0.2, 0.5)]
     assert choose(missing)["step"] == 1000          # a non-finite FID ranks last
+
+
+def test_candidates_are_the_snapshots_the_x0_best_unless_kept_and_the_means_of_the_last_k() -> None:
+    names = lambda c: [x["checkpoint"] for x in c]
+    assert names(candidate_list([500, 1000, 1500], 1000, ())) == ["500", "1000", "1500"]
+    assert names(candidate_list([500, 1000], 1250, [2, 5])) == ["500", "1000", "model.pt", "mean of last 2"]
+    avg = candidate_list([500, 1000, 1500], 1500, [2])[-1]
+    assert avg["steps"] == [1000, 1500] and avg["step"] == 1500
 
 
 def test_select_and_export_on_a_real_catalog(tmp_path, demo_workspace, capsys) -> None:
@@ -43,19 +51,21 @@ def test_select_and_export_on_a_real_catalog(tmp_path, demo_workspace, capsys) -
     train_denoiser(store, run, denoiser, config, progress=False, embeddings=(emb, "test"))
     out, export = tmp_path / "sel.json", tmp_path / "chosen"
     rc = main(["--home", str(demo_workspace.home), "--run", str(run), "--windows", "3", "--control-music", "1",
-               "--steps", "2", "--threads", "1", "--export", str(export), "--out", str(out)])
+               "--steps", "2", "--threads", "1", "--average-last", "2", "--export", str(export), "--out", str(out)])
     assert rc == 0, capsys.readouterr().err
     result = json.loads(out.read_text())
     rows = result["checkpoints"]
-    assert [r["checkpoint"] for r in rows] == [2, 4]                # model.pt is step 4's, listed once
-    assert [r["x0_best"] for r in rows] == [False, True]
+    assert [r["checkpoint"] for r in rows] == ["2", "4", "mean of last 2"]   # model.pt is step 4's, listed once
+    assert [r["x0_best"] for r in rows] == [False, True, False]
+    assert rows[2]["steps"] == [2, 4] and rows[2]["val_simple"] is None
     for r in rows:
         assert np.isfinite(r["fid_k"]) and 0.0 <= r["control"] <= 1.0 and r["seconds"] >= 0
     assert result["settings"]["split"] == "val" and result["settings"]["windows"] <= 3
     assert result["chosen"] in rows and out.with_suffix(".md").is_file()
-    if result["chosen"]["checkpoint"] != "model.pt":
+    if result["chosen"]["steps"]:
         raw = json.loads((export / "config.json").read_text())
         assert raw["data"]["best_step"] == result["chosen"]["step"]
+        assert raw["data"]["checkpoint_selection"]["steps"] == result["chosen"]["steps"]
         assert "val samples" in raw["data"]["checkpoint_selection"]["by"]
         DancePipeline.from_pretrained(export)
 
@@ -65,5 +75,7 @@ def test_a_run_without_snapshots_is_refused_with_exit_2(tmp_path, demo_workspace
     run.mkdir()
     rc = main(["--home", str(demo_workspace.home), "--run", str(run), "--out", str(tmp_path / "x.json")])
     assert rc == 2 and "kept no snapshots" in capsys.readouterr().err
+    assert main(["--home", "h", "--run", "r", "--out", "o.json", "--average-last", "two"]) == 2
+    assert "--average-last takes comma-separated integers" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--help"])

@@ -133,7 +133,7 @@ def test_an_exported_snapshot_is_a_run_that_samples_and_says_how_it_was_chosen(t
     from encoders.errors import InputError
     from generation.diffusion.pipeline import DancePipeline
     from generation.diffusion.recipe import build_configs
-    from generation.diffusion.run_dir import export_snapshot, load_run
+    from generation.diffusion.run_dir import average_snapshots, export_checkpoint, load_run
     from generation.diffusion.train import train_denoiser
 
     denoiser, config = build_configs({"denoiser": dict(TINY_DENOISER), "train": {
@@ -141,7 +141,7 @@ def test_an_exported_snapshot_is_a_run_that_samples_and_says_how_it_was_chosen(t
         "warmup_steps": 1}})
     emb = np.random.default_rng(0).normal(size=(2, denoiser.genre_dim)).astype(np.float32)
     train_denoiser(tiny_store, tmp_path / "run", denoiser, config, progress=False, embeddings=(emb, "test"))
-    out = export_snapshot(tmp_path / "run", 2, tmp_path / "chosen", {"by": "val FID_k", "fid_k": 1.0})
+    out = export_checkpoint(tmp_path / "run", [2], tmp_path / "chosen", {"by": "val FID_k", "fid_k": 1.0})
     chosen = load_run(out)[0].state_dict()
     kept = load_run(tmp_path / "run", snapshot=2)[0].state_dict()
     assert all(torch.equal(chosen[k], kept[k]) for k in kept)
@@ -155,10 +155,21 @@ def test_an_exported_snapshot_is_a_run_that_samples_and_says_how_it_was_chosen(t
     b = DancePipeline.from_pretrained(tmp_path / "run", snapshot=2)(music, "waltz", seed=1, steps=2).record.positions
     np.testing.assert_array_equal(a, b)
     with pytest.raises(InputError, match="overwrite the run"):
-        export_snapshot(tmp_path / "run", 2, tmp_path / "run", {"by": "x"})
+        export_checkpoint(tmp_path / "run", [2], tmp_path / "run", {"by": "x"})
     with pytest.raises(InputError, match="no snapshot at this step"):
-        export_snapshot(tmp_path / "run", 3, tmp_path / "other", {"by": "x"})
+        export_checkpoint(tmp_path / "run", [2, 3], tmp_path / "other", {"by": "x"})
     assert not (tmp_path / "other" / "config.json").exists()
+    # the mean of two snapshots: exactly the average of their weights, exported and loaded like any run
+    mean = average_snapshots(tmp_path / "run", [2, 4])
+    later = load_run(tmp_path / "run", snapshot=4)[0].state_dict()
+    for k in kept:
+        torch.testing.assert_close(mean[k], (kept[k] + later[k]) / 2)
+    averaged = export_checkpoint(tmp_path / "run", [2, 4], tmp_path / "avg", {"by": "val samples"})
+    loaded = load_run(averaged)[0].state_dict()
+    assert all(torch.equal(loaded[k], mean[k]) for k in mean)
+    raw = json.loads((averaged / "config.json").read_text())
+    assert raw["data"]["checkpoint_selection"]["steps"] == [2, 4] and raw["data"]["best_val_simple"] is None
+    assert "mean of the snapshots of steps 2, 4" in (averaged / "README.md").read_text()
 
 
 def test_a_negative_snapshot_interval_is_refused() -> None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -75,25 +75,44 @@ def list_snapshots(run_dir: str | Path) -> list[int]:
     return sorted(steps)
 
 
-def export_snapshot(run_dir: str | Path, step: int, out_dir: str | Path, selection: dict[str, Any]) -> Path:
-    """A run directory of its own whose checkpoint is the snapshot of ``step``: the run's config, normaliser, genre
-    code and history with ``model.pt`` replaced, and ``data.best_step`` / ``data.checkpoint_selection`` saying how
-    it was chosen (``selection``), so it loads, samples and compares like any run."""
+def average_snapshots(run_dir: str | Path, steps: Sequence[int]) -> dict[str, torch.Tensor]:
+    """The uniform mean of the weights kept at ``steps``: checkpoint averaging, a post-hoc stand-in for an
+    exponential moving average of the weights (Karras et al. 2024 rebuild EMA profiles from snapshots the same
+    way), which the recipes do not keep during training. Non-float entries come from the last step."""
+    if not steps:
+        raise DanceSearchError("average_snapshots needs at least one step")
+    states = [load_run(run_dir, snapshot=int(s))[0].state_dict() for s in steps]   # a missing one is named
+    return {k: (torch.stack([st[k] for st in states]).mean(0) if v.is_floating_point() else v)
+            for k, v in states[-1].items()}
+
+
+def export_checkpoint(run_dir: str | Path, steps: Sequence[int], out_dir: str | Path,
+                      selection: dict[str, Any]) -> Path:
+    """A run directory of its own whose checkpoint is the snapshot of one step, or the mean of several
+    (``average_snapshots``): the run's config, normaliser, genre code and history with ``model.pt`` replaced,
+    and ``data.best_step`` / ``data.checkpoint_selection`` saying how it was chosen (``selection``), so it loads,
+    samples and compares like any run."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
-    model, _, genres, _, raw = load_run(run_dir, snapshot=step)   # refuses a missing or unreadable snapshot
+    steps = [int(s) for s in steps]
+    if not steps:
+        raise DanceSearchError("export_checkpoint needs at least one snapshot step")
+    model, _, genres, _, raw = load_run(run_dir, snapshot=steps[-1])   # refuses a missing or unreadable snapshot
     if out_dir.resolve() == run_dir.resolve():
         raise InputError(out_dir, "the export would overwrite the run it comes from", field="out",
                          expected="another directory", got=str(out_dir))
+    weights = (snapshot_path(run_dir, steps[0]).read_bytes() if len(steps) == 1
+               else _state_bytes(average_snapshots(run_dir, steps)))
     out_dir.mkdir(parents=True, exist_ok=True)
     history = json.loads((run_dir / "history.json").read_text())
-    val = next((row.get("val_simple") for row in history if row.get("step") == int(step)), None)
-    raw["data"] = {**raw.get("data", {}), "best_step": int(step), "best_val_simple": val,
-                   "checkpoint_selection": {"source_run": str(run_dir), **selection}}
+    val = (next((row.get("val_simple") for row in history if row.get("step") == steps[0]), None)
+           if len(steps) == 1 else None)
+    raw["data"] = {**raw.get("data", {}), "best_step": steps[-1], "best_val_simple": val,
+                   "checkpoint_selection": {"source_run": str(run_dir), "steps": steps, **selection}}
     for name in ("normalizer.npz", "genre_embeddings.npy", "history.json"):
         atomic_write_bytes(out_dir / name, (run_dir / name).read_bytes())
     atomic_write_text(out_dir / "README.md", model_card(model, genres, raw.get("train", {}),
                                                          raw.get("text_backbone", "?"), raw["data"]))
-    atomic_write_bytes(out_dir / "model.pt", snapshot_path(run_dir, step).read_bytes())
+    atomic_write_bytes(out_dir / "model.pt", weights)
     atomic_write_json(out_dir / "config.json", raw)           # last: a half-exported directory does not load
     return out_dir
 
@@ -143,7 +162,11 @@ def _selection_note(data: dict[str, Any]) -> str:
     val = data.get("best_val_simple")
     val_note = f"validation x0 MSE {val:.4f}" if isinstance(val, (int, float)) else "validation x0 MSE not logged"
     chosen = data.get("checkpoint_selection")
-    return f"{val_note}; chosen by {chosen.get('by', 'samples')}" if chosen else val_note
+    if not chosen:
+        return val_note
+    steps = chosen.get("steps") or []
+    averaged = f"the mean of the snapshots of steps {', '.join(map(str, steps))}; " if len(steps) > 1 else ""
+    return f"{averaged}{val_note}; chosen by {chosen.get('by', 'samples')}"
 
 
 def _critic_note(train_config: dict[str, Any], data: dict[str, Any]) -> str:
