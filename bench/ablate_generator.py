@@ -347,6 +347,12 @@ def parse_runs(items: Sequence[str]) -> tuple[list[tuple[str, Path]], dict[str, 
     return runs, sampling
 
 
+def control_music_indices(n: int, cap: int) -> list[int]:
+    """The control test's music windows: every third window of the split (eval_generator's choice), at most
+    ``cap``; neighbouring windows of one clip would repeat each other's music."""
+    return list(range(0, n, 3))[:cap]
+
+
 def spread_indices(n: int, cap: int | None) -> list[int]:
     """All of ``range(n)``, or ``cap`` indices spread evenly over it (every part of the split, not its start)."""
     if cap is None or cap >= n:
@@ -488,7 +494,7 @@ def compare_runs(home: Path, runs: Sequence[tuple[str, Path]], baseline: str | N
     classifier = {"train_accuracy": clf.accuracy(train, labels), "test_accuracy": clf.accuracy(all_test, test_labels),
                   "test_accuracy_without_posture": judges["control_no_posture"].accuracy(all_test, test_labels),
                   "train_windows": len(train), "test_windows": len(all_test), "genres": len(clf.genres)}
-    music_idx = list(range(0, n_test, 3))[:control_music]       # eval_generator's choice: every third test window
+    music_idx = control_music_indices(n_test, control_music)
     control_music_arr = np.stack([store.window("test", i).music for i in music_idx]) if music_idx else None
 
     hands = proto.hands and all(s.has_joints(FINGER_JOINTS) for s in real)

@@ -284,7 +284,8 @@ def test_runs_saved_without_the_option_keys_load_and_sample_as_before(tmp_path) 
     from generation.representation import Normalizer
 
     model = _model(open_gates=True)
-    assert not any(k.startswith(("alignment", "variance_head")) or ".spatial." in k for k in model.state_dict())
+    assert not any(k.startswith(("alignment", "variance_head", "genre_token")) or ".spatial." in k
+                   for k in model.state_dict())
     norm = Normalizer(np.zeros(FEATURE_DIM), np.full(FEATURE_DIM, 0.2), 1)
     emb = np.random.default_rng(0).normal(size=(2, 8)).astype(np.float32)
     run = save_run(tmp_path / "run", model, model.state_dict(), norm, ["popping", "waltz"], emb, {"steps": 0}, "test",

@@ -158,7 +158,9 @@ def test_an_exported_snapshot_is_a_run_that_samples_and_says_how_it_was_chosen(t
         export_checkpoint(tmp_path / "run", [2], tmp_path / "run", {"by": "x"})
     with pytest.raises(InputError, match="no snapshot at this step"):
         export_checkpoint(tmp_path / "run", [2, 3], tmp_path / "other", {"by": "x"})
-    assert not (tmp_path / "other" / "config.json").exists()
+    assert not (tmp_path / "other").exists()
+    with pytest.raises(InputError, match="output folder exists"):
+        export_checkpoint(tmp_path / "run", [4], out, {"by": "x"})
     # the mean of two snapshots: exactly the average of their weights, exported and loaded like any run
     mean = average_snapshots(tmp_path / "run", [2, 4])
     later = load_run(tmp_path / "run", snapshot=4)[0].state_dict()
@@ -177,3 +179,26 @@ def test_a_negative_snapshot_interval_is_refused() -> None:
 
     with pytest.raises(DanceSearchError, match="snapshot_every must be >= 0"):
         TrainConfig(snapshot_every=-1)
+
+
+def test_snapshots_leave_training_unchanged_and_a_retrained_run_drops_the_old_ones(tiny_store, tmp_path) -> None:
+    """The same recipe with and without snapshots writes the same model.pt; training again into a folder that
+    holds another run's snapshots removes them, so they are never scored as the new run's."""
+    from generation.diffusion.recipe import build_configs
+    from generation.diffusion.run_dir import list_snapshots
+    from generation.diffusion.train import train_denoiser
+
+    emb = np.random.default_rng(0).normal(size=(2, TINY_DENOISER["genre_dim"])).astype(np.float32)
+
+    def train(out, every: int) -> bytes:
+        denoiser, config = build_configs({"denoiser": dict(TINY_DENOISER), "train": {
+            "steps": 4, "batch_size": 4, "eval_every": 2, "snapshot_every": every, "val_windows": 4,
+            "num_threads": 1, "warmup_steps": 1}})
+        train_denoiser(tiny_store, out, denoiser, config, progress=False, embeddings=(emb, "test"))
+        return (out / "model.pt").read_bytes()
+
+    with_snapshots = train(tmp_path / "a", 2)
+    assert list_snapshots(tmp_path / "a") == [2, 4]
+    assert train(tmp_path / "b", 0) == with_snapshots
+    train(tmp_path / "a", 0)
+    assert list_snapshots(tmp_path / "a") == []

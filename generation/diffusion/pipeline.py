@@ -33,7 +33,7 @@ from ..representation.foot_lock import lock_planted_feet_record
 from ..representation.layout import FPS, LAYOUT
 from .denoiser import GCDanceDenoiser
 from .editing import EditSpec
-from .run_dir import load_run, snapshot_path
+from .run_dir import load_run, weights_path
 from .sampling import assemble_windows, ddim_sample
 from .schedule import DDIMScheduler
 
@@ -88,8 +88,7 @@ class DancePipeline:
         import hashlib
 
         model, normalizer, genres, emb, raw = load_run(run_dir, snapshot=snapshot)
-        weights = Path(run_dir) / "model.pt" if snapshot is None else snapshot_path(run_dir, snapshot)
-        digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
+        digest = hashlib.sha256(weights_path(run_dir, snapshot).read_bytes()).hexdigest()[:16]
         return cls(model, normalizer, genres, emb, raw, f"gcdance-{digest}")
 
     @property

@@ -29,7 +29,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from encoders.atomic_io import atomic_save_npy, atomic_write_bytes, atomic_write_json, atomic_write_text
+from encoders.atomic_io import (atomic_folder, atomic_save_npy, atomic_write_bytes, atomic_write_json,
+                                atomic_write_text)
 from encoders.errors import DanceSearchError, InputError
 from encoders.versioned_json import read_versioned_json
 
@@ -46,10 +47,33 @@ SNAPSHOT_DIR = "snapshots"
 
 
 def snapshot_path(run_dir: str | Path, step: int) -> Path:
+    """Where the weights of training step ``step`` are kept (``TrainConfig.snapshot_every``)."""
     return Path(run_dir) / SNAPSHOT_DIR / f"step_{int(step):05d}.pt"
 
 
+def weights_path(run_dir: str | Path, snapshot: int | None = None) -> Path:
+    """The run's selected checkpoint ``model.pt``, or the snapshot of step ``snapshot``."""
+    return Path(run_dir) / "model.pt" if snapshot is None else snapshot_path(run_dir, snapshot)
+
+
+def val_error_at(history: Sequence[dict[str, Any]], step: int) -> float | None:
+    """The validation x0 error logged at ``step`` (None when no evaluation fell on it)."""
+    return next((row.get("val_simple") for row in history if row.get("step") == int(step)), None)
+
+
+def read_history(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The run's ``history.json`` (an empty list for a run written without one)."""
+    path = Path(run_dir) / "history.json"
+    if not path.is_file():
+        return []
+    try:
+        return list(json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError) as exc:
+        raise InputError(path, f"not a readable training history: {exc}") from exc
+
+
 def _state_bytes(state: dict[str, torch.Tensor]) -> bytes:
+    """A state dict serialised as ``model.pt`` holds it (CPU tensors)."""
     buf = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in state.items()}, buf)
     return buf.getvalue()
@@ -63,24 +87,34 @@ def save_snapshot(run_dir: str | Path, step: int, state: dict[str, torch.Tensor]
     return path
 
 
+def clear_snapshots(run_dir: str | Path) -> int:
+    """Remove the snapshots a previous training into ``run_dir`` left (they belong to the run being replaced, and
+    would otherwise be scored as this one's); returns how many went."""
+    steps = list_snapshots(run_dir)
+    for step in steps:
+        snapshot_path(run_dir, step).unlink()
+    return len(steps)
+
+
 def list_snapshots(run_dir: str | Path) -> list[int]:
-    """Steps with a kept snapshot, ascending (empty for a run trained without ``snapshot_every``)."""
+    """Steps with a kept snapshot, ascending (empty for a run trained without ``snapshot_every``). Only files
+    named as ``snapshot_path`` names them count: a stray file is not a snapshot."""
     folder = Path(run_dir) / SNAPSHOT_DIR
     steps = []
     for f in folder.glob("step_*.pt") if folder.is_dir() else []:
-        try:
-            steps.append(int(f.stem.removeprefix("step_")))
-        except ValueError:
-            continue                                       # a stray file is not a snapshot
+        digits = f.stem.removeprefix("step_")
+        if digits.isdigit() and snapshot_path(run_dir, int(digits)).name == f.name:
+            steps.append(int(digits))
     return sorted(steps)
 
 
 def average_snapshots(run_dir: str | Path, steps: Sequence[int]) -> dict[str, torch.Tensor]:
-    """The uniform mean of the weights kept at ``steps``: checkpoint averaging, a post-hoc stand-in for an
-    exponential moving average of the weights (Karras et al. 2024 rebuild EMA profiles from snapshots the same
-    way), which the recipes do not keep during training. Non-float entries come from the last step."""
+    """The uniform (box) mean of the raw weights kept at ``steps``: checkpoint averaging, a cheap post-hoc
+    stand-in for the exponential moving average of the weights that diffusion models usually sample from and
+    that the recipes do not keep (Karras et al. 2024 go further: they rebuild EMA profiles from stored EMA
+    snapshots). Non-float entries come from the last step."""
     if not steps:
-        raise DanceSearchError("average_snapshots needs at least one step")
+        raise DanceSearchError(f"{run_dir}: averaging snapshots needs at least one step")
     states = [load_run(run_dir, snapshot=int(s))[0].state_dict() for s in steps]   # a missing one is named
     return {k: (torch.stack([st[k] for st in states]).mean(0) if v.is_floating_point() else v)
             for k, v in states[-1].items()}
@@ -88,32 +122,32 @@ def average_snapshots(run_dir: str | Path, steps: Sequence[int]) -> dict[str, to
 
 def export_checkpoint(run_dir: str | Path, steps: Sequence[int], out_dir: str | Path,
                       selection: dict[str, Any]) -> Path:
-    """A run directory of its own whose checkpoint is the snapshot of one step, or the mean of several
-    (``average_snapshots``): the run's config, normaliser, genre code and history with ``model.pt`` replaced,
-    and ``data.best_step`` / ``data.checkpoint_selection`` saying how it was chosen (``selection``), so it loads,
-    samples and compares like any run."""
+    """A new run directory whose checkpoint is the snapshot of one step, the mean of several
+    (``average_snapshots``), or with no steps the run's own ``model.pt``: the run's config, normaliser, genre code
+    and history with ``model.pt`` replaced, and ``data.best_step`` / ``data.checkpoint_selection`` saying how it
+    was chosen (``selection``), so it loads, samples and compares like any run. Written as a whole or not at
+    all (``atomic_folder``); an existing ``out_dir`` is refused."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     steps = [int(s) for s in steps]
-    if not steps:
-        raise DanceSearchError("export_checkpoint needs at least one snapshot step")
-    model, _, genres, _, raw = load_run(run_dir, snapshot=steps[-1])   # refuses a missing or unreadable snapshot
+    model, _, genres, _, raw = load_run(run_dir, snapshot=steps[-1] if steps else None)   # refuses a missing one
     if out_dir.resolve() == run_dir.resolve():
         raise InputError(out_dir, "the export would overwrite the run it comes from", field="out",
                          expected="another directory", got=str(out_dir))
-    weights = (snapshot_path(run_dir, steps[0]).read_bytes() if len(steps) == 1
+    weights = (weights_path(run_dir, steps[0] if steps else None).read_bytes() if len(steps) <= 1
                else _state_bytes(average_snapshots(run_dir, steps)))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    history = json.loads((run_dir / "history.json").read_text())
-    val = (next((row.get("val_simple") for row in history if row.get("step") == steps[0]), None)
-           if len(steps) == 1 else None)
-    raw["data"] = {**raw.get("data", {}), "best_step": steps[-1], "best_val_simple": val,
-                   "checkpoint_selection": {"source_run": str(run_dir), "steps": steps, **selection}}
-    for name in ("normalizer.npz", "genre_embeddings.npy", "history.json"):
-        atomic_write_bytes(out_dir / name, (run_dir / name).read_bytes())
-    atomic_write_text(out_dir / "README.md", model_card(model, genres, raw.get("train", {}),
-                                                         raw.get("text_backbone", "?"), raw["data"]))
-    atomic_write_bytes(out_dir / "model.pt", weights)
-    atomic_write_json(out_dir / "config.json", raw)           # last: a half-exported directory does not load
+    data = raw.get("data", {})
+    if steps:
+        val = val_error_at(read_history(run_dir), steps[0]) if len(steps) == 1 else None
+        data = {**data, "best_step": steps[-1], "best_val_simple": val}
+    raw["data"] = {**data, "checkpoint_selection": {**selection, "source_run": str(run_dir), "steps": steps}}
+    with atomic_folder(out_dir) as tmp:
+        for name in ("normalizer.npz", "genre_embeddings.npy", "history.json"):
+            if (run_dir / name).is_file():
+                (tmp / name).write_bytes((run_dir / name).read_bytes())
+        (tmp / "README.md").write_text(model_card(model, genres, raw.get("train", {}),
+                                                  raw.get("text_backbone", "?"), raw["data"]))
+        (tmp / "model.pt").write_bytes(weights)
+        (tmp / "config.json").write_text(json.dumps(raw, indent=2, sort_keys=True, default=str) + "\n")
     return out_dir
 
 
@@ -211,7 +245,7 @@ def load_run(run_dir: str | Path, snapshot: int | None = None
         raise InputError(run_dir / "config.json", "made for another motion representation", field="representation",
                          expected=REPRESENTATION_ID, got=str(raw.get("representation")))
     model = GCDanceDenoiser(DenoiserConfig(**raw["denoiser"]))
-    weights = run_dir / "model.pt" if snapshot is None else snapshot_path(run_dir, snapshot)
+    weights = weights_path(run_dir, snapshot)
     if not weights.is_file():
         kept = list_snapshots(run_dir)
         raise InputError(weights, "no snapshot at this step", field="snapshot",

@@ -35,7 +35,7 @@ from .music_swap import swap_music
 from .music_tower import MusicTowerFeatures
 from .mtl import METHODS, LossCombiner
 from .popdg import vlb_loss
-from .run_dir import GENRE_PROMPT, save_run, save_snapshot
+from .run_dir import GENRE_PROMPT, clear_snapshots, save_run, save_snapshot
 from .sampled_critic import sample_chain_prediction, sampled_critic_loss
 from .schedule import DDIMScheduler
 
@@ -171,6 +171,9 @@ def train_denoiser(store: WindowStore, out: str | Path, denoiser: DenoiserConfig
     if store.config.window_frames != denoiser.window_frames:
         raise DanceSearchError(f"window cache gives {store.config.window_frames}-frame windows, the denoiser "
                                f"expects {denoiser.window_frames}")
+    stale = clear_snapshots(out)
+    if stale:
+        info(f"removed {stale} snapshot(s) of the run previously trained into {out}")
     torch.manual_seed(config.seed)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
