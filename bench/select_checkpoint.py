@@ -105,17 +105,21 @@ class ValSetting:
         self.music = np.stack([self.store.window("val", i).music for i in self.music_indices])
 
 
-def score_candidate(pipe, val: ValSetting, steps: int, guidance: float, seed: int) -> dict[str, Any]:
-    """FID_k, FID_g, Div_k (and its distance from the real val windows'), BAS and control of one checkpoint."""
+def score_candidate(pipe, val: ValSetting, steps: int, guidance: float, seed: int,
+                    genre_guidance: float | None = None, stochastic: bool = False) -> dict[str, Any]:
+    """FID_k, FID_g, Div_k (and its distance from the real val windows'), BAS and control of one checkpoint
+    sampled one way (``bench/select_sampling.py`` scores sampling settings with it too)."""
     from bench.ablate_generator import PROTOCOL
     from generation.diffusion.evaluate import generate_for_split
     from generation.metrics.genre_control import control_hits_by
     from generation.metrics.suite import evaluate_generation
 
-    gen, gen_s = generate_for_split(pipe, val.store, "val", steps, guidance, seed, indices=val.indices)
+    gen, gen_s = generate_for_split(pipe, val.store, "val", steps, guidance, seed, indices=val.indices,
+                                    genre_guidance=genre_guidance, stochastic=stochastic)
     scored = evaluate_generation(gen, val.real, PROTOCOL, per_sample=False, with_physical=False)
     real_div_k = scored["gt_reference"]["div_k"]
-    hits = control_hits_by(pipe, {"control": val.judge}, val.music, seed + 1, steps, guidance)["control"]
+    hits = control_hits_by(pipe, {"control": val.judge}, val.music, seed + 1, steps, guidance, genre_guidance,
+                           stochastic)["control"]
     m = scored["metrics"]
     gap = abs(m["div_k"] - real_div_k) / real_div_k if m.get("div_k") is not None and real_div_k else None
     return {"fid_k": m.get("fid_k"), "fid_g": m.get("fid_g"), "div_k": m.get("div_k"), "div_k_gap": gap,
