@@ -45,11 +45,11 @@ RULE = ("lowest mean rank over fid_k, fid_g, div_k_gap, control; ties to the lat
         "averaging fewer snapshots")
 
 
-def mean_ranks(rows: Sequence[dict[str, Any]]) -> list[float]:
-    """Each row's mean rank (1 = best) over ``RANKED``; equal values share their mean rank, and a missing or
-    non-finite value ranks after every finite one (all such rows sharing one rank)."""
+def mean_ranks(rows: Sequence[dict[str, Any]], criteria: Sequence[tuple[str, int]] = RANKED) -> list[float]:
+    """Each row's mean rank (1 = best) over ``criteria`` (key, 1 if lower is better else -1); equal values share
+    their mean rank, and a missing or non-finite value ranks after every finite one (all such rows sharing one)."""
     ranks = np.zeros(len(rows))
-    for key, sign in RANKED:
+    for key, sign in criteria:
         values = np.array([sign * r[key] if r.get(key) is not None and np.isfinite(r[key]) else np.inf
                            for r in rows])
         order = np.argsort(values, kind="stable")
@@ -58,7 +58,7 @@ def mean_ranks(rows: Sequence[dict[str, Any]]) -> list[float]:
         for v in np.unique(values):
             rank[values == v] = rank[values == v].mean()
         ranks += rank
-    return list(ranks / len(RANKED))
+    return list(ranks / len(criteria))
 
 
 def choose(rows: Sequence[dict[str, Any]]) -> int:

@@ -27,6 +27,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.select_checkpoint import mean_ranks  # noqa: E402  (after the path insert)
+
 RANKED = (("fid_k", 1), ("fid_g", 1), ("div_k_gap", 1))
 
 
@@ -62,16 +64,7 @@ def choose_setting(rows: Sequence[dict[str, Any]], min_control: float) -> int:
     eligible = [i for i, r in enumerate(rows) if r["control"] >= min_control]
     if not eligible:
         return max(range(len(rows)), key=lambda i: (rows[i]["control"], -i))
-    ranks = np.zeros(len(eligible))
-    for key, sign in RANKED:
-        values = np.array([sign * rows[i][key] if rows[i].get(key) is not None and np.isfinite(rows[i][key])
-                           else np.inf for i in eligible])
-        order = np.argsort(values, kind="stable")
-        rank = np.empty(len(eligible))
-        rank[order] = np.arange(1, len(eligible) + 1)
-        for v in np.unique(values):
-            rank[values == v] = rank[values == v].mean()
-        ranks += rank
+    ranks = mean_ranks([rows[i] for i in eligible], RANKED)
     return eligible[int(np.argmin(ranks))]                 # argmin: the first listed among equals
 
 

@@ -48,20 +48,10 @@ def test_select_and_export_on_a_real_catalog(tmp_path, demo_workspace, capsys) -
     import torch
 
     from generation.diffusion.pipeline import DancePipeline
-    from generation.diffusion.recipe import build_configs
     from generation.diffusion.run_dir import average_snapshots
-    from generation.diffusion.train import train_denoiser
-    from generation.metrics.catalog_source import window_store
+    from tiny_denoiser import train_tiny_on_catalog
 
-    store = window_store(demo_workspace.home)
-    denoiser, config = build_configs({
-        "denoiser": {"window_frames": store.config.window_frames, "d_model": 32, "heads": 2, "body_layers": 1,
-                     "hand_layers": 1, "dropout": 0.0, "time_stride": 4, "genre_dim": 8},
-        "train": {"steps": 4, "batch_size": 4, "eval_every": 4, "snapshot_every": 2, "val_windows": 4,
-                  "num_threads": 1, "warmup_steps": 1}})
-    emb = np.random.default_rng(0).normal(size=(len(store.genres), 8)).astype(np.float32)
-    run = tmp_path / "run"
-    train_denoiser(store, run, denoiser, config, progress=False, embeddings=(emb, "test"))
+    run = train_tiny_on_catalog(demo_workspace.home, tmp_path / "run", snapshot_every=2)
     out, export = tmp_path / "sel.json", tmp_path / "chosen"
     rc = main(["--home", str(demo_workspace.home), "--run", str(run), "--windows", "3", "--control-music", "1",
                "--steps", "2", "--threads", "1", "--average-last", "2", "--export", str(export), "--out", str(out)])

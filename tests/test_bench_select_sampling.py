@@ -33,20 +33,9 @@ def test_settings_are_parsed_typed_and_checked() -> None:
 
 
 def test_two_settings_on_a_real_catalog(tmp_path, demo_workspace, capsys) -> None:
-    import numpy as np
+    from tiny_denoiser import train_tiny_on_catalog
 
-    from generation.diffusion.recipe import build_configs
-    from generation.diffusion.train import train_denoiser
-    from generation.metrics.catalog_source import window_store
-
-    store = window_store(demo_workspace.home)
-    denoiser, config = build_configs({
-        "denoiser": {"window_frames": store.config.window_frames, "d_model": 32, "heads": 2, "body_layers": 1,
-                     "hand_layers": 1, "dropout": 0.0, "time_stride": 4, "genre_dim": 8},
-        "train": {"steps": 2, "batch_size": 4, "eval_every": 2, "val_windows": 4, "num_threads": 1,
-                  "warmup_steps": 1}})
-    emb = np.random.default_rng(0).normal(size=(len(store.genres), 8)).astype(np.float32)
-    train_denoiser(store, tmp_path / "run", denoiser, config, progress=False, embeddings=(emb, "test"))
+    train_tiny_on_catalog(demo_workspace.home, tmp_path / "run", steps=2, eval_every=2)
     out = tmp_path / "sampling.json"
     rc = main(["default=", "g3=guidance=3,genre_guidance=1.5", "--home", str(demo_workspace.home), "--run",
                str(tmp_path / "run"), "--windows", "3", "--control-music", "1", "--steps", "2", "--threads", "1",
