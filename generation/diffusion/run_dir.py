@@ -108,6 +108,20 @@ def list_snapshots(run_dir: str | Path) -> list[int]:
     return sorted(steps)
 
 
+def read_weights(run_dir: str | Path, snapshot: int | None = None) -> dict[str, torch.Tensor]:
+    """The state dict of ``model.pt`` or of a snapshot, refused by name when missing or unreadable."""
+    weights = weights_path(run_dir, snapshot)
+    if not weights.is_file():
+        kept = list_snapshots(run_dir)
+        raise InputError(weights, "no snapshot at this step", field="snapshot",
+                         expected=", ".join(map(str, kept)) or "none kept (train with snapshot_every)",
+                         got=str(snapshot))
+    try:
+        return torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a corrupt checkpoint
+        raise InputError(weights, f"cannot read the generator checkpoint: {exc}") from exc
+
+
 def average_snapshots(run_dir: str | Path, steps: Sequence[int]) -> dict[str, torch.Tensor]:
     """The uniform (box) mean of the raw weights kept at ``steps``: checkpoint averaging, a cheap post-hoc
     stand-in for the exponential moving average of the weights that diffusion models usually sample from and
@@ -115,7 +129,7 @@ def average_snapshots(run_dir: str | Path, steps: Sequence[int]) -> dict[str, to
     snapshots). Non-float entries come from the last step."""
     if not steps:
         raise DanceSearchError(f"{run_dir}: averaging snapshots needs at least one step")
-    states = [load_run(run_dir, snapshot=int(s))[0].state_dict() for s in steps]   # a missing one is named
+    states = [read_weights(run_dir, int(s)) for s in steps]     # a missing one is named; no model built each
     return {k: (torch.stack([st[k] for st in states]).mean(0) if v.is_floating_point() else v)
             for k, v in states[-1].items()}
 
@@ -245,16 +259,11 @@ def load_run(run_dir: str | Path, snapshot: int | None = None
         raise InputError(run_dir / "config.json", "made for another motion representation", field="representation",
                          expected=REPRESENTATION_ID, got=str(raw.get("representation")))
     model = GCDanceDenoiser(DenoiserConfig(**raw["denoiser"]))
-    weights = weights_path(run_dir, snapshot)
-    if not weights.is_file():
-        kept = list_snapshots(run_dir)
-        raise InputError(weights, "no snapshot at this step", field="snapshot",
-                         expected=", ".join(map(str, kept)) or "none kept (train with snapshot_every)",
-                         got=str(snapshot))
+    state = read_weights(run_dir, snapshot)
     try:
-        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    except Exception as exc:  # torch raises many types for a corrupt or mismatched checkpoint
-        raise InputError(weights, f"cannot read the generator checkpoint: {exc}") from exc
+        model.load_state_dict(state)
+    except Exception as exc:  # torch raises many types for a mismatched checkpoint
+        raise InputError(weights_path(run_dir, snapshot), f"cannot read the generator checkpoint: {exc}") from exc
     model.eval()
     normalizer = Normalizer.load(run_dir / "normalizer.npz")
     emb = np.load(run_dir / "genre_embeddings.npy")
