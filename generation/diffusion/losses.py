@@ -7,6 +7,8 @@ a foot (ankle / toe) touches the floor, that joint's predicted velocity is pushe
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from encoders.motion.kinematics import forward_kinematics
@@ -29,14 +31,32 @@ def joint_positions(features: torch.Tensor) -> torch.Tensor:
     return forward_kinematics(rot, features[..., LAYOUT.root], smplx52())
 
 
-def diffusion_losses(pred: torch.Tensor, target: torch.Tensor, normalizer: Normalizer) -> dict[str, torch.Tensor]:
-    """The four losses (scalars) for normalised predictions and targets (B, T, 319)."""
+@dataclass(frozen=True)
+class Posed:
+    """Predictions and targets de-normalised and posed once per step, shared by eq. 6-8 and any loss added
+    outside them (``kinetic_loss``), so forward kinematics runs once."""
+
+    pred_features: torch.Tensor     # (B, T, 319) de-normalised
+    pred_positions: torch.Tensor    # (B, T, 52, 3)
+    target_positions: torch.Tensor  # (B, T, 52, 3)
+
+
+def pose(pred: torch.Tensor, target: torch.Tensor, normalizer: Normalizer) -> Posed:
+    """De-normalise normalised predictions and targets (B, T, 319) and pose both by forward kinematics."""
+    p_feat = normalizer.denormalise(pred)
+    return Posed(p_feat, joint_positions(p_feat), joint_positions(normalizer.denormalise(target)))
+
+
+def diffusion_losses(pred: torch.Tensor, target: torch.Tensor, normalizer: Normalizer,
+                     posed: Posed | None = None) -> dict[str, torch.Tensor]:
+    """The four losses (scalars) for normalised predictions and targets (B, T, 319); ``posed``: their
+    :func:`pose`, when the caller has it already."""
     simple = torch.mean((pred - target) ** 2)                                         # eq. 5
     velocity = torch.mean(((pred[:, 1:] - pred[:, :-1]) - (target[:, 1:] - target[:, :-1])) ** 2)   # eq. 7
-    p_feat, t_feat = normalizer.denormalise(pred), normalizer.denormalise(target)
-    p_pos, t_pos = joint_positions(p_feat), joint_positions(t_feat)
+    posed = posed if posed is not None else pose(pred, target, normalizer)
+    p_pos, t_pos = posed.pred_positions, posed.target_positions
     joints = torch.mean(((p_pos - t_pos) ** 2).sum(-1))                                # eq. 6
     foot_vel = p_pos[:, 1:, _FOOT] - p_pos[:, :-1, _FOOT]                              # (B, T-1, 4, 3)
-    contact = (p_feat[:, :-1, LAYOUT.contacts] > CONTACT_THRESHOLD).to(pred.dtype).unsqueeze(-1)     # predicted labels
-    foot = torch.mean(((foot_vel * contact) ** 2).sum(-1))                             # eq. 8
+    contact = (posed.pred_features[:, :-1, LAYOUT.contacts] > CONTACT_THRESHOLD).to(pred.dtype).unsqueeze(-1)
+    foot = torch.mean(((foot_vel * contact) ** 2).sum(-1))                             # eq. 8, predicted labels
     return {"simple": simple, "joints": joints, "velocity": velocity, "foot": foot}

@@ -30,7 +30,8 @@ from .adversarial_critic import AdversarialConfig, fit_adversarial_critic
 from .denoiser import DenoiserConfig, GCDanceDenoiser
 from .genre_code import check_genre_code, genre_code
 from .genre_critic import CRITIC_KINDS, CriticConfig, critic_loss, fit_genre_critic
-from .losses import LOSS_NAMES, diffusion_losses
+from .kinetic_loss import kinetic_energy_loss
+from .losses import LOSS_NAMES, diffusion_losses, pose
 from .music_swap import swap_music
 from .music_tower import MusicTowerFeatures
 from .mtl import METHODS, LossCombiner
@@ -84,6 +85,9 @@ class TrainConfig:
     genre_loss_weight: float = 0.0
     """Weight of the frozen genre critic's cross-entropy on the predicted x0 (``genre_critic.py``), added outside
     ``loss_combination``; 0 trains without the critic (the first two shipped models)."""
+    kinetic_loss_weight: float = 0.0
+    """Weight of the kinetic-energy matching loss (``kinetic_loss.py``: each body joint's RMS speed over the
+    window, predicted against real, as a log ratio), added outside ``loss_combination``; 0: off (v1-v9)."""
     critic_epochs: int = 12
     """Epochs of the critic's fit (``genre_critic.CriticConfig``); its time comes out of ``minutes``."""
     posture_critic_epochs: int = 40
@@ -128,7 +132,8 @@ class TrainConfig:
         for name in ("cond_drop", "music_swap"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise DanceSearchError(f"{name} is a share of windows, in [0, 1]; got {getattr(self, name)}")
-        for name in ("genre_loss_weight", "sampled_critic_weight", "vlb_weight", "weight_decay"):
+        for name in ("genre_loss_weight", "sampled_critic_weight", "vlb_weight", "weight_decay",
+                     "kinetic_loss_weight"):
             if getattr(self, name) < 0:
                 raise DanceSearchError(f"{name} must be >= 0, got {getattr(self, name)}")
         unknown = sorted(set(self.loss_weights) - set(LOSS_NAMES))
@@ -275,8 +280,12 @@ def train_denoiser(store: WindowStore, out: str | Path, denoiser: DenoiserConfig
             pred = model(xt, t, music, g, drop_music=drop_music, drop_genre=drop_genre,
                          return_variance=model.config.learned_variance)
             pred, var = pred if model.config.learned_variance else (pred, None)      # POPDG 4.1
-            losses = diffusion_losses(pred, x0, normalizer)
+            posed = pose(pred, x0, normalizer)
+            losses = diffusion_losses(pred, x0, normalizer, posed)
             total, _ = combiner.combine([losses[k] for k in LOSS_NAMES], shared)
+            if config.kinetic_loss_weight > 0:                 # kinetic_loss.py, outside the combiner
+                losses["kinetic"] = kinetic_energy_loss(posed.pred_positions, posed.target_positions)
+                total = total + config.kinetic_loss_weight * losses["kinetic"]
             if var is not None:                                # iDDPM's L_vlb, outside the multi-task combiner
                 losses["vlb"] = vlb_loss(sched, x0, xt, t, pred, var)
                 total = total + config.vlb_weight * losses["vlb"]
