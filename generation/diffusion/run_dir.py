@@ -147,8 +147,12 @@ def export_checkpoint(run_dir: str | Path, steps: Sequence[int], out_dir: str | 
     if out_dir.resolve() == run_dir.resolve():
         raise InputError(out_dir, "the export would overwrite the run it comes from", field="out",
                          expected="another directory", got=str(out_dir))
-    weights = (weights_path(run_dir, steps[0] if steps else None).read_bytes() if len(steps) <= 1
-               else _state_bytes(average_snapshots(run_dir, steps)))
+    if len(steps) <= 1:
+        weights = weights_path(run_dir, steps[0] if steps else None).read_bytes()
+    else:
+        mean = average_snapshots(run_dir, steps)
+        model.load_state_dict(mean)              # the mean must load into the run's denoiser before it is written
+        weights = _state_bytes(mean)
     data = raw.get("data", {})
     if steps:
         val = val_error_at(read_history(run_dir), steps[0]) if len(steps) == 1 else None
